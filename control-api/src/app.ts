@@ -1,0 +1,47 @@
+import { MembersQuerySchema, toIssues } from '@pgmesh/protocol'
+import { Hono } from 'hono'
+import type { ClusterSource } from './cluster-source.js'
+import { apiError } from './errors.js'
+
+export interface ControlApiOptions {
+  readonly source: ClusterSource
+  /** called with unexpected handler errors; the client gets a generic 500 */
+  readonly onError?: (err: unknown) => void
+}
+
+/**
+ * The control API as a plain Hono app: Web-standard Request/Response only, so it runs under
+ * @hono/node-server, an edge runtime, or `app.request()` in tests.
+ */
+export function createControlApi(options: ControlApiOptions): Hono {
+  const { source } = options
+  const app = new Hono()
+
+  app.get('/health', (c) => c.json(source.health()))
+
+  app.get('/ready', (c) => {
+    const r = source.ready()
+    return c.json(r, r.ready ? 200 : 503)
+  })
+
+  app.get('/v1/status', (c) => c.json(source.status()))
+
+  app.get('/v1/members', (c) => {
+    const q = MembersQuerySchema.safeParse(c.req.query())
+    if (!q.success) {
+      return c.json(apiError('API_BAD_REQUEST', 'invalid query parameters', toIssues(q.error)), 400)
+    }
+    const { state } = q.data
+    const members = source.members().filter((m) => state === undefined || m.state === state)
+    return c.json({ members })
+  })
+
+  app.notFound((c) => c.json(apiError('API_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), 404))
+
+  app.onError((e, c) => {
+    options.onError?.(e)
+    return c.json(apiError('API_INTERNAL', 'internal error; see the node log'), 500)
+  })
+
+  return app
+}

@@ -1,0 +1,12 @@
+import type { ClusterStatus, HealthResponse, MemberView, ReadyResponse } from '@pgmesh/protocol'
+
+/**
+ * What the control API reads from. mesh-node implements it over the live node; tests and
+ * other runtimes may implement it over anything that can produce the same shapes.
+ */
+export interface ClusterSource {
+  status(): ClusterStatus
+  members(): readonly MemberView[]
+  health(): HealthResponse
+  ready(): ReadyResponse
+}

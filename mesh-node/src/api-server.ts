@@ -1,0 +1,42 @@
+import type { AddressInfo } from 'node:net'
+import { createAdaptorServer } from '@hono/node-server'
+import type { HostPort } from '@pgmesh/protocol'
+import type { Hono } from 'hono'
+
+export interface ApiServer {
+  readonly address: HostPort
+  close(): Promise<void>
+}
+
+/** Limits that keep a slow or hostile client from holding the API server's memory or sockets. */
+const SERVER_LIMITS = {
+  maxHeaderSize: 16 * 1024,
+  headersTimeout: 5_000,
+  requestTimeout: 10_000,
+  keepAliveTimeout: 5_000,
+} as const
+
+export async function startApiServer(app: Hono, listen: HostPort): Promise<ApiServer> {
+  const server = createAdaptorServer({ fetch: app.fetch, serverOptions: SERVER_LIMITS })
+  await new Promise<void>((resolveListen, rejectListen) => {
+    server.once('error', rejectListen)
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', rejectListen)
+      resolveListen()
+    })
+  })
+  // a client error (random bytes, oversized headers) answers 400/431 and closes that socket only
+  server.on('clientError', (_e, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
+    else socket.destroy()
+  })
+  const a = server.address() as AddressInfo
+  return {
+    address: { host: a.address, port: a.port },
+    close: () =>
+      new Promise<void>((done) => {
+        server.close(() => done())
+        if ('closeAllConnections' in server) server.closeAllConnections()
+      }),
+  }
+}

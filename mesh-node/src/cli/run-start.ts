@@ -1,0 +1,120 @@
+import { createControlApi } from '@pgmesh/control-api'
+import { formatError, formatHostPort } from '@pgmesh/protocol'
+import { startApiServer } from '../api-server.js'
+import { loadConfig, type StartOverrides } from '../load-config.js'
+import { createLogger } from '../log.js'
+import { MeshNode } from '../mesh-node.js'
+import { loadNodeIdentity } from '../node-identity.js'
+import { loadSecret } from '../secret.js'
+import { packageVersion } from '../version.js'
+
+/** How long a graceful stop may take before the process exits anyway. */
+const STOP_TIMEOUT_MS = 10_000
+
+const WILDCARDS = new Set(['0.0.0.0', '::', '[::]'])
+
+/** Runs a node until SIGTERM/SIGINT. Resolves with the process exit code. */
+export async function runStart(configFile: string | undefined, flags: StartOverrides): Promise<number> {
+  const loaded = await loadConfig(configFile, flags, process.cwd())
+  if (!loaded.ok) {
+    process.stderr.write(`pgmesh: ${formatError(loaded.error)}\n`)
+    return 2
+  }
+  const config = loaded.value
+  const logger = createLogger(config.node.logLevel, config.node.id)
+  const log = logger.child({ component: 'main' })
+
+  let psk: Uint8Array | undefined
+  if (config.node.secretFile !== undefined) {
+    const s = await loadSecret(config.node.secretFile)
+    if (!s.ok) {
+      process.stderr.write(`pgmesh: ${formatError(s.error)}\n`)
+      return 2
+    }
+    if (s.value.looseMode)
+      log.warn(
+        { file: config.node.secretFile },
+        'the cluster secret file is readable by group or others; chmod 600 it',
+      )
+    psk = s.value.psk
+  } else {
+    log.warn('INSECURE DEV MODE: no cluster secret; anyone who can reach the gossip port can join this mesh')
+  }
+
+  const identity = await loadNodeIdentity(config.node.dataDir!, Date.now())
+  if (!identity.ok) {
+    process.stderr.write(`pgmesh: ${formatError(identity.error)}\n`)
+    return 2
+  }
+
+  const node = new MeshNode({ config, identity: identity.value, psk, logger, version: packageVersion() })
+  const app = createControlApi({
+    source: node,
+    onError: (e) => logger.child({ component: 'api' }).error({ err: e }, 'API handler failed'),
+  })
+
+  let api: Awaited<ReturnType<typeof startApiServer>>
+  try {
+    api = await startApiServer(app, config.node.api.listen)
+  } catch (e) {
+    process.stderr.write(
+      `pgmesh: cannot listen for the API on ${formatHostPort(config.node.api.listen)}: ${(e as Error).message}\n`,
+    )
+    return 1
+  }
+  const advertisedHost = WILDCARDS.has(api.address.host)
+    ? (config.node.gossip.advertise?.host ?? null)
+    : api.address.host
+  node.setApiAddress(
+    advertisedHost === null ? null : formatHostPort({ host: advertisedHost, port: api.address.port }),
+  )
+  log.info(
+    { api: formatHostPort(api.address), dataDir: config.node.dataDir, priority: config.node.priority },
+    'control API listening',
+  )
+
+  try {
+    await node.start()
+  } catch (e) {
+    log.fatal({ err: (e as Error).message }, 'cannot start the gossip transport')
+    await api.close()
+    return 1
+  }
+
+  return await new Promise<number>((resolveExit) => {
+    let stopping = false
+    const stop = (signal: string) => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting now')
+        resolveExit(1)
+        return
+      }
+      stopping = true
+      log.info({ signal }, 'stopping: leaving the mesh')
+      const timer = setTimeout(() => {
+        log.error('graceful stop timed out; exiting')
+        resolveExit(1)
+      }, STOP_TIMEOUT_MS)
+      node
+        .stop()
+        .then(() => api.close())
+        .then(() => {
+          clearTimeout(timer)
+          resolveExit(0)
+        })
+        .catch((e: unknown) => {
+          log.error({ err: (e as Error).message }, 'error while stopping')
+          clearTimeout(timer)
+          resolveExit(1)
+        })
+    }
+    process.on('SIGTERM', () => stop('SIGTERM'))
+    process.on('SIGINT', () => stop('SIGINT'))
+    process.on('unhandledRejection', (reason) => {
+      log.error(
+        { err: reason instanceof Error ? reason.message : String(reason) },
+        'unhandled rejection (continuing)',
+      )
+    })
+  })
+}

@@ -1,0 +1,191 @@
+import '../polyfill.js'
+import { gossipsub } from '@chainsafe/libp2p-gossipsub'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { type Message, type PrivateKey, TopicValidatorResult } from '@libp2p/interface'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import type { HostPort } from '@pgmesh/protocol'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { hostPortToMultiaddr } from './seed-addresses.js'
+
+export interface GossipTransportOptions {
+  readonly privateKey: PrivateKey
+  readonly listen: HostPort
+  readonly advertise?: HostPort
+  /** libp2p private-network key; undefined only in insecure dev mode */
+  readonly psk?: Uint8Array
+  readonly topic: string
+  readonly maxMessageBytes: number
+  readonly meshHeartbeatMs: number
+  readonly maxPeers: number
+}
+
+/** What the transport tells its owner; the owner decides what a message means. */
+export interface GossipTransportEvents {
+  /**
+   * Validates one message before gossipsub delivers or forwards it. Return true to accept; on
+   * false the message is neither delivered nor forwarded, and the sender's score drops.
+   * `from` is the signing originator (not the relaying neighbour).
+   */
+  validate(data: Uint8Array, from: string): boolean
+  /** an accepted message */
+  message(data: Uint8Array, from: string): void
+  peerConnected(peerId: string): void
+  peerDisconnected(peerId: string): void
+  /** a peer subscribed to our topic: a good moment to send it our state */
+  peerSubscribed(peerId: string): void
+}
+
+/**
+ * The libp2p node: TCP + noise + yamux + identify, gossipsub on one topic, an optional
+ * private-network key. It knows nothing of pgmesh messages.
+ */
+export class GossipTransport {
+  #node: Libp2p<{ pubsub: ReturnType<ReturnType<typeof gossipsub>> }> | null = null
+  readonly #dialing = new Set<string>()
+
+  constructor(
+    private readonly opts: GossipTransportOptions,
+    private readonly events: GossipTransportEvents,
+  ) {}
+
+  get peerId(): string {
+    return this.#required().peerId.toString()
+  }
+
+  async start(): Promise<void> {
+    const o = this.opts
+    const listen = hostPortToMultiaddr(o.listen).toString()
+    const node = await createLibp2p({
+      privateKey: o.privateKey,
+      addresses: {
+        listen: [listen],
+        announce: o.advertise === undefined ? [] : [hostPortToMultiaddr(o.advertise).toString()],
+      },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      ...(o.psk === undefined ? {} : { connectionProtector: preSharedKey({ psk: o.psk }) }),
+      connectionGater: {
+        // libp2p 2.x does not check that the peer answering a /p2p/<id> address is that peer
+        denyOutboundEncryptedConnection: (peer, maConn) => {
+          const want = maConn.remoteAddr.getPeerId()
+          return want != null && want !== peer.toString()
+        },
+        // loopback is a legitimate place for peers (tests, single-host labs)
+        denyDialMultiaddr: () => false,
+      },
+      connectionManager: {
+        maxConnections: Math.max(o.maxPeers * 2, 16),
+        // all three must be set: libp2p 2.10 computes NaN delays otherwise
+        reconnectRetries: 20,
+        reconnectRetryInterval: 500,
+        reconnectBackoffFactor: 1.5,
+      },
+      connectionMonitor: { pingInterval: 2000, pingTimeout: { minTimeout: 3000, maxTimeout: 3000 } },
+      services: {
+        identify: identify(),
+        pubsub: gossipsub({
+          allowPublishToZeroTopicPeers: true,
+          emitSelf: false,
+          floodPublish: true,
+          heartbeatInterval: o.meshHeartbeatMs,
+          maxInboundDataLength: o.maxMessageBytes + 4096,
+        }),
+      },
+    })
+    this.#node = node
+    const pubsub = node.services.pubsub
+    pubsub.topicValidators.set(o.topic, (_peer, msg: Message) => {
+      if (msg.type !== 'signed') return TopicValidatorResult.Reject
+      return this.events.validate(msg.data, msg.from.toString())
+        ? TopicValidatorResult.Accept
+        : TopicValidatorResult.Reject
+    })
+    pubsub.addEventListener('message', (e) => {
+      const msg = e.detail
+      if (msg.topic === o.topic && msg.type === 'signed') this.events.message(msg.data, msg.from.toString())
+    })
+    pubsub.addEventListener('subscription-change', (e) => {
+      if (e.detail.subscriptions.some((s) => s.topic === o.topic && s.subscribe)) {
+        this.events.peerSubscribed(e.detail.peerId.toString())
+      }
+    })
+    node.addEventListener('peer:connect', (e) => this.events.peerConnected(e.detail.toString()))
+    node.addEventListener('peer:disconnect', (e) => this.events.peerDisconnected(e.detail.toString()))
+    pubsub.subscribe(o.topic)
+  }
+
+  async stop(): Promise<void> {
+    const node = this.#node
+    this.#node = null
+    if (node !== null) await node.stop()
+  }
+
+  get started(): boolean {
+    return this.#node !== null
+  }
+
+  /** Multiaddrs (with /p2p/) peers can dial us at. */
+  addresses(): string[] {
+    return this.#required()
+      .getMultiaddrs()
+      .map((a) => a.toString())
+  }
+
+  connectedPeers(): string[] {
+    return this.#required()
+      .getPeers()
+      .map((p) => p.toString())
+  }
+
+  isConnected(peerId: string): boolean {
+    const node = this.#node
+    return node?.getPeers().some((p) => p.toString() === peerId) ?? false
+  }
+
+  /** Publishes to the topic; returns how many peers it was sent to. */
+  async publish(data: Uint8Array): Promise<number> {
+    const r = await this.#required().services.pubsub.publish(this.opts.topic, data)
+    return r.recipients.length
+  }
+
+  /** Dials a seed by plain host:port; resolves with the peer id that answered. */
+  async dialSeed(seed: HostPort, signal: AbortSignal): Promise<string> {
+    const conn = await this.#required().dial(hostPortToMultiaddr(seed), { signal })
+    return conn.remotePeer.toString()
+  }
+
+  /**
+   * Dials a peer learnt from gossip, at most one attempt in flight per peer, and only while
+   * below `maxPeers` connections.
+   */
+  dialDiscovered(peerId: string, addrs: readonly string[], signal: AbortSignal): void {
+    const node = this.#node
+    if (node === null || this.#dialing.has(peerId) || this.isConnected(peerId)) return
+    if (node.getPeers().length >= this.opts.maxPeers) return
+    const targets: Multiaddr[] = []
+    for (const a of addrs) {
+      try {
+        const ma = multiaddr(a)
+        if (ma.getPeerId() === peerId) targets.push(ma)
+      } catch {
+        // an unparsable address in a valid message: skip it
+      }
+    }
+    if (targets.length === 0) return
+    this.#dialing.add(peerId)
+    node
+      .dial(targets, { signal })
+      .catch(() => undefined)
+      .finally(() => this.#dialing.delete(peerId))
+  }
+
+  #required() {
+    if (this.#node === null) throw new Error('gossip transport is not started')
+    return this.#node
+  }
+}

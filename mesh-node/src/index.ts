@@ -1,0 +1,7 @@
+export { type ApiServer, startApiServer } from './api-server.js'
+export { loadConfig, type StartOverrides } from './load-config.js'
+export { createLogger, type Logger } from './log.js'
+export * from './membership/membership.js'
+export { type Clock, MeshNode, type MeshNodeOptions, systemClock } from './mesh-node.js'
+export { loadNodeIdentity, type NodeIdentity } from './node-identity.js'
+export { generateSecret, loadSecret, parseSecret } from './secret.js'

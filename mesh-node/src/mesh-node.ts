@@ -1,0 +1,353 @@
+import type { ClusterSource } from '@pgmesh/control-api'
+import {
+  type ClusterStatus,
+  type ConfigFile,
+  decodeGossip,
+  encodeGossip,
+  formatHostPort,
+  type GossipMessage,
+  type HealthResponse,
+  type Heartbeat,
+  MEMBER_STATES,
+  type MemberView,
+  type ReadyResponse,
+} from '@pgmesh/protocol'
+import { GossipTransport } from './gossip/gossip-transport.js'
+import { runJoinLoop } from './gossip/join-loop.js'
+import { type Logger, RateLimitedLog } from './log.js'
+import {
+  initialMembership,
+  type MembershipChange,
+  type MembershipEvent,
+  type MembershipState,
+  membershipStep,
+  memberViews,
+} from './membership/membership.js'
+import type { NodeIdentity } from './node-identity.js'
+
+export interface Clock {
+  /** monotonic milliseconds, for every duration */
+  mono(): number
+  /** wall-clock milliseconds since the epoch, for display only */
+  wall(): number
+}
+
+export const systemClock: Clock = { mono: () => performance.now(), wall: () => Date.now() }
+
+export interface MeshNodeOptions {
+  readonly config: ConfigFile
+  readonly identity: NodeIdentity
+  /** private-network key; undefined only with insecureDev */
+  readonly psk: Uint8Array | undefined
+  readonly logger: Logger
+  readonly version: string
+  readonly clock?: Clock
+}
+
+/** How often a noisy peer's bad messages are logged (each drop is still counted). */
+const DROP_LOG_INTERVAL_MS = 10_000
+/** A leave is sent this many times, spaced out, because gossip may lose any single message. */
+const LEAVE_REPEATS = 3
+const LEAVE_SPACING_MS = 40
+
+/**
+ * One pgmesh node: the gossip transport, the membership state machine fed by heartbeats, and the
+ * ClusterSource the control API reads. Timers and sockets live here; decisions live in the pure
+ * state machines.
+ */
+export class MeshNode implements ClusterSource {
+  readonly #o: MeshNodeOptions
+  readonly #clock: Clock
+  readonly #log: Logger
+  readonly #gossipLog: Logger
+  readonly #transport: GossipTransport
+  readonly #dropLog = new RateLimitedLog(DROP_LOG_INTERVAL_MS)
+  readonly #decoded = new WeakMap<Uint8Array, GossipMessage>()
+  readonly #dropped: Record<string, number> = {}
+  readonly #startedAt: number
+  #membership: MembershipState
+  #seq = 0
+  #messagesIn = 0
+  #messagesOut = 0
+  #apiAddress: string | null = null
+  #running: AbortController | null = null
+  #timers: NodeJS.Timeout[] = []
+  #joined = false
+  #joinLoop: Promise<void> = Promise.resolve()
+
+  constructor(o: MeshNodeOptions) {
+    this.#o = o
+    this.#clock = o.clock ?? systemClock
+    this.#startedAt = this.#clock.mono()
+    this.#log = o.logger.child({ component: 'node' })
+    this.#gossipLog = o.logger.child({ component: 'gossip' })
+    this.#membership = initialMembership(o.config.node.id)
+    const g = o.config.cluster.gossip
+    this.#transport = new GossipTransport(
+      {
+        privateKey: o.identity.privateKey,
+        listen: o.config.node.gossip.listen,
+        ...(o.config.node.gossip.advertise === undefined
+          ? {}
+          : { advertise: o.config.node.gossip.advertise }),
+        ...(o.psk === undefined ? {} : { psk: o.psk }),
+        topic: `pgmesh/${o.config.cluster.name}/v1`,
+        maxMessageBytes: g.maxMessageBytes,
+        meshHeartbeatMs: g.meshHeartbeatMs,
+        maxPeers: g.maxPeers,
+      },
+      {
+        validate: (data, from) => this.#validate(data, from),
+        message: (data, from) => this.#onMessage(data, from),
+        peerConnected: (peerId) => {
+          this.#gossipLog.debug({ peer: peerId }, 'peer connected')
+          this.#sendHeartbeat()
+        },
+        peerDisconnected: (peerId) => {
+          this.#gossipLog.debug({ peer: peerId }, 'peer disconnected')
+          this.#apply({ type: 'peerDisconnected', peerId })
+        },
+        peerSubscribed: () => this.#sendHeartbeat(),
+      },
+    )
+  }
+
+  get id(): string {
+    return this.#o.config.node.id
+  }
+
+  /** The control API's address as peers should reach it (shown in heartbeats and status). */
+  setApiAddress(address: string | null): void {
+    this.#apiAddress = address
+  }
+
+  async start(): Promise<void> {
+    if (this.#running !== null) return
+    const running = new AbortController()
+    this.#running = running
+    await this.#transport.start()
+    const { node, cluster } = this.#o.config
+    this.#log.info(
+      {
+        peerId: this.#transport.peerId,
+        incarnation: this.#o.identity.incarnation,
+        addrs: this.#transport.addresses(),
+        cluster: cluster.name,
+        private: this.#o.psk !== undefined,
+      },
+      'gossip started',
+    )
+    const m = cluster.membership
+    this.#timers.push(setInterval(() => this.#sendHeartbeat(), m.heartbeatIntervalMs))
+    this.#timers.push(
+      setInterval(() => this.#apply({ type: 'tick' }), Math.max(10, m.heartbeatIntervalMs / 2)),
+    )
+    this.#sendHeartbeat()
+    this.#joinLoop = runJoinLoop(
+      {
+        seeds: node.join.filter(
+          (s) => formatHostPort(s) !== formatHostPort(node.gossip.listen) || node.gossip.listen.port === 0,
+        ),
+        ...node.joinRetry,
+        dialSeed: (seed, signal) => this.#transport.dialSeed(seed, signal),
+        isConnected: (p) => this.#transport.isConnected(p),
+        onJoined: (seed, peerId) => {
+          if (!this.#joined) this.#log.info({ seed: formatHostPort(seed), peer: peerId }, 'joined the mesh')
+          this.#joined = true
+          this.#sendHeartbeat()
+        },
+        log: this.#o.logger.child({ component: 'join' }),
+      },
+      running.signal,
+    )
+  }
+
+  /** Graceful leave: tell peers (so they mark us `left` at once), then close everything. */
+  async stop(): Promise<void> {
+    const running = this.#running
+    if (running === null) return
+    this.#running = null
+    for (const t of this.#timers) clearInterval(t)
+    this.#timers = []
+    running.abort()
+    await this.#joinLoop
+    if (this.#transport.started) {
+      for (let i = 0; i < LEAVE_REPEATS; i++) {
+        await this.#publish({
+          v: 1,
+          kind: 'leave',
+          cluster: this.#o.config.cluster.name,
+          node: this.id,
+          peerId: this.#transport.peerId,
+          incarnation: this.#o.identity.incarnation,
+          sentAt: this.#clock.wall(),
+        })
+        await new Promise((r) => setTimeout(r, LEAVE_SPACING_MS))
+      }
+      await this.#transport.stop()
+    }
+    this.#log.info('left the mesh')
+  }
+
+  // ---- ClusterSource
+
+  members(): MemberView[] {
+    const started = this.#transport.started
+    return memberViews(
+      this.#membership,
+      {
+        peerId: started ? this.#transport.peerId : '',
+        incarnation: this.#o.identity.incarnation,
+        priority: this.#o.config.node.priority,
+        addrs: started ? this.#transport.addresses() : [],
+        api: this.#apiAddress,
+        configVersion: 0,
+        startedAt: this.#startedAt,
+      },
+      this.#clock.mono(),
+      this.#clock.wall(),
+    )
+  }
+
+  status(): ClusterStatus {
+    const members = this.members()
+    const counts = Object.fromEntries(MEMBER_STATES.map((s) => [s, 0])) as Record<MemberView['state'], number>
+    for (const m of members) counts[m.state]++
+    return {
+      cluster: this.#o.config.cluster.name,
+      version: this.#o.version,
+      self: this.id,
+      generatedAt: new Date(this.#clock.wall()).toISOString(),
+      members,
+      counts,
+      gossip: {
+        connectedPeers: this.#transport.started ? this.#transport.connectedPeers().length : 0,
+        messagesIn: this.#messagesIn,
+        messagesOut: this.#messagesOut,
+        dropped: { ...this.#dropped },
+      },
+    }
+  }
+
+  health(): HealthResponse {
+    return { status: 'ok', node: this.id, uptimeMs: Math.round(this.#clock.mono() - this.#startedAt) }
+  }
+
+  ready(): ReadyResponse {
+    const reasons: string[] = []
+    if (!this.#transport.started) reasons.push('gossip transport not started')
+    else if (this.#o.config.node.join.length > 0 && this.#transport.connectedPeers().length === 0) {
+      reasons.push('not connected to any peer yet (seeds are being dialled)')
+    }
+    return { ready: reasons.length === 0, reasons }
+  }
+
+  // ---- internals
+
+  #sendHeartbeat(): void {
+    if (this.#running === null || !this.#transport.started) return
+    const hb: Heartbeat = {
+      v: 1,
+      kind: 'heartbeat',
+      cluster: this.#o.config.cluster.name,
+      node: this.id,
+      peerId: this.#transport.peerId,
+      incarnation: this.#o.identity.incarnation,
+      sentAt: this.#clock.wall(),
+      seq: ++this.#seq,
+      priority: this.#o.config.node.priority,
+      addrs: this.#transport.addresses().slice(0, 16),
+      api: this.#apiAddress,
+      configVersion: 0,
+    }
+    void this.#publish(hb)
+  }
+
+  async #publish(msg: GossipMessage): Promise<void> {
+    const bytes = encodeGossip(msg, this.#o.config.cluster.gossip.maxMessageBytes)
+    if (!bytes.ok) {
+      this.#gossipLog.error({ code: bytes.error.code, kind: msg.kind }, bytes.error.message)
+      return
+    }
+    try {
+      await this.#transport.publish(bytes.value)
+      this.#messagesOut++
+    } catch (e) {
+      this.#gossipLog.debug({ err: e instanceof Error ? e.message : String(e) }, 'publish failed')
+    }
+  }
+
+  #validate(data: Uint8Array, from: string): boolean {
+    const r = decodeGossip(data, this.#o.config.cluster.gossip.maxMessageBytes)
+    let code: string | null = null
+    let detail = ''
+    if (!r.ok) {
+      code = r.error.code
+      detail = r.error.message
+    } else if (r.value.cluster !== this.#o.config.cluster.name) {
+      code = 'GOSSIP_WRONG_CLUSTER'
+      detail = `message for cluster '${r.value.cluster}'`
+    } else if (r.value.peerId !== from) {
+      code = 'GOSSIP_PEER_MISMATCH'
+      detail = `message claims peer ${r.value.peerId} but was signed by ${from}`
+    }
+    if (code === null && r.ok) {
+      this.#decoded.set(data, r.value)
+      return true
+    }
+    const c = code ?? 'GOSSIP_INVALID'
+    this.#dropped[c] = (this.#dropped[c] ?? 0) + 1
+    const suppressed = this.#dropLog.shouldLog(`${from}/${c}`, this.#clock.mono())
+    if (suppressed !== null)
+      this.#gossipLog.warn({ peer: from, code: c, suppressed }, `dropped gossip: ${detail}`)
+    return false
+  }
+
+  #onMessage(data: Uint8Array, from: string): void {
+    let msg = this.#decoded.get(data)
+    if (msg === undefined) {
+      if (!this.#validate(data, from)) return
+      msg = this.#decoded.get(data)
+      if (msg === undefined) return
+    }
+    this.#decoded.delete(data)
+    this.#messagesIn++
+    if (msg.kind === 'heartbeat') {
+      this.#apply({ type: 'heartbeat', msg })
+      if (this.#running !== null) this.#transport.dialDiscovered(msg.peerId, msg.addrs, this.#running.signal)
+    } else {
+      this.#apply({ type: 'leave', msg })
+    }
+  }
+
+  #apply(event: MembershipEvent): void {
+    const r = membershipStep(this.#membership, event, this.#clock.mono(), this.#o.config.cluster.membership)
+    this.#membership = r.state
+    for (const c of r.changes) this.#report(c)
+  }
+
+  #report(c: MembershipChange): void {
+    const log = this.#o.logger.child({ component: 'membership' })
+    switch (c.type) {
+      case 'state':
+        log[c.to === 'alive' || c.to === 'left' ? 'info' : 'warn'](
+          { member: c.id, from: c.from, to: c.to, incarnation: c.incarnation },
+          `member ${c.id} is ${c.to}`,
+        )
+        break
+      case 'removed':
+        log.info({ member: c.id, reason: c.reason }, `member ${c.id} removed`)
+        break
+      case 'idConflict': {
+        const suppressed = this.#dropLog.shouldLog(`conflict/${c.peerId}`, this.#clock.mono())
+        if (suppressed !== null) {
+          log.error(
+            { member: c.id, peer: c.peerId, suppressed },
+            `another node uses this node's id '${c.id}'`,
+          )
+        }
+        break
+      }
+    }
+  }
+}

@@ -1,0 +1,149 @@
+import { z } from 'zod'
+import { DialAddressSchema, ListenAddressSchema } from './address.js'
+import { err, type Issue, ok, pgmeshError, type Result } from './errors.js'
+
+/** Node ids name a node in logs, the API and the config; they are stable across restarts. */
+export const NodeIdSchema = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/,
+    'must be 1-63 characters: letters, digits, _ . - (starting with a letter or digit)',
+  )
+
+export const PrioritySchema = z.number().int().min(1).max(254)
+
+const ms = (def: number, min: number, max: number) => z.number().int().min(min).max(max).default(def)
+
+/**
+ * Membership timings (memberlist-style: every timing is a named field with a documented default).
+ * A member is `suspect` once no heartbeat arrived for `suspectTimeoutMs`, `dead` after `deadTimeoutMs`.
+ * Dead members stay listed (they count toward quorum) until an operator removes them;
+ * members that left gracefully are forgotten after `leftRetentionMs`.
+ */
+export const MembershipTimingsSchema = z
+  .object({
+    heartbeatIntervalMs: ms(250, 20, 60_000),
+    suspectTimeoutMs: ms(1_000, 50, 600_000),
+    deadTimeoutMs: ms(3_000, 100, 3_600_000),
+    leftRetentionMs: ms(600_000, 0, 86_400_000),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    if (t.suspectTimeoutMs < 2 * t.heartbeatIntervalMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['suspectTimeoutMs'],
+        message: `must be at least 2 × heartbeatIntervalMs (${2 * t.heartbeatIntervalMs}), or one lost heartbeat makes a member suspect`,
+      })
+    }
+    if (t.deadTimeoutMs <= t.suspectTimeoutMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['deadTimeoutMs'],
+        message: `must be greater than suspectTimeoutMs (${t.suspectTimeoutMs})`,
+      })
+    }
+  })
+export type MembershipTimings = z.infer<typeof MembershipTimingsSchema>
+
+export const GossipTuningSchema = z
+  .object({
+    /** largest gossip message accepted or sent, bytes */
+    maxMessageBytes: z.number().int().min(1024).max(1_048_576).default(65_536),
+    /** gossipsub mesh heartbeat; shorter = faster first delivery to a new peer, more CPU */
+    meshHeartbeatMs: ms(500, 100, 10_000),
+    /** a node dials peers it learns from heartbeats until it has this many connections */
+    maxPeers: z.number().int().min(1).max(1000).default(64),
+  })
+  .strict()
+
+/** Cluster settings: the same on every node (gossiped and versioned in a later release). */
+export const ClusterConfigSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be 1-63 characters: letters, digits, _ . -')
+      .default('pgmesh'),
+    membership: MembershipTimingsSchema.prefault({}),
+    gossip: GossipTuningSchema.prefault({}),
+  })
+  .strict()
+export type ClusterConfig = z.infer<typeof ClusterConfigSchema>
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export const LogLevelSchema = z.enum(LOG_LEVELS)
+export type LogLevel = z.infer<typeof LogLevelSchema>
+
+export const JoinRetrySchema = z
+  .object({
+    /** first delay between attempts to reach a seed */
+    initialMs: ms(200, 10, 60_000),
+    /** backoff cap between attempts */
+    maxMs: ms(5_000, 100, 600_000),
+    /** one dial attempt gives up after this long */
+    dialTimeoutMs: ms(5_000, 100, 120_000),
+  })
+  .strict()
+
+/** Settings that belong to one node and never travel over gossip. */
+export const NodeConfigSchema = z
+  .object({
+    id: NodeIdSchema,
+    priority: PrioritySchema.default(100),
+    gossip: z
+      .object({
+        listen: ListenAddressSchema.default({ host: '0.0.0.0', port: 7946 }),
+        /** the address peers should dial, when `listen` is a wildcard or behind NAT */
+        advertise: DialAddressSchema.optional(),
+      })
+      .strict()
+      .prefault({}),
+    api: z
+      .object({ listen: ListenAddressSchema.default({ host: '127.0.0.1', port: 7947 }) })
+      .strict()
+      .prefault({}),
+    /** seed addresses (any member); the node retries until one answers */
+    join: z.array(DialAddressSchema).max(64).default([]),
+    joinRetry: JoinRetrySchema.prefault({}),
+    /** file with the cluster secret written by `pgmesh keygen` */
+    secretFile: z.string().min(1).optional(),
+    /** run without a cluster secret: anyone who can reach the gossip port can join. Never in production. */
+    insecureDev: z.boolean().default(false),
+    /** holds the node key (stable peer id) and the incarnation counter */
+    dataDir: z.string().min(1).optional(),
+    logLevel: LogLevelSchema.default('info'),
+  })
+  .strict()
+  .superRefine((n, ctx) => {
+    if (n.secretFile === undefined && !n.insecureDev) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['secretFile'],
+        message:
+          'a cluster secret is required (create one with `pgmesh keygen --out FILE`), or set insecureDev for a throw-away test mesh',
+      })
+    }
+  })
+export type NodeConfig = z.infer<typeof NodeConfigSchema>
+
+export const ConfigFileSchema = z
+  .object({
+    node: NodeConfigSchema,
+    cluster: ClusterConfigSchema.prefault({}),
+  })
+  .strict()
+export type ConfigFile = z.infer<typeof ConfigFileSchema>
+export type ConfigFileInput = z.input<typeof ConfigFileSchema>
+
+/** Zod issues as path + message, the shape every validation error in pgmesh uses. */
+export function toIssues(error: z.ZodError): Issue[] {
+  return error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }))
+}
+
+/** Validates an already-parsed document (YAML/JSON) against the config schema. */
+export function validateConfig(doc: unknown): Result<ConfigFile> {
+  const r = ConfigFileSchema.safeParse(doc)
+  if (r.success) return ok(r.data)
+  const issues = toIssues(r.error)
+  return err(pgmeshError('CONFIG_INVALID', `configuration has ${issues.length} problem(s)`, issues))
+}

@@ -1,0 +1,58 @@
+/**
+ * Errors are values: every failure a caller can meet carries a stable `code` that is
+ * documented in docs/errors.md, so an operator can look it up.
+ */
+export const ERROR_CODES = [
+  'ADDRESS_INVALID',
+  'CONFIG_NOT_FOUND',
+  'CONFIG_PARSE',
+  'CONFIG_INVALID',
+  'SECRET_MISSING',
+  'SECRET_INVALID',
+  'NODE_KEY_INVALID',
+  'GOSSIP_TOO_LARGE',
+  'GOSSIP_NOT_UTF8',
+  'GOSSIP_NOT_JSON',
+  'GOSSIP_UNSUPPORTED_VERSION',
+  'GOSSIP_INVALID',
+  'GOSSIP_WRONG_CLUSTER',
+  'GOSSIP_PEER_MISMATCH',
+  'API_NOT_FOUND',
+  'API_BAD_REQUEST',
+  'API_UNAVAILABLE',
+  'API_INTERNAL',
+] as const
+
+export type ErrorCode = (typeof ERROR_CODES)[number]
+
+export interface Issue {
+  /** dotted path into the offending document, e.g. `node.gossip.listen`; empty for the whole document */
+  readonly path: string
+  readonly message: string
+}
+
+export interface PgmeshError {
+  readonly code: ErrorCode
+  readonly message: string
+  readonly issues?: readonly Issue[]
+}
+
+export type Result<T, E = PgmeshError> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: E }
+
+export const ok = <T>(value: T): Result<T, never> => ({ ok: true, value })
+export const err = <E = PgmeshError>(error: E): Result<never, E> => ({ ok: false, error })
+
+export function pgmeshError(code: ErrorCode, message: string, issues?: readonly Issue[]): PgmeshError {
+  return issues === undefined ? { code, message } : { code, message, issues }
+}
+
+/** One line per problem, for CLI output and logs. */
+export function formatError(error: PgmeshError): string {
+  const head = `${error.code}: ${error.message}`
+  if (error.issues === undefined || error.issues.length === 0) return head
+  return [head, ...error.issues.map((i) => `  - ${i.path === '' ? '(root)' : i.path}: ${i.message}`)].join(
+    '\n',
+  )
+}

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { describe, it } from 'node:test'
+import { decodeGossip, encodeGossip, type Heartbeat } from './gossip.js'
+
+const hb: Heartbeat = {
+  v: 1,
+  kind: 'heartbeat',
+  cluster: 'c1',
+  node: 'n1',
+  peerId: '12D3KooWExample',
+  incarnation: 3,
+  sentAt: 1_700_000_000_000,
+  seq: 7,
+  priority: 110,
+  addrs: ['/ip4/127.0.0.1/tcp/7946/p2p/12D3KooWExample'],
+  api: '127.0.0.1:7947',
+  configVersion: 0,
+}
+const bytes = (s: string) => new TextEncoder().encode(s)
+
+describe('gossip codec', () => {
+  it('round-trips a heartbeat and a leave', () => {
+    const e = encodeGossip(hb)
+    assert.ok(e.ok)
+    assert.deepEqual(decodeGossip(e.value), { ok: true, value: hb })
+    const leave = {
+      v: 1,
+      kind: 'leave',
+      cluster: 'c1',
+      node: 'n1',
+      peerId: 'p',
+      incarnation: 1,
+      sentAt: 1,
+    } as const
+    const l = encodeGossip(leave)
+    assert.ok(l.ok)
+    assert.deepEqual(decodeGossip(l.value), { ok: true, value: leave })
+  })
+
+  it('strips unknown fields so newer senders stay readable', () => {
+    const r = decodeGossip(bytes(JSON.stringify({ ...hb, futureField: { x: 1 } })))
+    assert.ok(r.ok)
+    assert.equal('futureField' in r.value, false)
+  })
+
+  it('maps every kind of bad input to a code, never an exception', () => {
+    const cases: [Uint8Array, string][] = [
+      [new Uint8Array([0xff, 0xfe, 0x00]), 'GOSSIP_NOT_UTF8'],
+      [bytes('{"v":1,'), 'GOSSIP_NOT_JSON'],
+      [bytes('[1,2]'), 'GOSSIP_INVALID'],
+      [bytes('null'), 'GOSSIP_INVALID'],
+      [bytes(JSON.stringify({ ...hb, v: 2 })), 'GOSSIP_UNSUPPORTED_VERSION'],
+      [bytes(JSON.stringify({ ...hb, priority: 999 })), 'GOSSIP_INVALID'],
+      [bytes(JSON.stringify({ ...hb, kind: 'nope' })), 'GOSSIP_INVALID'],
+      [bytes(JSON.stringify({ ...hb, addrs: new Array(17).fill('/ip4/1.2.3.4/tcp/1') })), 'GOSSIP_INVALID'],
+      [new Uint8Array(70_000), 'GOSSIP_TOO_LARGE'],
+    ]
+    for (const [input, code] of cases) {
+      const r = decodeGossip(input, 65_536)
+      assert.ok(!r.ok)
+      assert.equal(r.error.code, code)
+    }
+  })
+
+  it('survives random bytes', () => {
+    for (let i = 0; i < 2000; i++) {
+      const r = decodeGossip(randomBytes(1 + (i % 300)))
+      assert.equal(r.ok, false)
+    }
+  })
+
+  it('refuses to encode past the limit', () => {
+    const r = encodeGossip({ ...hb, api: 'x'.repeat(200) }, 100)
+    assert.ok(!r.ok)
+    assert.equal(r.error.code, 'GOSSIP_TOO_LARGE')
+  })
+})

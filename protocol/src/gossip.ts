@@ -1,0 +1,109 @@
+import { z } from 'zod'
+import { NodeIdSchema, PrioritySchema } from './config.js'
+import { err, ok, pgmeshError, type Result } from './errors.js'
+
+/** Wire version this build speaks. Decoders accept messages of this version and strip unknown fields. */
+export const GOSSIP_VERSION = 1
+
+/** Hard limit before any parsing; the configured `cluster.gossip.maxMessageBytes` may be lower. */
+export const GOSSIP_MAX_BYTES = 1_048_576
+
+const Uint = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
+const PeerIdSchema = z.string().min(1).max(128)
+const MultiaddrString = z.string().min(1).max(256)
+
+const Envelope = {
+  v: z.literal(GOSSIP_VERSION),
+  cluster: z.string().min(1).max(63),
+  node: NodeIdSchema,
+  peerId: PeerIdSchema,
+  /** bumped at every start of a node process: a restarted node supersedes its old self */
+  incarnation: Uint,
+  /** sender's wall clock, ms since the epoch; informational (liveness uses receive time) */
+  sentAt: Uint,
+}
+
+export const HeartbeatSchema = z.object({
+  ...Envelope,
+  kind: z.literal('heartbeat'),
+  /** per-incarnation sequence number; lets a receiver ignore reordered duplicates */
+  seq: Uint,
+  priority: PrioritySchema,
+  /** multiaddrs (with /p2p/) where the sender accepts gossip connections */
+  addrs: z.array(MultiaddrString).max(16),
+  /** host:port of the sender's control API, when it serves one */
+  api: z.string().max(300).nullable(),
+  /** version of the cluster config the sender runs */
+  configVersion: Uint,
+})
+export type Heartbeat = z.infer<typeof HeartbeatSchema>
+
+/** Sent on graceful stop so peers mark the member `left` at once instead of waiting for timeouts. */
+export const LeaveSchema = z.object({
+  ...Envelope,
+  kind: z.literal('leave'),
+})
+export type Leave = z.infer<typeof LeaveSchema>
+
+export const GossipMessageSchema = z.discriminatedUnion('kind', [HeartbeatSchema, LeaveSchema])
+export type GossipMessage = z.infer<typeof GossipMessageSchema>
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+export function encodeGossip(msg: GossipMessage, maxBytes = GOSSIP_MAX_BYTES): Result<Uint8Array> {
+  const bytes = encoder.encode(JSON.stringify(msg))
+  if (bytes.byteLength > maxBytes) {
+    return err(
+      pgmeshError(
+        'GOSSIP_TOO_LARGE',
+        `message of ${bytes.byteLength} bytes exceeds the ${maxBytes}-byte limit`,
+      ),
+    )
+  }
+  return ok(bytes)
+}
+
+/** Never throws: every way a message can be bad maps to an error code that metrics count. */
+export function decodeGossip(bytes: Uint8Array, maxBytes = GOSSIP_MAX_BYTES): Result<GossipMessage> {
+  if (bytes.byteLength > Math.min(maxBytes, GOSSIP_MAX_BYTES)) {
+    return err(
+      pgmeshError(
+        'GOSSIP_TOO_LARGE',
+        `message of ${bytes.byteLength} bytes exceeds the ${maxBytes}-byte limit`,
+      ),
+    )
+  }
+  let text: string
+  try {
+    text = decoder.decode(bytes)
+  } catch {
+    return err(pgmeshError('GOSSIP_NOT_UTF8', 'message is not valid UTF-8'))
+  }
+  let doc: unknown
+  try {
+    doc = JSON.parse(text)
+  } catch {
+    return err(pgmeshError('GOSSIP_NOT_JSON', 'message is not JSON'))
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+    return err(pgmeshError('GOSSIP_INVALID', 'message is not a JSON object'))
+  }
+  const v = (doc as { v?: unknown }).v
+  if (v !== GOSSIP_VERSION) {
+    return err(
+      pgmeshError(
+        'GOSSIP_UNSUPPORTED_VERSION',
+        `message version ${JSON.stringify(v)} is not ${GOSSIP_VERSION}`,
+      ),
+    )
+  }
+  const r = GossipMessageSchema.safeParse(doc)
+  if (!r.success) {
+    const first = r.error.issues[0]
+    const where =
+      first === undefined ? '' : ` at ${first.path.map(String).join('.') || '(root)'}: ${first.message}`
+    return err(pgmeshError('GOSSIP_INVALID', `message does not match the schema${where}`))
+  }
+  return ok(r.data)
+}
