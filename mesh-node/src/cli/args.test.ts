@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import type { ClusterStatus } from '@pgmesh/protocol'
+import { parseCommandLine } from './args.js'
+import { formatStatus } from './status-table.js'
+
+describe('command line', () => {
+  it('parses start with repeatable --join', () => {
+    const r = parseCommandLine([
+      'start',
+      '--id',
+      'n1',
+      '--join',
+      'a:1',
+      '--join',
+      'b:2',
+      '--insecure-dev',
+      '--priority',
+      '110',
+    ])
+    assert.ok(r.ok)
+    assert.deepEqual(r.command, {
+      kind: 'start',
+      config: undefined,
+      flags: { id: 'n1', join: ['a:1', 'b:2'], insecureDev: true, priority: '110' },
+    })
+  })
+
+  it('normalises the status API URL', () => {
+    const r = parseCommandLine(['status', '--api', '127.0.0.1:9000/', '--json'])
+    assert.ok(r.ok)
+    assert.deepEqual(r.command, { kind: 'status', api: 'http://127.0.0.1:9000', json: true })
+  })
+
+  it('returns usage errors as values', () => {
+    for (const argv of [['frobnicate'], ['start', '--bogus'], ['start', 'extra'], ['status', '--api']]) {
+      const r = parseCommandLine(argv)
+      assert.equal(r.ok, false, argv.join(' '))
+    }
+    assert.deepEqual(parseCommandLine([]), { ok: true, command: { kind: 'help' } })
+  })
+
+  it('formats the status as a table', () => {
+    const s: ClusterStatus = {
+      cluster: 'c',
+      version: '1.2.3',
+      self: 'n1',
+      generatedAt: new Date(0).toISOString(),
+      members: [
+        {
+          id: 'n1',
+          peerId: 'p1',
+          self: true,
+          state: 'alive',
+          priority: 110,
+          incarnation: 4,
+          addrs: [],
+          api: '127.0.0.1:7947',
+          lastHeardAt: null,
+          lastHeardAgoMs: null,
+          stateSince: new Date(0).toISOString(),
+          configVersion: 0,
+        },
+        {
+          id: 'n2',
+          peerId: 'p2',
+          self: false,
+          state: 'dead',
+          priority: 100,
+          incarnation: 2,
+          addrs: [],
+          api: null,
+          lastHeardAt: new Date(0).toISOString(),
+          lastHeardAgoMs: 4200,
+          stateSince: new Date(0).toISOString(),
+          configVersion: 0,
+        },
+      ],
+      counts: { alive: 1, suspect: 0, dead: 1, left: 0 },
+      gossip: { connectedPeers: 0, messagesIn: 5, messagesOut: 6, dropped: { GOSSIP_NOT_JSON: 2 } },
+    }
+    const out = formatStatus(s)
+    assert.match(out, /1 alive, 0 suspect, 1 dead, 0 left/)
+    assert.match(out, /n1 \*\s+alive\s+110\s+4\s+self\s+127\.0\.0\.1:7947\s+p1/)
+    assert.match(out, /n2\s+dead\s+100\s+2\s+4\.2s\s+-\s+p2/)
+    assert.match(out, /dropped GOSSIP_NOT_JSON=2/)
+  })
+})

@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { type ClusterStatus, ClusterStatusSchema } from '@pgmesh/protocol'
+import { CLI, exited, freePort, isRunning, ROOT, Sandbox, waitFor } from './helpers/processes.js'
+
+/** The README's first command, as a new user meets it: 3 nodes, curl, add a 4th peer. */
+describe('deploy/demo.sh', { timeout: 120_000 }, () => {
+  const sb = new Sandbox()
+  before(() => sb.init('demo'))
+  after(() => sb.cleanup())
+
+  it('starts 3 nodes, accepts a 4th peer through node 3, and stops everything', async () => {
+    const base = 30_000 + ((await freePort()) % 20_000)
+    const demoDir = join(sb.dir, 'demo')
+    let output = ''
+    const demo = spawn(join(ROOT, 'deploy', 'demo.sh'), [], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        PGMESH_DEMO_PORT: String(base),
+        PGMESH_DEMO_DIR: demoDir,
+        PGMESH_DEMO_SECONDS: '6',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    sb.procs.add(demo)
+    demo.stdout.on('data', (d: Buffer) => {
+      output += d.toString()
+    })
+    demo.stderr.on('data', (d: Buffer) => {
+      output += d.toString()
+    })
+    await waitFor(
+      'the demo to report the mesh up',
+      60_000,
+      async () => (output.includes('The mesh is up') ? true : undefined),
+      100,
+    )
+    assert.match(output, /3 alive, 0 suspect/)
+    const status = async (port: number): Promise<ClusterStatus> =>
+      ClusterStatusSchema.parse(await (await fetch(`http://127.0.0.1:${port}/v1/status`)).json())
+
+    const n4 = sb.spawnNode(
+      [
+        CLI,
+        'start',
+        '--id',
+        'n4',
+        '--cluster',
+        'demo',
+        '--gossip',
+        `127.0.0.1:${base + 30}`,
+        '--api',
+        `127.0.0.1:${base + 31}`,
+        '--join',
+        `127.0.0.1:${base + 20}`,
+        '--secret-file',
+        join(demoDir, 'cluster.secret'),
+        '--data-dir',
+        join(demoDir, 'n4'),
+      ],
+      'n4.log',
+    )
+    await waitFor('n4 listed by node 1', 20_000, async () => {
+      const s = await status(base + 1)
+      return s.counts.alive === 4 ? true : undefined
+    })
+    n4.kill('SIGTERM')
+    assert.equal(await exited(demo, 30_000), 0)
+    const pids = await Promise.all(
+      [1, 2, 3].map((i) => readFile(join(demoDir, `n${i}.pid`), 'utf8').catch(() => null)),
+    )
+    assert.deepEqual(pids, [null, null, null], 'the demo removes its pid files when it stops')
+    await assert.rejects(
+      fetch(`http://127.0.0.1:${base + 1}/health`),
+      'node 1 still answers after the demo stopped',
+    )
+    assert.ok(!isRunning(demo))
+  })
+})

@@ -1,0 +1,117 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+export const ROOT = resolve(import.meta.dirname, '..', '..')
+export const CLI = join(ROOT, 'mesh-node', 'dist', 'cli.js')
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return await new Promise((done, fail) => {
+    const s = createServer()
+    s.once('error', fail)
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      s.close(() => (typeof a === 'object' && a !== null ? done(a.port) : fail(new Error('no port'))))
+    })
+  })
+}
+
+/**
+ * Everything a test starts, so `cleanup()` can stop it by PID and remove its files whatever
+ * happened in between.
+ */
+export class Sandbox {
+  readonly procs = new Set<ChildProcess>()
+  dir = ''
+
+  async init(prefix: string): Promise<string> {
+    this.dir = await mkdtemp(join(tmpdir(), `pgmesh-${prefix}-`))
+    return this.dir
+  }
+
+  /** Spawns `node ARGS` with output to LOG in the sandbox dir (cwd: the sandbox unless given). */
+  spawnNode(args: readonly string[], log: string, cwd = this.dir): ChildProcess {
+    const out = createWriteStream(join(this.dir, log))
+    const p = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    p.stdout?.pipe(out)
+    p.stderr?.pipe(out)
+    this.procs.add(p)
+    p.once('exit', () => this.procs.delete(p))
+    return p
+  }
+
+  async cleanup(): Promise<void> {
+    for (const p of this.procs) if (p.pid !== undefined && p.exitCode === null) p.kill('SIGKILL')
+    const deadline = Date.now() + 5000
+    while (this.procs.size > 0 && Date.now() < deadline) await sleep(20)
+    if (this.dir !== '') await rm(this.dir, { recursive: true, force: true })
+  }
+}
+
+export function isRunning(p: ChildProcess): boolean {
+  return p.exitCode === null && p.signalCode === null
+}
+
+export async function exited(p: ChildProcess, timeoutMs: number): Promise<number | null> {
+  if (!isRunning(p)) return p.exitCode
+  return await Promise.race([
+    new Promise<number | null>((done) => p.once('exit', (code) => done(code))),
+    sleep(timeoutMs).then(() => {
+      throw new Error(`process ${p.pid} did not exit within ${timeoutMs} ms`)
+    }),
+  ])
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails naming `what`. */
+export async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<T | undefined>,
+  everyMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let lastError: unknown
+  for (;;) {
+    try {
+      const v = await check()
+      if (v !== undefined) return v
+    } catch (e) {
+      lastError = e
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`,
+      )
+    }
+    await sleep(everyMs)
+  }
+}
+
+/** Runs the CLI to completion and returns its exit code and output. */
+export async function runCli(
+  sandbox: Sandbox,
+  args: readonly string[],
+  timeoutMs = 15_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = spawn(process.execPath, [CLI, ...args], {
+    cwd: sandbox.dir || ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  sandbox.procs.add(p)
+  let stdout = ''
+  let stderr = ''
+  p.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString()
+  })
+  p.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString()
+  })
+  const code = await exited(p, timeoutMs)
+  sandbox.procs.delete(p)
+  return { code, stdout, stderr }
+}
