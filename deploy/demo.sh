@@ -9,7 +9,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 DEMO=${PGMESH_DEMO_DIR:-$ROOT/.demo}
 BASE=${PGMESH_DEMO_PORT:-7946}
-CLI=(node "$ROOT/mesh-node/dist/cli.js")
+CLI=(node "$ROOT/mesh-node/dist/pgmesh.mjs")
 
 gossip_port() { echo $((BASE + 10 * ($1 - 1))); }
 api_port() { echo $((BASE + 10 * ($1 - 1) + 1)); }
@@ -19,7 +19,7 @@ stop_nodes() {
   for f in "$DEMO"/n*.pid; do
     [ -f "$f" ] || continue
     pid=$(cat "$f")
-    if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "cli.js start"; then
+    if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "pgmesh.mjs start"; then
       kill -TERM "$pid" 2>/dev/null || true
       pids+=("$pid")
     fi

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
-export const CLI = join(ROOT, 'mesh-node', 'dist', 'cli.js')
+export const CLI = join(ROOT, 'mesh-node', 'dist', 'pgmesh.mjs')
 
 /** A port that was free a moment ago on 127.0.0.1. */
 export async function freePort(): Promise<number> {

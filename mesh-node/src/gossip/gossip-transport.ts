@@ -1,4 +1,5 @@
 import '../polyfill.js'
+import { createHash } from 'node:crypto'
 import { gossipsub } from '@chainsafe/libp2p-gossipsub'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -46,6 +47,8 @@ export interface GossipTransportEvents {
 export class GossipTransport {
   #node: Libp2p<{ pubsub: ReturnType<ReturnType<typeof gossipsub>> }> | null = null
   readonly #dialing = new Set<string>()
+  /** peers with at least one open connection, kept from connect/disconnect events (getPeers() allocates) */
+  readonly #connected = new Set<string>()
 
   constructor(
     private readonly opts: GossipTransportOptions,
@@ -85,7 +88,8 @@ export class GossipTransport {
         reconnectRetryInterval: 500,
         reconnectBackoffFactor: 1.5,
       },
-      connectionMonitor: { pingInterval: 2000, pingTimeout: { minTimeout: 3000, maxTimeout: 3000 } },
+      // liveness comes from gossip heartbeats; pings only reap dead connections so seeds get redialled
+      connectionMonitor: { pingInterval: 5000, pingTimeout: { minTimeout: 5000, maxTimeout: 5000 } },
       services: {
         identify: identify(),
         pubsub: gossipsub({
@@ -94,6 +98,10 @@ export class GossipTransport {
           floodPublish: true,
           heartbeatInterval: o.meshHeartbeatMs,
           maxInboundDataLength: o.maxMessageBytes + 4096,
+          // Without a fast id, gossipsub verifies the signature of every duplicate copy before it
+          // finds out it has seen the message: with a full mesh that is most of a node's CPU.
+          // Only validated messages enter the fast-id cache, so a forged copy cannot poison it.
+          fastMsgIdFn: fastMessageId,
         }),
       },
     })
@@ -114,14 +122,23 @@ export class GossipTransport {
         this.events.peerSubscribed(e.detail.peerId.toString())
       }
     })
-    node.addEventListener('peer:connect', (e) => this.events.peerConnected(e.detail.toString()))
-    node.addEventListener('peer:disconnect', (e) => this.events.peerDisconnected(e.detail.toString()))
+    node.addEventListener('peer:connect', (e) => {
+      const peer = e.detail.toString()
+      this.#connected.add(peer)
+      this.events.peerConnected(peer)
+    })
+    node.addEventListener('peer:disconnect', (e) => {
+      const peer = e.detail.toString()
+      this.#connected.delete(peer)
+      this.events.peerDisconnected(peer)
+    })
     pubsub.subscribe(o.topic)
   }
 
   async stop(): Promise<void> {
     const node = this.#node
     this.#node = null
+    this.#connected.clear()
     if (node !== null) await node.stop()
   }
 
@@ -137,14 +154,11 @@ export class GossipTransport {
   }
 
   connectedPeers(): string[] {
-    return this.#required()
-      .getPeers()
-      .map((p) => p.toString())
+    return [...this.#connected]
   }
 
   isConnected(peerId: string): boolean {
-    const node = this.#node
-    return node?.getPeers().some((p) => p.toString() === peerId) ?? false
+    return this.#connected.has(peerId)
   }
 
   /** Publishes to the topic; returns how many peers it was sent to. */
@@ -166,7 +180,7 @@ export class GossipTransport {
   dialDiscovered(peerId: string, addrs: readonly string[], signal: AbortSignal): void {
     const node = this.#node
     if (node === null || this.#dialing.has(peerId) || this.isConnected(peerId)) return
-    if (node.getPeers().length >= this.opts.maxPeers) return
+    if (this.#connected.size >= this.opts.maxPeers) return
     const targets: Multiaddr[] = []
     for (const a of addrs) {
       try {
@@ -188,4 +202,13 @@ export class GossipTransport {
     if (this.#node === null) throw new Error('gossip transport is not started')
     return this.#node
   }
+}
+
+/** Content hash of a signed RPC message: signatures are deterministic over from, seqno, topic and data. */
+function fastMessageId(m: { signature?: Uint8Array; data?: Uint8Array; seqno?: Uint8Array }): string {
+  const h = createHash('sha256')
+  if (m.signature !== undefined) h.update(m.signature)
+  if (m.seqno !== undefined) h.update(m.seqno)
+  if (m.data !== undefined) h.update(m.data)
+  return h.digest('base64')
 }
