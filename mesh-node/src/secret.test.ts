@@ -18,7 +18,7 @@ describe('cluster secret', () => {
       '',
       'hunter2',
       '/key/swarm/psk/1.0.0/\n/base16/\nabc',
-      '/key/swarm/psk/1.0.0/\n/base64/\n' + 'a'.repeat(64),
+      `/key/swarm/psk/1.0.0/\n/base64/\n${'a'.repeat(64)}`,
     ]) {
       const r = parseSecret(s)
       assert.ok(!r.ok)

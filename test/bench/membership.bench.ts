@@ -8,12 +8,12 @@
  * Usage: node --conditions=source --import tsx test/bench/membership.bench.ts [--sizes 3,10,25] [--runs 3]
  */
 import { readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { cpus, totalmem } from 'node:os'
-import { parseArgs } from 'node:util'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { type TestNode, fetchStatus, startMeshNode } from '../helpers/mesh-cluster.js'
+import { parseArgs } from 'node:util'
 import { generateSecret } from '../../mesh-node/src/secret.js'
+import { fetchStatus, startMeshNode, type TestNode } from '../helpers/mesh-cluster.js'
 import { Sandbox, waitFor } from '../helpers/processes.js'
 
 const { values } = parseArgs({ options: { sizes: { type: 'string' }, runs: { type: 'string' } } })
@@ -59,7 +59,8 @@ async function runOnce(n: number): Promise<RunResult> {
     const t0 = performance.now()
     const seed = await startMeshNode(sb, { id: 'n1', secretFile })
     nodes.push(seed)
-    for (let i = 2; i <= n; i++) nodes.push(await startMeshNode(sb, { id: `n${i}`, secretFile, join: [seed.gossipPort] }))
+    for (let i = 2; i <= n; i++)
+      nodes.push(await startMeshNode(sb, { id: `n${i}`, secretFile, join: [seed.gossipPort] }))
     const ids = nodes.map((x) => x.id)
     await waitFor(`${n} nodes converged`, 120_000, () => allList(nodes, ids), 100)
     const convergeS = (performance.now() - t0) / 1000
@@ -67,8 +68,17 @@ async function runOnce(n: number): Promise<RunResult> {
     const rss = nodes.map((x) => rssMiB(x.proc.pid!))
 
     const tj = performance.now()
-    const joiner = await startMeshNode(sb, { id: 'joiner', secretFile, join: [nodes[nodes.length - 1]!.gossipPort] })
-    await waitFor('joiner API', 60_000, async () => ((await fetch(`${joiner.apiUrl}/health`)).ok ? true : undefined), 20)
+    const joiner = await startMeshNode(sb, {
+      id: 'joiner',
+      secretFile,
+      join: [nodes[nodes.length - 1]!.gossipPort],
+    })
+    await waitFor(
+      'joiner API',
+      60_000,
+      async () => ((await fetch(`${joiner.apiUrl}/health`)).ok ? true : undefined),
+      20,
+    )
     const apiUp = performance.now()
     await waitFor('joiner listed everywhere', 60_000, () => allList(nodes, ['joiner']), 50)
     const done = performance.now()
@@ -79,8 +89,12 @@ async function runOnce(n: number): Promise<RunResult> {
 }
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU'
-console.log(`# membership benchmark — ${new Date().toISOString()} — ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`)
-console.log('| nodes | runs | all list all (s) | join listed everywhere, from spawn (s) | from joiner API up (s) | idle RSS per node (MiB) |')
+console.log(
+  `# membership benchmark — ${new Date().toISOString()} — ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
+)
+console.log(
+  '| nodes | runs | all list all (s) | join listed everywhere, from spawn (s) | from joiner API up (s) | idle RSS per node (MiB) |',
+)
 console.log('|---|---|---|---|---|---|')
 for (const n of sizes) {
   const results: RunResult[] = []
