@@ -10,6 +10,8 @@ await build({
   format: 'esm',
   target: 'node20',
   sourcemap: 'linked',
+  minify: true,
+  keepNames: true,
   logLevel: 'warning',
   // CommonJS dependencies inside an ES module bundle still need `require` for node builtins
   banner: {

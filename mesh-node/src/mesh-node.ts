@@ -60,6 +60,7 @@ export class MeshNode implements ClusterSource {
   readonly #clock: Clock
   readonly #log: Logger
   readonly #gossipLog: Logger
+  readonly #membershipLog: Logger
   readonly #transport: GossipTransport
   readonly #dropLog = new RateLimitedLog(DROP_LOG_INTERVAL_MS)
   readonly #decoded = new WeakMap<Uint8Array, GossipMessage>()
@@ -81,6 +82,7 @@ export class MeshNode implements ClusterSource {
     this.#startedAt = this.#clock.mono()
     this.#log = o.logger.child({ component: 'node' })
     this.#gossipLog = o.logger.child({ component: 'gossip' })
+    this.#membershipLog = o.logger.child({ component: 'membership' })
     this.#membership = initialMembership(o.config.node.id)
     const g = o.config.cluster.gossip
     this.#transport = new GossipTransport(
@@ -327,7 +329,7 @@ export class MeshNode implements ClusterSource {
   }
 
   #report(c: MembershipChange): void {
-    const log = this.#o.logger.child({ component: 'membership' })
+    const log = this.#membershipLog
     switch (c.type) {
       case 'state':
         log[c.to === 'alive' || c.to === 'left' ? 'info' : 'warn'](

@@ -1,0 +1,6 @@
+export type { ElectionStart } from './machine.js'
+export { electionStatus, electionStep, initElection, vipLeaseUntil } from './machine.js'
+export type { WeightedCheck } from './priority.js'
+export { effectivePriority, outranks } from './priority.js'
+export { compareConfigIds, hasQuorum, leaseDeadline, majority } from './quorum.js'
+export type * from './types.js'

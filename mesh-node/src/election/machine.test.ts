@@ -1,0 +1,325 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { type ElectionConfig, ElectionConfigSchema, type ElectionMessage } from '@pgmesh/protocol'
+import { electionStep, initElection, vipLeaseUntil } from './machine.js'
+import type { WeightedCheck } from './priority.js'
+import type { ElectionAction, ElectionEvent, ElectionState } from './types.js'
+
+const CONFIG: ElectionConfig = ElectionConfigSchema.parse({})
+
+interface Spec {
+  readonly id: string
+  readonly priority: number
+  readonly checks?: readonly WeightedCheck[]
+}
+
+/** Zero-delay network on one shared clock; `cut` nodes send and receive nothing. */
+class Bench {
+  now = 0
+  readonly states = new Map<string, ElectionState>()
+  readonly timers = new Map<string, number>()
+  readonly holders = new Set<string>()
+  readonly cut = new Set<string>()
+  readonly actions: { id: string; action: ElectionAction; at: number }[] = []
+  private readonly queue: { to: string; from: string; msg: ElectionMessage }[] = []
+
+  constructor(
+    specs: readonly Spec[],
+    readonly config: ElectionConfig = CONFIG,
+    voters: readonly string[] = specs.map((s) => s.id),
+  ) {
+    for (const s of specs) this.start(s, voters)
+  }
+
+  start(s: Spec, voters: readonly string[] | null): void {
+    const r = initElection({
+      opts: { self: s.id, priority: s.priority, checks: s.checks ?? [], config: this.config },
+      now: this.now,
+      seed: s.priority,
+      persisted: null,
+      initialVoters: voters,
+    })
+    this.states.set(s.id, r.state)
+    this.apply(s.id, r.actions)
+  }
+
+  state(id: string): ElectionState {
+    const s = this.states.get(id)
+    assert.ok(s, `no node ${id}`)
+    return s
+  }
+
+  step(id: string, event: ElectionEvent): readonly ElectionAction[] {
+    const r = electionStep(this.state(id), event, this.now)
+    this.states.set(id, r.state)
+    this.apply(id, r.actions)
+    return r.actions
+  }
+
+  private apply(id: string, actions: readonly ElectionAction[]): void {
+    for (const a of actions) {
+      this.actions.push({ id, action: a, at: this.now })
+      switch (a.type) {
+        case 'send':
+          this.queue.push({ to: a.to, from: id, msg: a.msg })
+          break
+        case 'broadcast':
+          for (const to of this.states.keys()) if (to !== id) this.queue.push({ to, from: id, msg: a.msg })
+          break
+        case 'setTimer':
+          this.timers.set(id, a.at)
+          break
+        case 'acquireVip':
+          assert.equal(this.holders.size, 0, `${id} acquired while ${[...this.holders]} holds`)
+          this.holders.add(id)
+          break
+        case 'releaseVip':
+          this.holders.delete(id)
+          break
+      }
+    }
+  }
+
+  flush(): void {
+    for (let m = this.queue.shift(); m !== undefined; m = this.queue.shift()) {
+      if (this.cut.has(m.to) || this.cut.has(m.from) || !this.states.has(m.to)) continue
+      this.step(m.to, { type: 'message', from: m.from, msg: m.msg })
+    }
+  }
+
+  runUntil(t: number): void {
+    for (;;) {
+      this.flush()
+      let next: [string, number] | null = null
+      for (const [id, at] of this.timers) if (next === null || at < next[1]) next = [id, at]
+      if (next === null || next[1] > t) break
+      this.now = Math.max(this.now, next[1])
+      this.timers.delete(next[0])
+      this.step(next[0], { type: 'timer' })
+    }
+    this.now = t
+  }
+
+  master(): string | null {
+    const [only, ...rest] = [...this.holders]
+    assert.equal(rest.length, 0)
+    return only ?? null
+  }
+
+  actionsOf(id: string, type: ElectionAction['type'], since = 0): ElectionAction[] {
+    return this.actions
+      .filter((a) => a.id === id && a.action.type === type && a.at >= since)
+      .map((a) => a.action)
+  }
+}
+
+const three = (): Spec[] => [
+  { id: 'a', priority: 100 },
+  { id: 'b', priority: 120 },
+  { id: 'c', priority: 110 },
+]
+
+describe('election state machine (quorum: majority)', () => {
+  it('elects the highest-priority node once, with a lease', () => {
+    const bench = new Bench(three())
+    bench.runUntil(2_000)
+    assert.equal(bench.master(), 'b')
+    assert.equal(bench.actionsOf('b', 'acquireVip').length, 1)
+    assert.equal(bench.state('b').role, 'leader')
+    const lease = vipLeaseUntil(bench.state('b'))
+    assert.ok(lease !== null && lease > bench.now, 'the lease is renewed while a majority acknowledges')
+  })
+
+  it('does not elect anyone without a majority', () => {
+    const bench = new Bench(three())
+    bench.cut.add('b')
+    bench.cut.add('c')
+    bench.runUntil(3_000)
+    assert.equal(bench.master(), null)
+  })
+
+  it('releases the VIP when the lease runs out, before any other node can win', () => {
+    const bench = new Bench(three())
+    bench.runUntil(2_000)
+    assert.equal(bench.master(), 'b')
+    bench.cut.add('b')
+    const cutAt = bench.now
+    bench.runUntil(cutAt + 2_000)
+    const release = bench.actions.find((a) => a.id === 'b' && a.action.type === 'releaseVip')
+    const nextAcquire = bench.actions.find(
+      (a) => a.id !== 'b' && a.action.type === 'acquireVip' && a.at > cutAt,
+    )
+    assert.ok(release && nextAcquire, 'b releases and another node takes over')
+    assert.ok(release.at <= cutAt + CONFIG.leaseMs, 'b gives up within one lease')
+    assert.ok(release.at < nextAcquire.at)
+    assert.equal(bench.master(), 'c', 'the best remaining node wins')
+  })
+
+  it('counts the lease from the renewal send time, minus the drift allowance', () => {
+    const bench = new Bench(three())
+    bench.runUntil(2_000)
+    const renewals = bench.actions.filter(
+      (a) => a.id === 'b' && a.action.type === 'broadcast' && a.action.msg.kind === 'lease',
+    )
+    const last = renewals[renewals.length - 1]
+    assert.ok(last)
+    assert.equal(vipLeaseUntil(bench.state('b')), last.at + CONFIG.leaseMs - CONFIG.maxClockDriftMs)
+  })
+
+  it('defers a vote while it still backs another MASTER, and grants it when the promise ends', () => {
+    const bench = new Bench(three())
+    bench.runUntil(2_000)
+    const promise = bench.state('a').promise
+    assert.ok(promise !== null && promise.to === 'b')
+    const request: ElectionMessage = {
+      kind: 'voteRequest',
+      preVote: false,
+      term: bench.state('a').term + 1,
+      sentAt: 0,
+      effectivePriority: 110,
+      eligible: true,
+      config: { term: 0, version: 0 },
+    }
+    bench.cut.add('b')
+    const early = bench.step('a', { type: 'message', from: 'c', msg: request })
+    assert.equal(early.filter((x) => x.type === 'send').length, 0, 'no answer while the promise to b runs')
+    bench.now = promise.until
+    const late = bench.step('a', { type: 'timer' })
+    const answer = late.find((x) => x.type === 'send')
+    assert.ok(answer?.type === 'send' && answer.msg.kind === 'voteResponse' && answer.msg.granted)
+    const persistIndex = late.findIndex((x) => x.type === 'persist')
+    assert.ok(
+      persistIndex >= 0 && persistIndex < late.indexOf(answer),
+      'the vote is persisted before it is sent',
+    )
+  })
+
+  it('fast path: a closed connection starts the election when the promise ends, not earlier', () => {
+    const bench = new Bench(three())
+    bench.runUntil(2_000)
+    const promise = bench.state('c').promise
+    assert.ok(promise !== null && promise.to === 'b')
+    bench.cut.add('b')
+    bench.step('c', { type: 'peerDisconnected', id: 'b' })
+    const electionAt = bench.state('c').electionAt
+    assert.ok(electionAt !== null && electionAt >= promise.until)
+    assert.ok(electionAt < promise.until + CONFIG.electionTimeoutMinMs, 'sooner than missed renewals')
+    const crashAt = bench.now
+    bench.runUntil(crashAt + 1_000)
+    const acquire = bench.actions.find((a) => a.action.type === 'acquireVip' && a.at > crashAt)
+    assert.ok(acquire && acquire.id === 'c')
+    assert.ok(acquire.at - crashAt <= CONFIG.leaseMs + 20, `failover took ${acquire.at - crashAt} ms`)
+  })
+
+  it('graceful stop: releases, then names a successor that takes over at once', () => {
+    const bench = new Bench(three())
+    bench.runUntil(2_000)
+    const stopAt = bench.now
+    const actions = bench.step('b', { type: 'shutdown' })
+    const releaseIndex = actions.findIndex((a) => a.type === 'releaseVip')
+    const announce = actions.findIndex((a) => a.type === 'broadcast' && a.msg.kind === 'release')
+    assert.ok(releaseIndex >= 0 && releaseIndex < announce, 'the VIP is gone before the others hear it')
+    const msg = actions[announce]
+    assert.ok(msg?.type === 'broadcast' && msg.msg.kind === 'release' && msg.msg.successor === 'c')
+    bench.runUntil(stopAt + 50)
+    assert.equal(bench.master(), 'c')
+  })
+
+  it('a failing weight-0 check makes the MASTER release (FAULT)', () => {
+    const specs = three().map((s) => ({ ...s, checks: [{ name: 'pg', weight: 0 }] }))
+    const bench = new Bench(specs)
+    bench.runUntil(2_000)
+    const actions = bench.step('b', { type: 'check', name: 'pg', passing: false })
+    assert.ok(actions.some((a) => a.type === 'releaseVip' && a.reason === 'fault'))
+    bench.runUntil(bench.now + 100)
+    assert.equal(bench.master(), 'c')
+  })
+
+  it('preempts: a recovered better node takes MASTER back after preemptDelayMs', () => {
+    const config = ElectionConfigSchema.parse({ preemptDelayMs: 300 })
+    const specs = three().map((s) => ({ ...s, checks: [{ name: 'pg', weight: -30 }] }))
+    const bench = new Bench(specs, config)
+    bench.runUntil(2_000)
+    bench.step('b', { type: 'check', name: 'pg', passing: false })
+    bench.runUntil(2_500)
+    assert.equal(bench.master(), 'c', 'b fell to 90, below c')
+    const healthyAt = bench.now
+    bench.step('b', { type: 'check', name: 'pg', passing: true })
+    bench.runUntil(healthyAt + 250)
+    assert.equal(bench.master(), 'c', 'not before the preempt delay')
+    bench.runUntil(healthyAt + 450)
+    assert.equal(bench.master(), 'b')
+  })
+
+  it('nopreempt keeps a working MASTER when a better node recovers', () => {
+    const config = ElectionConfigSchema.parse({ nopreempt: true })
+    const specs = three().map((s) => ({ ...s, checks: [{ name: 'pg', weight: 0 }] }))
+    const bench = new Bench(specs, config)
+    bench.runUntil(2_000)
+    bench.step('b', { type: 'check', name: 'pg', passing: false })
+    bench.runUntil(2_500)
+    assert.equal(bench.master(), 'c')
+    bench.step('b', { type: 'check', name: 'pg', passing: true })
+    bench.runUntil(4_000)
+    assert.equal(bench.master(), 'c')
+  })
+
+  it('a restarted node makes no promise for one lease', () => {
+    const bench = new Bench(three())
+    bench.runUntil(2_000)
+    bench.start({ id: 'a', priority: 100 }, ['a', 'b', 'c'])
+    const renewal: ElectionMessage = {
+      kind: 'lease',
+      term: bench.state('b').term,
+      sentAt: bench.now,
+      effectivePriority: 120,
+      eligible: true,
+      config: { term: 0, version: 0, voters: ['a', 'b', 'c'], prev: null },
+    }
+    const actions = bench.step('a', { type: 'message', from: 'b', msg: renewal })
+    const ack = actions.find((x) => x.type === 'send')
+    assert.ok(ack?.type === 'send' && ack.msg.kind === 'leaseAck' && !ack.msg.ok)
+  })
+
+  it('adds a joining node to the voters through a joint configuration', () => {
+    const bench = new Bench(three())
+    bench.runUntil(2_000)
+    bench.start({ id: 'd', priority: 90 }, null)
+    for (const id of ['a', 'b', 'c', 'd']) bench.step(id, { type: 'members', ids: ['a', 'b', 'c', 'd'] })
+    bench.runUntil(3_000)
+    const voters = bench.state('b').voters
+    assert.deepEqual(voters?.voters, ['a', 'b', 'c', 'd'])
+    assert.equal(voters?.prev, null)
+    assert.deepEqual(bench.state('d').voters, voters, 'the joiner learned the configuration')
+    assert.equal(bench.master(), 'b', 'without losing the lease')
+  })
+})
+
+describe('election state machine (quorum: none)', () => {
+  const none = ElectionConfigSchema.parse({ quorum: 'none' })
+
+  it('the highest node holds without votes; a partition gives two holders (Keepalived)', () => {
+    const bench = new Bench(three(), none)
+    bench.runUntil(2_000)
+    assert.equal(bench.master(), 'b')
+    bench.cut.add('b')
+    bench.holders.clear()
+    bench.runUntil(3_000)
+    assert.equal(bench.state('b').role, 'leader')
+    assert.equal(bench.state('c').role, 'leader')
+  })
+
+  it('a worse MASTER yields to a better one after the partition heals', () => {
+    const bench = new Bench(three(), none)
+    bench.runUntil(2_000)
+    bench.cut.add('b')
+    bench.holders.clear()
+    bench.runUntil(3_000)
+    bench.cut.delete('b')
+    bench.holders.clear()
+    bench.holders.add('b')
+    bench.runUntil(3_500)
+    assert.equal(bench.state('c').role, 'follower')
+    assert.equal(bench.state('b').role, 'leader')
+  })
+})

@@ -1,0 +1,99 @@
+import type { ElectionStatus, VoterConfig } from '@pgmesh/protocol'
+import { beginStep, selfPriority } from './common.js'
+import { nextWakeNone, stepNone } from './keepalived.js'
+import { nextWakeMajority, stepMajority } from './majority.js'
+import { configId } from './quorum.js'
+import type {
+  Draft,
+  ElectionAction,
+  ElectionEvent,
+  ElectionOptions,
+  ElectionState,
+  PersistedElection,
+  StepResult,
+} from './types.js'
+
+export interface ElectionStart {
+  readonly opts: ElectionOptions
+  /** monotonic clock now (ms) */
+  readonly now: number
+  /** seeds the election-timeout jitter; the driver passes a random 32-bit integer */
+  readonly seed: number
+  /** what the last run persisted, or null on first start */
+  readonly persisted: PersistedElection | null
+  /**
+   * The voters when the cluster is first formed (the same list on every founding node), or null for
+   * a node joining an existing cluster: it learns the voters from the MASTER and is added by it.
+   */
+  readonly initialVoters: readonly string[] | null
+}
+
+export function initElection(start: ElectionStart): StepResult {
+  const { opts, now, persisted, initialVoters } = start
+  const founding: VoterConfig | null =
+    initialVoters === null || initialVoters.length === 0
+      ? null
+      : { term: 0, version: 0, voters: [...new Set(initialVoters)].sort(), prev: null }
+  const state: ElectionState = {
+    opts,
+    rng: start.seed | 0,
+    term: persisted?.term ?? 0,
+    votedFor: persisted?.votedFor ?? null,
+    voters: persisted?.voters ?? founding,
+    role: 'follower',
+    failingChecks: new Set(),
+    members: founding?.voters ?? [opts.self],
+    peers: new Map(),
+    promise: null,
+    // we may have promised someone a lease just before a restart: make no promise for one lease
+    quietUntil: now + opts.config.leaseMs,
+    leader: null,
+    lostLeader: null,
+    electionAt: now + opts.config.leaseMs + opts.config.electionTimeoutMinMs,
+    nextStatusAt: now,
+    round: null,
+    deferred: new Map(),
+    lead: null,
+    preemptAt: null,
+    wakeAt: null,
+  }
+  return electionStep(state, { type: 'timer' }, now)
+}
+
+/** The whole election: `(state, event, now) → (state, actions)`. Pure: no clock, timers or I/O. */
+export function electionStep(state: ElectionState, event: ElectionEvent, now: number): StepResult {
+  const d: Draft = { ...state }
+  beginStep()
+  const out: ElectionAction[] = []
+  if (event.type === 'timer') d.wakeAt = null
+  const majority = d.opts.config.quorum === 'majority'
+  if (majority) stepMajority(d, event, now, out)
+  else stepNone(d, event, now, out)
+  const wake = majority ? nextWakeMajority(d) : nextWakeNone(d)
+  if (Number.isFinite(wake) && wake !== d.wakeAt) {
+    out.push({ type: 'setTimer', name: 'wake', at: wake })
+    d.wakeAt = wake
+  }
+  if (d.term !== state.term || d.votedFor !== state.votedFor || d.voters !== state.voters) {
+    out.unshift({ type: 'persist', state: { term: d.term, votedFor: d.votedFor, voters: d.voters } })
+  }
+  return { state: d, actions: out }
+}
+
+/** Until when (own clock) this node may serve on the VIP, or null when it is not MASTER. */
+export function vipLeaseUntil(state: ElectionState): number | null {
+  return state.role === 'leader' && state.lead !== null ? state.lead.leaseUntil : null
+}
+
+/** The election fields for this node's membership heartbeat. */
+export function electionStatus(state: ElectionState): ElectionStatus {
+  const p = selfPriority({ ...state })
+  return {
+    term: state.term,
+    effectivePriority: p.priority,
+    eligible: p.eligible,
+    holder: state.role === 'leader',
+    leader: state.leader,
+    config: configId(state.voters),
+  }
+}

@@ -1,0 +1,134 @@
+import type {
+  ElectionConfig,
+  ElectionMessage,
+  VoteRequest,
+  VoterConfig,
+  VoterConfigId,
+} from '@pgmesh/protocol'
+import type { WeightedCheck } from './priority.js'
+
+export interface ElectionOptions {
+  readonly self: string
+  /** the node's configured (base) priority */
+  readonly priority: number
+  readonly checks: readonly WeightedCheck[]
+  readonly config: ElectionConfig
+}
+
+/** What must survive a restart (Raft's term and vote, plus the voter configuration). */
+export interface PersistedElection {
+  readonly term: number
+  readonly votedFor: string | null
+  readonly voters: VoterConfig | null
+}
+
+export type ElectionRole = 'follower' | 'precandidate' | 'candidate' | 'leader' | 'stopped'
+
+export interface PeerView {
+  readonly term: number
+  readonly effectivePriority: number
+  readonly eligible: boolean
+  readonly holder: boolean
+  readonly config: VoterConfigId | null
+  /** my clock when I last heard anything from the peer */
+  readonly heardAt: number
+  /** the transport saw the connection close; cleared by the next message */
+  readonly disconnected: boolean
+  /** highest term in which the peer announced it released the VIP */
+  readonly releasedTerm: number
+}
+
+/** "I back `to` and nobody else until `until` (my clock)": what a vote or a lease ack gives. */
+export interface LeasePromise {
+  readonly to: string
+  readonly term: number
+  readonly until: number
+}
+
+export interface VoteRound {
+  readonly preVote: boolean
+  readonly term: number
+  readonly sentAt: number
+  readonly grants: ReadonlySet<string>
+}
+
+export interface LeaderState {
+  /** voter → send time (my clock) of the latest renewal it acknowledged in my term */
+  readonly acks: ReadonlyMap<string, number>
+  readonly leaseUntil: number
+  /** voters that acknowledged my current voter configuration in my term */
+  readonly configAcks: ReadonlySet<string>
+  /** since when a better eligible node has been seen (preemption) */
+  readonly preemptSince: number | null
+  readonly nextRenewalAt: number
+}
+
+export interface DeferredVote {
+  readonly request: VoteRequest
+  readonly receivedAt: number
+}
+
+export interface ElectionState {
+  readonly opts: ElectionOptions
+  readonly rng: number
+  readonly term: number
+  readonly votedFor: string | null
+  /** agreed voter configuration; null on a joining node until a MASTER sends it */
+  readonly voters: VoterConfig | null
+  readonly role: ElectionRole
+  readonly failingChecks: ReadonlySet<string>
+  /** the membership layer's current member list (the MASTER moves `voters` towards it) */
+  readonly members: readonly string[]
+  readonly peers: ReadonlyMap<string, PeerView>
+  readonly promise: LeasePromise | null
+  /** after a (re)start: no promises until then, we may have made one before the restart */
+  readonly quietUntil: number
+  /** the MASTER this node follows */
+  readonly leader: string | null
+  /** a MASTER presumed gone; it does not block candidates of lower priority */
+  readonly lostLeader: string | null
+  readonly electionAt: number | null
+  readonly nextStatusAt: number
+  readonly round: VoteRound | null
+  readonly deferred: ReadonlyMap<string, DeferredVote>
+  readonly lead: LeaderState | null
+  /** `quorum: none` only: when this BACKUP takes over from a worse MASTER (Keepalived preemption) */
+  readonly preemptAt: number | null
+  /** when the wake timer is set for; null when no timer is pending */
+  readonly wakeAt: number | null
+}
+
+export type ElectionEvent =
+  | { readonly type: 'timer' }
+  | { readonly type: 'message'; readonly from: string; readonly msg: ElectionMessage }
+  /** the transport saw every connection to this peer close (a process exit is seen in 10-50 ms) */
+  | { readonly type: 'peerDisconnected'; readonly id: string }
+  /** the membership layer's member list changed (joins, leaves, operator removals) */
+  | { readonly type: 'members'; readonly ids: readonly string[] }
+  | { readonly type: 'check'; readonly name: string; readonly passing: boolean }
+  /** graceful stop: release the VIP and tell the others at once */
+  | { readonly type: 'shutdown' }
+
+export type ReleaseReason = 'leaseExpired' | 'higherTerm' | 'preempted' | 'fault' | 'shutdown' | 'removed'
+
+/**
+ * Actions are executed in order. `releaseVip` must be complete (address removed) before any later
+ * action is performed: the `release` broadcast that follows lets other nodes take over at once.
+ */
+export type ElectionAction =
+  | { readonly type: 'persist'; readonly state: PersistedElection }
+  | { readonly type: 'send'; readonly to: string; readonly msg: ElectionMessage }
+  | { readonly type: 'broadcast'; readonly msg: ElectionMessage }
+  /** `leaseUntil` (my clock): the proxy must stop serving on the VIP at that time unless renewed */
+  | { readonly type: 'acquireVip'; readonly leaseUntil: number }
+  | { readonly type: 'releaseVip'; readonly reason: ReleaseReason }
+  /** (re)arms the single timer: deliver `{ type: 'timer' }` once the clock reaches `at` */
+  | { readonly type: 'setTimer'; readonly name: 'wake'; readonly at: number }
+
+export interface StepResult {
+  readonly state: ElectionState
+  readonly actions: readonly ElectionAction[]
+}
+
+/** A step's private, mutable copy of the state. */
+export type Draft = { -readonly [K in keyof ElectionState]: ElectionState[K] }
