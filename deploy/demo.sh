@@ -43,7 +43,7 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   deploy/install-deps.sh
-  npm ci --no-audit --no-fund
+  npm install --no-audit --no-fund
 fi
 npm run --silent build
 
