@@ -31,7 +31,7 @@ function staticSource(members: MemberView[], ready = true): ClusterSource {
       generatedAt: new Date(0).toISOString(),
       members,
       counts: { alive: 2, suspect: 0, dead: 1, left: 0 },
-      gossip: { connectedPeers: 1, messagesIn: 0, messagesOut: 0, dropped: {} },
+      gossip: { connectedPeers: 1, topicPeers: 1, messagesIn: 0, messagesOut: 0, dropped: {} },
     }),
     members: () => members,
     health: () => ({ status: 'ok', node: 'n1', uptimeMs: 5 }),

@@ -96,6 +96,7 @@ export class MeshNode implements ClusterSource {
         topic: `pgmesh/${o.config.cluster.name}/v1`,
         maxMessageBytes: g.maxMessageBytes,
         meshHeartbeatMs: g.meshHeartbeatMs,
+        meshDegree: g.meshDegree,
         maxPeers: g.maxPeers,
       },
       {
@@ -224,6 +225,7 @@ export class MeshNode implements ClusterSource {
       counts,
       gossip: {
         connectedPeers: this.#transport.started ? this.#transport.connectedPeers().length : 0,
+        topicPeers: this.#transport.started ? this.#transport.topicPeers() : 0,
         messagesIn: this.#messagesIn,
         messagesOut: this.#messagesOut,
         dropped: { ...this.#dropped },

@@ -28,6 +28,8 @@ export type MemberView = z.infer<typeof MemberViewSchema>
 
 export const GossipStatsSchema = z.object({
   connectedPeers: z.number().int(),
+  /** connected peers whose topic subscription arrived: the ones gossip actually flows with */
+  topicPeers: z.number().int(),
   messagesIn: z.number().int(),
   messagesOut: z.number().int(),
   /** dropped incoming messages by error code */

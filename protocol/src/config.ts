@@ -22,9 +22,9 @@ const ms = (def: number, min: number, max: number) => z.number().int().min(min).
  */
 export const MembershipTimingsSchema = z
   .object({
-    heartbeatIntervalMs: ms(250, 20, 60_000),
-    suspectTimeoutMs: ms(1_000, 50, 600_000),
-    deadTimeoutMs: ms(3_000, 100, 3_600_000),
+    heartbeatIntervalMs: ms(500, 20, 60_000),
+    suspectTimeoutMs: ms(1_500, 50, 600_000),
+    deadTimeoutMs: ms(4_000, 100, 3_600_000),
     leftRetentionMs: ms(600_000, 0, 86_400_000),
   })
   .strict()
@@ -50,10 +50,21 @@ export const GossipTuningSchema = z
   .object({
     /** largest gossip message accepted or sent, bytes */
     maxMessageBytes: z.number().int().min(1024).max(1_048_576).default(65_536),
-    /** gossipsub mesh heartbeat; shorter = faster first delivery to a new peer, more CPU */
-    meshHeartbeatMs: ms(500, 100, 10_000),
+    /** gossipsub's mesh maintenance interval (not the membership heartbeat) */
+    meshHeartbeatMs: ms(1_000, 100, 10_000),
+    /**
+     * gossipsub mesh degree: how many peers forward each message on. Publishers already send to
+     * every connected peer, so forwarding only matters for peers beyond `maxPeers`; each forwarded
+     * copy costs CPU on both ends.
+     */
+    meshDegree: z.number().int().min(1).max(12).default(2),
     /** a node dials peers it learns from heartbeats until it has this many connections */
     maxPeers: z.number().int().min(1).max(1000).default(64),
+    /**
+     * a connection over which the peer's topic subscription has not arrived after this long is
+     * closed and redialled (gossipsub does not retry a failed stream set-up)
+     */
+    subscribeGraceMs: ms(5_000, 500, 600_000),
   })
   .strict()
 

@@ -5,7 +5,8 @@
  *   join      a node joins through the last node (not the seed): time from its spawn, and from its
  *             API answering, until every node lists it alive
  *   rss       resident memory of each idle node after the mesh settled
- * Usage: node --conditions=source --import tsx test/bench/membership.bench.ts [--sizes 3,10,25] [--runs 3]
+ *   cpu       CPU each idle node uses over 10 s once the mesh settled (heartbeats only)
+ * Usage: node --conditions=source --import tsx test/bench/membership.bench.ts [--sizes 3,10,25] [--runs 3] [--heartbeat-ms N]
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -16,9 +17,19 @@ import { generateSecret } from '../../mesh-node/src/secret.js'
 import { fetchStatus, startMeshNode, type TestNode } from '../helpers/mesh-cluster.js'
 import { Sandbox, waitFor } from '../helpers/processes.js'
 
-const { values } = parseArgs({ options: { sizes: { type: 'string' }, runs: { type: 'string' } } })
+const { values } = parseArgs({
+  options: { sizes: { type: 'string' }, runs: { type: 'string' }, 'heartbeat-ms': { type: 'string' } },
+})
 const sizes = (values.sizes ?? '3,10,25').split(',').map(Number)
 const runs = Number(values.runs ?? '3')
+/** membership heartbeat to run with (suspect after 3, dead after 8 intervals); default: the config defaults */
+const heartbeatMs = values['heartbeat-ms'] === undefined ? undefined : Number(values['heartbeat-ms'])
+
+/** user + system CPU seconds a process has used so far */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
@@ -47,25 +58,51 @@ interface RunResult {
   joinFromSpawnS: number
   joinFromApiS: number
   rss: number[]
+  idleCpuPct: number[]
 }
 
-async function runOnce(n: number): Promise<RunResult> {
+/** a run that has not converged by then is reported as such, not waited for */
+const CONVERGE_LIMIT_MS = 60_000
+/** idle CPU is measured over this window once the mesh has settled */
+const IDLE_WINDOW_MS = 10_000
+
+async function runOnce(n: number): Promise<RunResult | null> {
   const sb = new Sandbox()
   await sb.init(`bench-${n}`)
   try {
     const secretFile = join(sb.dir, 'cluster.secret')
     writeFileSync(secretFile, generateSecret(), { mode: 0o600 })
+    let configFile: string | undefined
+    if (heartbeatMs !== undefined) {
+      configFile = join(sb.dir, 'timings.yaml')
+      writeFileSync(
+        configFile,
+        `cluster:\n  membership:\n    heartbeatIntervalMs: ${heartbeatMs}\n    suspectTimeoutMs: ${3 * heartbeatMs}\n    deadTimeoutMs: ${8 * heartbeatMs}\n`,
+      )
+    }
+    const common = { secretFile, logLevel: 'info', ...(configFile === undefined ? {} : { configFile }) }
     const nodes: TestNode[] = []
     const t0 = performance.now()
-    const seed = await startMeshNode(sb, { id: 'n1', secretFile })
+    const seed = await startMeshNode(sb, { id: 'n1', ...common })
     nodes.push(seed)
     for (let i = 2; i <= n; i++)
-      nodes.push(await startMeshNode(sb, { id: `n${i}`, secretFile, join: [seed.gossipPort] }))
+      nodes.push(await startMeshNode(sb, { id: `n${i}`, ...common, join: [seed.gossipPort] }))
     const ids = nodes.map((x) => x.id)
-    await waitFor(`${n} nodes converged`, 120_000, () => allList(nodes, ids), 100)
+    const converged = await waitFor(
+      `${n} nodes converged`,
+      CONVERGE_LIMIT_MS,
+      () => allList(nodes, ids),
+      100,
+    ).catch(() => false)
+    if (converged === false) return null
     const convergeS = (performance.now() - t0) / 1000
     await sleep(2000)
     const rss = nodes.map((x) => rssMiB(x.proc.pid!))
+    const cpuBefore = nodes.map((x) => cpuSeconds(x.proc.pid!))
+    await sleep(IDLE_WINDOW_MS)
+    const idleCpuPct = nodes.map(
+      (x, i) => ((cpuSeconds(x.proc.pid!) - cpuBefore[i]!) / (IDLE_WINDOW_MS / 1000)) * 100,
+    )
 
     const tj = performance.now()
     const joiner = await startMeshNode(sb, {
@@ -82,7 +119,13 @@ async function runOnce(n: number): Promise<RunResult> {
     const apiUp = performance.now()
     await waitFor('joiner listed everywhere', 60_000, () => allList(nodes, ['joiner']), 50)
     const done = performance.now()
-    return { convergeS, joinFromSpawnS: (done - tj) / 1000, joinFromApiS: (done - apiUp) / 1000, rss }
+    return {
+      convergeS,
+      joinFromSpawnS: (done - tj) / 1000,
+      joinFromApiS: (done - apiUp) / 1000,
+      rss,
+      idleCpuPct,
+    }
   } finally {
     await sb.cleanup()
   }
@@ -93,15 +136,24 @@ console.log(
   `# membership benchmark — ${new Date().toISOString()} — ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
 )
 console.log(
-  '| nodes | runs | all list all (s) | join listed everywhere, from spawn (s) | from joiner API up (s) | idle RSS per node (MiB) |',
+  '| nodes | runs | all list all (s) | join listed everywhere, from spawn (s) | from joiner API up (s) | idle RSS per node (MiB) | idle CPU per node (% of one core) |',
 )
-console.log('|---|---|---|---|---|---|')
+console.log('|---|---|---|---|---|---|---|')
 for (const n of sizes) {
   const results: RunResult[] = []
-  for (let r = 0; r < runs; r++) results.push(await runOnce(n))
+  let failed = 0
+  for (let r = 0; r < runs; r++) {
+    const res = await runOnce(n)
+    if (res === null) failed++
+    else results.push(res)
+  }
+  if (results.length === 0) {
+    console.log(`| ${n} | ${runs} | no convergence within ${CONVERGE_LIMIT_MS / 1000} s | - | - | - | - |`)
+    continue
+  }
   console.log(
-    `| ${n} | ${runs} | ${fmt(stats(results.map((r) => r.convergeS)))} | ${fmt(stats(results.map((r) => r.joinFromSpawnS)))} | ${fmt(
+    `| ${n} | ${runs}${failed > 0 ? ` (${failed} did not converge in ${CONVERGE_LIMIT_MS / 1000} s)` : ''} | ${fmt(stats(results.map((r) => r.convergeS)))} | ${fmt(stats(results.map((r) => r.joinFromSpawnS)))} | ${fmt(
       stats(results.map((r) => r.joinFromApiS)),
-    )} | ${fmt(stats(results.flatMap((r) => r.rss)), 0)} |`,
+    )} | ${fmt(stats(results.flatMap((r) => r.rss)), 0)} | ${fmt(stats(results.flatMap((r) => r.idleCpuPct)), 1)} |`,
   )
 }

@@ -25,6 +25,7 @@ const transport = new GossipTransport(
     topic: `pgmesh/${cluster}/v1`,
     maxMessageBytes: 65_536,
     meshHeartbeatMs: 200,
+    meshDegree: 2,
     maxPeers: 4,
   },
   {

@@ -20,6 +20,8 @@ export interface NodeSpec {
   readonly priority?: number
   readonly configFile?: string
   readonly extra?: readonly string[]
+  /** default debug: test logs are read when a test fails */
+  readonly logLevel?: string
 }
 
 /** Fast membership timings so failure tests take seconds, written as a config file. */
@@ -57,7 +59,7 @@ export async function startMeshNode(sandbox: Sandbox, spec: NodeSpec): Promise<T
     '--data-dir',
     join(sandbox.dir, 'data', spec.id),
     '--log-level',
-    'debug',
+    spec.logLevel ?? 'debug',
     ...(spec.configFile === undefined ? [] : ['--config', spec.configFile]),
     ...(spec.secretFile === undefined ? ['--insecure-dev'] : ['--secret-file', spec.secretFile]),
     ...(spec.priority === undefined ? [] : ['--priority', String(spec.priority)]),

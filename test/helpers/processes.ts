@@ -31,7 +31,13 @@ export class Sandbox {
 
   async init(prefix: string): Promise<string> {
     this.dir = await mkdtemp(join(tmpdir(), `pgmesh-${prefix}-`))
+    liveSandboxes.add(this)
     return this.dir
+  }
+
+  /** Synchronous last resort when the runner itself is interrupted: no orphans. */
+  killAll(): void {
+    for (const p of this.procs) if (p.exitCode === null) p.kill('SIGKILL')
   }
 
   /** Spawns `node ARGS` with output to LOG in the sandbox dir (cwd: the sandbox unless given). */
@@ -50,7 +56,19 @@ export class Sandbox {
     const deadline = Date.now() + 5000
     while (this.procs.size > 0 && Date.now() < deadline) await sleep(20)
     if (this.dir !== '') await rm(this.dir, { recursive: true, force: true })
+    liveSandboxes.delete(this)
   }
+}
+
+const liveSandboxes = new Set<Sandbox>()
+process.once('exit', () => {
+  for (const s of liveSandboxes) s.killAll()
+})
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const s of liveSandboxes) s.killAll()
+    process.exit(130)
+  })
 }
 
 export function isRunning(p: ChildProcess): boolean {

@@ -77,7 +77,13 @@ describe('command line', () => {
         },
       ],
       counts: { alive: 1, suspect: 0, dead: 1, left: 0 },
-      gossip: { connectedPeers: 0, messagesIn: 5, messagesOut: 6, dropped: { GOSSIP_NOT_JSON: 2 } },
+      gossip: {
+        connectedPeers: 0,
+        topicPeers: 0,
+        messagesIn: 5,
+        messagesOut: 6,
+        dropped: { GOSSIP_NOT_JSON: 2 },
+      },
     }
     const out = formatStatus(s)
     assert.match(out, /1 alive, 0 suspect, 1 dead, 0 left/)

@@ -36,7 +36,7 @@ export function formatStatus(s: ClusterStatus): string {
     ])
   }
   const dropped = Object.entries(s.gossip.dropped)
-  const foot = `gossip: ${s.gossip.connectedPeers} connected peer(s), ${s.gossip.messagesIn} in, ${s.gossip.messagesOut} out${
+  const foot = `gossip: ${s.gossip.connectedPeers} connected peer(s), ${s.gossip.topicPeers} exchanging gossip, ${s.gossip.messagesIn} in, ${s.gossip.messagesOut} out${
     dropped.length > 0 ? `, dropped ${dropped.map(([k, v]) => `${k}=${v}`).join(' ')}` : ''
   }`
   return `${head}\n\n${table(rows)}\n\n${foot}\n`

@@ -21,6 +21,7 @@ export interface GossipTransportOptions {
   readonly topic: string
   readonly maxMessageBytes: number
   readonly meshHeartbeatMs: number
+  readonly meshDegree: number
   readonly maxPeers: number
 }
 
@@ -48,7 +49,7 @@ export class GossipTransport {
   #node: Libp2p<{ pubsub: ReturnType<ReturnType<typeof gossipsub>> }> | null = null
   readonly #dialing = new Set<string>()
   /** peers with at least one open connection, kept from connect/disconnect events (getPeers() allocates) */
-  readonly #connected = new Set<string>()
+  readonly #connected = new Map<string, number>()
 
   constructor(
     private readonly opts: GossipTransportOptions,
@@ -83,6 +84,9 @@ export class GossipTransport {
       },
       connectionManager: {
         maxConnections: Math.max(o.maxPeers * 2, 16),
+        // many members may share one address (NAT, a lab on one host) and all start at once
+        inboundConnectionThreshold: Math.max(o.maxPeers * 2, 16),
+        maxIncomingPendingConnections: Math.max(o.maxPeers, 16),
         // all three must be set: libp2p 2.10 computes NaN delays otherwise
         reconnectRetries: 20,
         reconnectRetryInterval: 500,
@@ -95,8 +99,20 @@ export class GossipTransport {
         pubsub: gossipsub({
           allowPublishToZeroTopicPeers: true,
           emitSelf: false,
+          // A node publishes straight to every peer on the topic, and the mesh only forwards as a
+          // fallback for peers it is not connected to. Each forwarded copy costs about as much CPU
+          // as a delivery, so a small mesh degree keeps the cost of a heartbeat close to N-1 sends.
           floodPublish: true,
+          D: o.meshDegree,
+          Dlo: Math.max(1, o.meshDegree - 1),
+          Dhi: o.meshDegree * 2,
+          Dout: Math.floor(o.meshDegree / 2),
+          Dlazy: o.meshDegree,
           heartbeatInterval: o.meshHeartbeatMs,
+          // gossipsub's Sybil defence graylists every peer once more than 10 share an IP address.
+          // A pgmesh mesh is closed by the cluster secret, and members legitimately share an
+          // address (NAT, one lab host): with it on, an 11th co-located node silences the mesh.
+          scoreParams: { IPColocationFactorWeight: 0 },
           maxInboundDataLength: o.maxMessageBytes + 4096,
           // Without a fast id, gossipsub verifies the signature of every duplicate copy before it
           // finds out it has seen the message: with a full mesh that is most of a node's CPU.
@@ -124,7 +140,7 @@ export class GossipTransport {
     })
     node.addEventListener('peer:connect', (e) => {
       const peer = e.detail.toString()
-      this.#connected.add(peer)
+      this.#connected.set(peer, performance.now())
       this.events.peerConnected(peer)
     })
     node.addEventListener('peer:disconnect', (e) => {
@@ -154,7 +170,34 @@ export class GossipTransport {
   }
 
   connectedPeers(): string[] {
-    return [...this.#connected]
+    return [...this.#connected.keys()]
+  }
+
+  /** Connected peers whose subscription to our topic we have seen: the ones gossip flows with. */
+  topicPeers(): number {
+    return this.#node === null ? 0 : this.#node.services.pubsub.getSubscribers(this.opts.topic).length
+  }
+
+  /**
+   * gossipsub opens its outbound stream once per connection and never retries: when that fails
+   * (a busy peer, a slow handshake) the connection stays up but no gossip crosses it. A peer
+   * connected for `graceMs` whose subscription never reached us is hung up, so the join loop or
+   * discovery dials it again with fresh streams. Returns the peers hung up.
+   */
+  async hangUpSilentPeers(graceMs: number): Promise<string[]> {
+    const node = this.#node
+    if (node === null) return []
+    const now = performance.now()
+    const subscribed = new Set(node.services.pubsub.getSubscribers(this.opts.topic).map((p) => p.toString()))
+    const silent = [...this.#connected].filter(([p, since]) => !subscribed.has(p) && now - since >= graceMs)
+    await Promise.all(
+      silent.map(async ([p]) => {
+        const conn = node.getConnections().find((c) => c.remotePeer.toString() === p)
+        this.#connected.set(p, now)
+        if (conn !== undefined) await node.hangUp(conn.remotePeer).catch(() => undefined)
+      }),
+    )
+    return silent.map(([p]) => p)
   }
 
   isConnected(peerId: string): boolean {
