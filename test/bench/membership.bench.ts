@@ -133,7 +133,7 @@ async function runOnce(n: number): Promise<RunResult | null> {
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU'
 console.log(
-  `# membership benchmark — ${new Date().toISOString()} — ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
+  `# membership benchmark${heartbeatMs === undefined ? '' : ` (heartbeatIntervalMs ${heartbeatMs})`} — ${new Date().toISOString()} — ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
 )
 console.log(
   '| nodes | runs | all list all (s) | join listed everywhere, from spawn (s) | from joiner API up (s) | idle RSS per node (MiB) | idle CPU per node (% of one core) |',
