@@ -49,6 +49,11 @@ const DROP_LOG_INTERVAL_MS = 10_000
 /** A leave is sent this many times, spaced out, because gossip may lose any single message. */
 const LEAVE_REPEATS = 3
 const LEAVE_SPACING_MS = 40
+/**
+ * A new peer gets our state at once instead of at the next interval; extra heartbeats asked for
+ * within this window are coalesced, so a burst of connections (a cluster starting) sends one.
+ */
+const EXTRA_HEARTBEAT_COALESCE_MS = 50
 
 /**
  * One pgmesh node: the gossip transport, the membership state machine fed by heartbeats, and the
@@ -75,6 +80,7 @@ export class MeshNode implements ClusterSource {
   #timers: NodeJS.Timeout[] = []
   #joined = false
   #joinLoop: Promise<void> = Promise.resolve()
+  #extraHeartbeat: NodeJS.Timeout | null = null
 
   constructor(o: MeshNodeOptions) {
     this.#o = o
@@ -104,13 +110,13 @@ export class MeshNode implements ClusterSource {
         message: (data, from) => this.#onMessage(data, from),
         peerConnected: (peerId) => {
           this.#gossipLog.debug({ peer: peerId }, 'peer connected')
-          this.#sendHeartbeat()
+          this.#heartbeatSoon()
         },
         peerDisconnected: (peerId) => {
           this.#gossipLog.debug({ peer: peerId }, 'peer disconnected')
           this.#apply({ type: 'peerDisconnected', peerId })
         },
-        peerSubscribed: () => this.#sendHeartbeat(),
+        peerSubscribed: () => this.#heartbeatSoon(),
       },
     )
   }
@@ -157,7 +163,7 @@ export class MeshNode implements ClusterSource {
         onJoined: (seed, peerId) => {
           if (!this.#joined) this.#log.info({ seed: formatHostPort(seed), peer: peerId }, 'joined the mesh')
           this.#joined = true
-          this.#sendHeartbeat()
+          this.#heartbeatSoon()
         },
         log: this.#o.logger.child({ component: 'join' }),
       },
@@ -172,6 +178,8 @@ export class MeshNode implements ClusterSource {
     this.#running = null
     for (const t of this.#timers) clearInterval(t)
     this.#timers = []
+    if (this.#extraHeartbeat !== null) clearTimeout(this.#extraHeartbeat)
+    this.#extraHeartbeat = null
     running.abort()
     await this.#joinLoop
     if (this.#transport.started) {
@@ -247,6 +255,14 @@ export class MeshNode implements ClusterSource {
   }
 
   // ---- internals
+
+  #heartbeatSoon(): void {
+    if (this.#extraHeartbeat !== null) return
+    this.#extraHeartbeat = setTimeout(() => {
+      this.#extraHeartbeat = null
+      this.#sendHeartbeat()
+    }, EXTRA_HEARTBEAT_COALESCE_MS)
+  }
 
   #sendHeartbeat(): void {
     if (this.#running === null || !this.#transport.started) return
