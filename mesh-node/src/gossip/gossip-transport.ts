@@ -106,12 +106,13 @@ export class GossipTransport {
           D: o.meshDegree,
           Dlo: Math.max(1, o.meshDegree - 1),
           Dhi: o.meshDegree * 2,
-          Dout: Math.floor(o.meshDegree / 2),
+          // gossipsub's rules: Dout < Dlo and Dout ≤ D/2
+          Dout: Math.min(Math.floor(o.meshDegree / 2), Math.max(1, o.meshDegree - 1) - 1),
           Dlazy: o.meshDegree,
           heartbeatInterval: o.meshHeartbeatMs,
-          // gossipsub's Sybil defence graylists every peer once more than 10 share an IP address.
-          // A pgmesh mesh is closed by the cluster secret, and members legitimately share an
-          // address (NAT, one lab host): with it on, an 11th co-located node silences the mesh.
+          // gossipsub's Sybil defence scores down peers beyond 10 on one IP address, quadratically:
+          // from about 15 it graylists them all and the mesh goes silent. A pgmesh mesh is closed
+          // by the cluster secret, and members legitimately share an address (NAT, one lab host).
           scoreParams: { IPColocationFactorWeight: 0 },
           maxInboundDataLength: o.maxMessageBytes + 4096,
           // Without a fast id, gossipsub verifies the signature of every duplicate copy before it
