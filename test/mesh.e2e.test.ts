@@ -4,6 +4,7 @@ import { connect } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { ClusterStatusSchema } from '@pgmesh/protocol'
 import {
   everyoneSees,
   fetchStatus,
@@ -99,6 +100,12 @@ describe('mesh: 3 processes, seed join, scale-out, failures, bad input', { timeo
     assert.equal(out.code, 0, out.stderr)
     assert.match(out.stdout, /4 alive, 0 suspect, 0 dead, 0 left/)
     assert.match(out.stdout, /n4\s+alive/)
+    const json = await runCli(sb, ['status', '--api', byId('n2').apiUrl, '--json'])
+    assert.equal(json.code, 0, json.stderr)
+    assert.deepEqual(
+      ClusterStatusSchema.parse(JSON.parse(json.stdout)).members.map((m) => m.id),
+      ['n1', 'n2', 'n3', 'n4'],
+    )
   })
 
   it('a node with a different secret is never listed', async () => {
