@@ -25,11 +25,8 @@ export async function startApiServer(app: Hono, listen: HostPort): Promise<ApiSe
       resolveListen()
     })
   })
-  // a client error (random bytes, oversized headers) answers 400/431 and closes that socket only
-  server.on('clientError', (_e, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
-    else socket.destroy()
-  })
+  // client errors (random bytes, oversized headers) are left to Node's default handler, which
+  // answers 400/431/408 and closes that socket only
   const a = server.address() as AddressInfo
   return {
     address: { host: a.address, port: a.port },

@@ -11,7 +11,7 @@ import { packageVersion } from '../version.js'
 /** How long a graceful stop may take before the process exits anyway. */
 const STOP_TIMEOUT_MS = 10_000
 
-const WILDCARDS = new Set(['0.0.0.0', '::', '[::]'])
+const WILDCARDS = new Set(['0.0.0.0', '::'])
 
 /** Runs a node until SIGTERM/SIGINT. Resolves with the process exit code. */
 export async function runStart(configFile: string | undefined, flags: StartOverrides): Promise<number> {
