@@ -1,15 +1,22 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { everyoneSees, startMeshNode, type TestNode } from './helpers/mesh-cluster.js'
+import {
+  describeCluster,
+  everyoneSees,
+  startMeshNode,
+  type TestNode,
+  waitUntilServing,
+} from './helpers/mesh-cluster.js'
 import { runCli, Sandbox, waitFor } from './helpers/processes.js'
 
 /**
  * More than 10 members on one address: gossipsub's IP-colocation penalty once graylisted every
  * peer once 15 shared an address (penalty (n-10)² × 5 past the graylist threshold of 80) and
- * silenced the mesh. Slow heartbeats keep 16 processes within 2 cores.
+ * silenced the mesh. Slow heartbeats keep 16 processes within 2 cores, and each node is started
+ * once the previous one serves, so 16 start-ups never compete for the CPU at once.
  */
-describe('mesh: 16 nodes sharing one address', { timeout: 180_000 }, () => {
+describe('mesh: 16 nodes sharing one address', { timeout: 240_000 }, () => {
   const sb = new Sandbox()
   let secret = ''
   let config = ''
@@ -34,19 +41,24 @@ describe('mesh: 16 nodes sharing one address', { timeout: 180_000 }, () => {
       logLevel: 'info',
     })
     nodes.push(seed)
+    await waitUntilServing(seed)
     for (let i = 2; i <= 16; i++) {
       const id = `n${String(i).padStart(2, '0')}`
-      nodes.push(
-        await startMeshNode(sb, {
-          id,
-          secretFile: secret,
-          configFile: config,
-          logLevel: 'info',
-          join: [seed.gossipPort],
-        }),
-      )
+      const node = await startMeshNode(sb, {
+        id,
+        secretFile: secret,
+        configFile: config,
+        logLevel: 'info',
+        join: [seed.gossipPort],
+      })
+      nodes.push(node)
+      await waitUntilServing(node)
     }
     const all = Object.fromEntries(nodes.map((n) => [n.id, 'alive' as const]))
-    await waitFor('16 alive members on every node', 120_000, everyoneSees(nodes, all), 500)
+    try {
+      await waitFor('16 alive members on every node', 120_000, everyoneSees(nodes, all), 500)
+    } catch (e) {
+      throw new Error(`${String(e)}\n${await describeCluster(sb, nodes)}`)
+    }
   })
 })

@@ -1,8 +1,8 @@
 import type { ChildProcess } from 'node:child_process'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type ClusterStatus, ClusterStatusSchema, type MemberView } from '@pgmesh/protocol'
-import { CLI, freePort, type Sandbox } from './processes.js'
+import { CLI, freePort, isRunning, type Sandbox, waitFor } from './processes.js'
 
 export interface TestNode {
   readonly id: string
@@ -97,4 +97,42 @@ export function everyoneSees(
     }
     return true
   }
+}
+
+/** Waits until the node's API answers /health (it has started and bound its ports). */
+export async function waitUntilServing(node: TestNode, timeoutMs = 30_000): Promise<void> {
+  await waitFor(`${node.id} to serve its API`, timeoutMs, async () => {
+    if (!isRunning(node.proc))
+      throw new Error(`${node.id} exited with ${node.proc.exitCode ?? node.proc.signalCode}`)
+    const res = await fetch(`${node.apiUrl}/health`, { signal: AbortSignal.timeout(2000) })
+    return res.ok ? true : undefined
+  })
+}
+
+/**
+ * One line per node: whether it runs, how many members it lists alive, its gossip peers, and the
+ * end of its log if it exited. Appended to a failed wait so a CI log says what went wrong.
+ */
+export async function describeCluster(sandbox: Sandbox, nodes: readonly TestNode[]): Promise<string> {
+  const lines: string[] = []
+  for (const n of nodes) {
+    if (!isRunning(n.proc)) {
+      const log = await readFile(join(sandbox.dir, `${n.id}.log`), 'utf8').catch(() => '')
+      lines.push(`${n.id}: exited (${n.proc.exitCode ?? n.proc.signalCode}); log tail: ${log.slice(-600)}`)
+      continue
+    }
+    try {
+      const s = await fetchStatus(n)
+      const alive = s.members.filter((m) => m.state === 'alive').map((m) => m.id)
+      lines.push(
+        `${n.id}: ${alive.length} alive, connected ${s.gossip.connectedPeers}, topic peers ${s.gossip.topicPeers}, missing ${nodes
+          .map((o) => o.id)
+          .filter((id) => !alive.includes(id))
+          .join(',')}`,
+      )
+    } catch (e) {
+      lines.push(`${n.id}: running, status failed: ${String(e)}`)
+    }
+  }
+  return lines.join('\n')
 }

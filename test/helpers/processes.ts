@@ -96,6 +96,7 @@ export async function waitFor<T>(
   let lastError: unknown
   for (;;) {
     try {
+      lastError = undefined
       const v = await check()
       if (v !== undefined) return v
     } catch (e) {
