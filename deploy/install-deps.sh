@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# System packages pgmesh's tests and demo use, from Debian's archive. Idempotent; needs root
-# (or passwordless sudo) only when something is missing.
+# System packages pgmesh's tests, demo and benchmarks use, all from Debian's archive.
+# Idempotent; needs root (or passwordless sudo) only when something is missing.
+#   iproute2, arping      the linux VIP driver and the network-namespace tests
+#   keepalived, haproxy   the tools pgmesh replaces, measured side by side in test/bench/
+#   patroni, etcd-server, postgresql-15 (pgbench included), postgresql-client-15
+#                         the real Patroni cluster the tests and the demo run
 set -Eeuo pipefail
 
-# command → Debian package
-declare -A NEED=(
-  [curl]=curl
-)
+PACKAGES=(curl iproute2 arping keepalived haproxy patroni etcd-server postgresql-15 postgresql-client-15 hyperfine)
 
 missing=()
-for cmd in "${!NEED[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
+for pkg in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$pkg")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -20,4 +22,14 @@ SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 echo "install-deps: installing ${missing[*]}" >&2
 $SUDO apt-get update -qq
+# policy-rc.d: Debian's postinst would start etcd, postgresql and haproxy as services; the tests
+# start their own instances on loopback and need the default ports free
+POLICY=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$POLICY" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+  $SUDO chmod 755 "$POLICY"
+  created_policy=1
+fi
+trap '[ "$created_policy" = 1 ] && $SUDO rm -f "$POLICY"' EXIT
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,16 +1,11 @@
 import { z } from 'zod'
 import { DialAddressSchema, ListenAddressSchema } from './address.js'
+import { checkPriorityWeights, ElectionConfigSchema, TrackedCheckSchema } from './election.js'
 import { err, type Issue, ok, pgmeshError, type Result } from './errors.js'
+import { NodeIdSchema, PrioritySchema } from './ids.js'
+import { NodeVipSchema, VipConfigSchema } from './vip.js'
 
-/** Node ids name a node in logs, the API and the config; they are stable across restarts. */
-export const NodeIdSchema = z
-  .string()
-  .regex(
-    /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/,
-    'must be 1-63 characters: letters, digits, _ . - (starting with a letter or digit)',
-  )
-
-export const PrioritySchema = z.number().int().min(1).max(254)
+export { NodeIdSchema, PrioritySchema } from './ids.js'
 
 const ms = (def: number, min: number, max: number) => z.number().int().min(min).max(max).default(def)
 
@@ -77,8 +72,39 @@ export const ClusterConfigSchema = z
       .default('pgmesh'),
     membership: MembershipTimingsSchema.prefault({}),
     gossip: GossipTuningSchema.prefault({}),
+    election: ElectionConfigSchema.prefault({}),
+    /**
+     * The members the cluster is founded with and their priorities: the first voter configuration
+     * (the same on every founding node), and the set the priority/weight rule is checked against.
+     * Nodes joining later are added by the MASTER and need not be listed.
+     */
+    members: z
+      .array(z.object({ id: NodeIdSchema, priority: PrioritySchema }).strict())
+      .max(64)
+      .default([]),
+    /** tracked checks (Keepalived's track_script), run by every node on itself */
+    checks: z.array(TrackedCheckSchema).max(64).default([]),
+    vip: VipConfigSchema.prefault({}),
   })
   .strict()
+  .superRefine((c, ctx) => {
+    const add = (path: (string | number)[], message: string) =>
+      ctx.addIssue({ code: 'custom', path, message })
+    const seen = new Set<string>()
+    c.checks.forEach((k, i) => {
+      if (seen.has(k.name)) add(['checks', i, 'name'], `duplicate check name "${k.name}"`)
+      seen.add(k.name)
+    })
+    const ids = new Set<string>()
+    c.members.forEach((m, i) => {
+      if (ids.has(m.id)) add(['members', i, 'id'], `duplicate member "${m.id}"`)
+      ids.add(m.id)
+    })
+    const checks = c.checks.map((k) => ({ name: k.name, weight: k.weight }))
+    for (const issue of checkPriorityWeights(c.members.map((m) => ({ ...m, checks })))) {
+      add(['members', ...issue.path.split('.').slice(1)], issue.message)
+    }
+  })
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -123,6 +149,7 @@ export const NodeConfigSchema = z
     /** holds the node key (stable peer id) and the incarnation counter */
     dataDir: z.string().min(1).optional(),
     logLevel: LogLevelSchema.default('info'),
+    vip: NodeVipSchema.prefault({}),
   })
   .strict()
   .superRefine((n, ctx) => {
@@ -143,6 +170,23 @@ export const ConfigFileSchema = z
     cluster: ClusterConfigSchema.prefault({}),
   })
   .strict()
+  .superRefine((f, ctx) => {
+    const listed = f.cluster.members.find((m) => m.id === f.node.id)
+    if (listed !== undefined && listed.priority !== f.node.priority) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['node', 'priority'],
+        message: `is ${f.node.priority}, but cluster.members lists node "${f.node.id}" with priority ${listed.priority}`,
+      })
+    }
+    if (f.cluster.vip.driver === 'linux' && f.node.vip.interface === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['node', 'vip', 'interface'],
+        message: 'the linux VIP driver needs an interface',
+      })
+    }
+  })
 export type ConfigFile = z.infer<typeof ConfigFileSchema>
 export type ConfigFileInput = z.input<typeof ConfigFileSchema>
 

@@ -1,6 +1,6 @@
 import { z } from 'zod'
-import { NodeIdSchema } from './config.js'
 import type { Issue } from './errors.js'
+import { NodeIdSchema } from './ids.js'
 
 const ms = (def: number, min: number, max: number) => z.number().int().min(min).max(max).default(def)
 const Uint = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { NodeIdSchema, PrioritySchema } from './config.js'
+import { NodeIdSchema, PrioritySchema } from './ids.js'
 import { err, ok, pgmeshError, type Result } from './errors.js'
 
 /** Wire version this build speaks. Decoders accept messages of this version and strip unknown fields. */

@@ -1,0 +1,72 @@
+import { z } from 'zod'
+import { isIPv4, isIPv6 } from './address.js'
+
+const ms = (def: number, min: number, max: number) => z.number().int().min(min).max(max).default(def)
+
+/** `198.18.0.100/24` or `fd00::100/64`: the address and the prefix it is added with. */
+export const VipAddressSchema = z.string().transform((s, ctx) => {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(s)
+  const ip = m?.[1] ?? ''
+  const prefix = Number(m?.[2])
+  const v4 = isIPv4(ip)
+  if (m === null || !(v4 || isIPv6(ip)) || prefix > (v4 ? 32 : 128)) {
+    ctx.addIssue({ code: 'custom', message: `'${s}' is not an address with a prefix, like 198.18.0.100/24` })
+    return z.NEVER
+  }
+  return { ip, prefix, family: v4 ? ('ipv4' as const) : ('ipv6' as const), cidr: `${ip}/${prefix}` }
+})
+export type VipAddress = z.output<typeof VipAddressSchema>
+
+const Argv = z.array(z.string().min(1)).min(1).max(64)
+
+/**
+ * Keepalived-style notify scripts (argv, no shell), run on every state change with PGMESH_STATE,
+ * PGMESH_VIP and PGMESH_NODE in the environment. A script that fails or outlives `timeoutMs` is
+ * logged and killed; it never holds up the election.
+ */
+export const NotifyScriptsSchema = z
+  .object({
+    master: Argv.optional(),
+    backup: Argv.optional(),
+    fault: Argv.optional(),
+    stop: Argv.optional(),
+    /** a script still running after this long is killed (SIGKILL). Default 10000 */
+    timeoutMs: ms(10_000, 10, 600_000),
+  })
+  .strict()
+export type NotifyScripts = z.infer<typeof NotifyScriptsSchema>
+
+/**
+ * The virtual IP the MASTER holds. `linux`: `ip addr add/del` on `node.vip.interface` plus
+ * gratuitous ARP; `exec`: the notify scripts move it (a cloud IP, say); `none`: no address, the
+ * MASTER is only recorded (`GET /master` answers 200 on it alone).
+ */
+export const VipConfigSchema = z
+  .object({
+    address: VipAddressSchema.optional(),
+    driver: z.enum(['linux', 'exec', 'none']).default('none'),
+    /** gratuitous ARPs (`arping -U`) sent on acquiring the VIP and after a partition heals. Default 3 */
+    garpCount: z.number().int().min(0).max(100).default(3),
+    /** Default 10 */
+    garpIntervalMs: ms(10, 0, 10_000),
+    notify: NotifyScriptsSchema.prefault({}),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    if (v.driver === 'linux' && v.address === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['address'], message: 'the linux driver needs the VIP address' })
+    }
+  })
+export type VipConfig = z.infer<typeof VipConfigSchema>
+export type VipConfigInput = z.input<typeof VipConfigSchema>
+
+/** Node-local VIP settings. */
+export const NodeVipSchema = z
+  .object({
+    /** the interface the linux driver adds the VIP to */
+    interface: z
+      .string()
+      .regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'must be an interface name (1-15 characters)')
+      .optional(),
+  })
+  .strict()
