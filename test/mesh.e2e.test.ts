@@ -173,9 +173,14 @@ describe('mesh: 3 processes, seed join, scale-out, failures, bad input', { timeo
     assert.equal(await exited(garbage, 30_000), 0)
     const s = await waitFor('drops counted on n1', 10_000, async () => {
       const st = await fetchStatus(byId('n1'))
-      return Object.keys(st.gossip.dropped).length >= 3 ? st : undefined
+      return Object.keys(st.gossip.dropped).length >= 4 ? st : undefined
     })
-    for (const code of ['GOSSIP_WRONG_CLUSTER', 'GOSSIP_PEER_MISMATCH', 'GOSSIP_UNSUPPORTED_VERSION']) {
+    for (const code of [
+      'GOSSIP_WRONG_CLUSTER',
+      'GOSSIP_PEER_MISMATCH',
+      'GOSSIP_UNSUPPORTED_VERSION',
+      'GOSSIP_UNKNOWN_PEER',
+    ]) {
       assert.ok(
         (s.gossip.dropped[code] ?? 0) > 0,
         `no drop counted for ${code}: ${JSON.stringify(s.gossip.dropped)}`,

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ApiErrorSchema, ClusterStatusSchema, MembersResponseSchema, type MemberView } from '@pgmesh/protocol'
+import {
+  ApiErrorSchema,
+  ClusterStatusSchema,
+  MasterResponseSchema,
+  MembersResponseSchema,
+  type MemberView,
+} from '@pgmesh/protocol'
 import { createControlApi } from './app.js'
 import type { ClusterSource } from './cluster-source.js'
 
@@ -18,11 +24,12 @@ function member(id: string, state: MemberView['state']): MemberView {
     lastHeardAgoMs: null,
     stateSince: new Date(0).toISOString(),
     configVersion: 0,
+    election: null,
   }
 }
 
 /** A fixed in-memory ClusterSource: the second implementation of the interface besides the live node. */
-function staticSource(members: MemberView[], ready = true): ClusterSource {
+function staticSource(members: MemberView[], ready = true, master = true): ClusterSource {
   return {
     status: () => ({
       cluster: 'c1',
@@ -32,7 +39,25 @@ function staticSource(members: MemberView[], ready = true): ClusterSource {
       members,
       counts: { alive: 2, suspect: 0, dead: 1, left: 0 },
       gossip: { connectedPeers: 1, topicPeers: 1, messagesIn: 0, messagesOut: 0, dropped: {} },
+      election: {
+        quorum: 'majority',
+        state: master ? 'MASTER' : 'BACKUP',
+        role: master ? 'leader' : 'follower',
+        term: 2,
+        master: 'n1',
+        vipHolders: ['n1'],
+        vip: { address: null, driver: 'none', held: master },
+        leaseRemainingMs: master ? 200 : null,
+        priority: 100,
+        effectivePriority: 100,
+        eligible: true,
+        failingChecks: [],
+        checks: [],
+        voters: { voters: ['n1', 'n2', 'n3'], prev: null },
+        masterChanges: 1,
+      },
     }),
+    master: () => ({ master, node: 'n1', current: 'n1', term: 2 }),
     members: () => members,
     health: () => ({ status: 'ok', node: 'n1', uptimeMs: 5 }),
     ready: () => ({ ready, reasons: ready ? [] : ['no seed reachable yet'] }),
@@ -87,6 +112,15 @@ describe('control API', () => {
     const res = await notReady.request('/ready')
     assert.equal(res.status, 503)
     assert.deepEqual(await res.json(), { ready: false, reasons: ['no seed reachable yet'] })
+  })
+
+  it('answers /master 200 on the MASTER only, so a load balancer can follow it', async () => {
+    const yes = await app.request('/master')
+    assert.equal(yes.status, 200)
+    assert.equal(MasterResponseSchema.parse(await yes.json()).master, true)
+    const no = await createControlApi({ source: staticSource(members, true, false) }).request('/master')
+    assert.equal(no.status, 503)
+    assert.equal(MasterResponseSchema.parse(await no.json()).master, false)
   })
 
   it('turns a failing source into a JSON 500 without leaking details', async () => {

@@ -26,6 +26,12 @@ export function createControlApi(options: ControlApiOptions): Hono {
 
   app.get('/v1/status', (c) => c.json(source.status()))
 
+  // for a cloud load balancer's health check: only the MASTER answers 200
+  app.get('/master', (c) => {
+    const m = source.master()
+    return c.json(m, m.master ? 200 : 503)
+  })
+
   app.get('/v1/members', (c) => {
     const q = MembersQuerySchema.safeParse(c.req.query())
     if (!q.success) {

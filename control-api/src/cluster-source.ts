@@ -1,4 +1,10 @@
-import type { ClusterStatus, HealthResponse, MemberView, ReadyResponse } from '@pgmesh/protocol'
+import type {
+  ClusterStatus,
+  HealthResponse,
+  MasterResponse,
+  MemberView,
+  ReadyResponse,
+} from '@pgmesh/protocol'
 
 /**
  * What the control API reads from. mesh-node implements it over the live node; tests and
@@ -9,4 +15,6 @@ export interface ClusterSource {
   members(): readonly MemberView[]
   health(): HealthResponse
   ready(): ReadyResponse
+  /** whether this node is the MASTER (holds the VIP lease) now */
+  master(): MasterResponse
 }

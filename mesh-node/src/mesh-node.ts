@@ -2,16 +2,25 @@ import type { ClusterSource } from '@pgmesh/control-api'
 import {
   type ClusterStatus,
   type ConfigFile,
+  decodeElectionFrame,
   decodeGossip,
+  ELECTION_FRAME_MAX_BYTES,
+  type ElectionMessage,
+  type ElectionView,
+  encodeElectionFrame,
   encodeGossip,
   formatHostPort,
   type GossipMessage,
   type HealthResponse,
   type Heartbeat,
+  type MasterResponse,
   MEMBER_STATES,
   type MemberView,
   type ReadyResponse,
 } from '@pgmesh/protocol'
+import { createTrackedChecks, type TrackedChecks } from './checks/tracked-checks.js'
+import { ElectionDriver } from './election/election-driver.js'
+import { type ElectionStore, memoryElectionStore } from './election/election-store.js'
 import { GossipTransport } from './gossip/gossip-transport.js'
 import { runJoinLoop } from './gossip/join-loop.js'
 import { type Logger, RateLimitedLog } from './log.js'
@@ -24,6 +33,7 @@ import {
   memberViews,
 } from './membership/membership.js'
 import type { NodeIdentity } from './node-identity.js'
+import { createVipDriver, type VipDriver } from './vip/vip-driver.js'
 
 export interface Clock {
   /** monotonic milliseconds, for every duration */
@@ -42,6 +52,10 @@ export interface MeshNodeOptions {
   readonly logger: Logger
   readonly version: string
   readonly clock?: Clock
+  /** where the election keeps its term and vote; in memory when absent (tests) */
+  readonly electionStore?: ElectionStore
+  /** the VIP driver; made from `cluster.vip` when absent */
+  readonly vip?: VipDriver
 }
 
 /** How often a noisy peer's bad messages are logged (each drop is still counted). */
@@ -81,6 +95,13 @@ export class MeshNode implements ClusterSource {
   #joined = false
   #joinLoop: Promise<void> = Promise.resolve()
   #extraHeartbeat: NodeJS.Timeout | null = null
+  readonly #checks: TrackedChecks
+  readonly #election: ElectionDriver
+  readonly #electionLog: Logger
+  /** authenticated peer id ↔ node id, learnt from signed heartbeats */
+  readonly #nodeByPeer = new Map<string, string>()
+  readonly #peerByNode = new Map<string, string>()
+  #electionMembers = ''
 
   constructor(o: MeshNodeOptions) {
     this.#o = o
@@ -100,6 +121,8 @@ export class MeshNode implements ClusterSource {
           : { advertise: o.config.node.gossip.advertise }),
         ...(o.psk === undefined ? {} : { psk: o.psk }),
         topic: `pgmesh/${o.config.cluster.name}/v1`,
+        directProtocol: `/pgmesh/${o.config.cluster.name}/election/1`,
+        maxDirectFrameBytes: ELECTION_FRAME_MAX_BYTES,
         maxMessageBytes: g.maxMessageBytes,
         meshHeartbeatMs: g.meshHeartbeatMs,
         meshDegree: g.meshDegree,
@@ -111,14 +134,54 @@ export class MeshNode implements ClusterSource {
         peerConnected: (peerId) => {
           this.#gossipLog.debug({ peer: peerId }, 'peer connected')
           this.#heartbeatSoon()
+          if (this.#nodeByPeer.has(peerId)) this.#election.peerReconnected()
         },
         peerDisconnected: (peerId) => {
           this.#gossipLog.debug({ peer: peerId }, 'peer disconnected')
           this.#apply({ type: 'peerDisconnected', peerId })
+          const id = this.#nodeByPeer.get(peerId)
+          if (id !== undefined) this.#election.deliver({ type: 'peerDisconnected', id })
         },
         peerSubscribed: () => this.#heartbeatSoon(),
+        directFrame: (peerId, data) => this.#onElectionFrame(peerId, data),
+        directError: (peerId, reason) => {
+          this.#drop('ELECTION_STREAM_ERROR', peerId, `election stream failed: ${reason}`, 'debug')
+        },
       },
     )
+    const { cluster, node } = o.config
+    this.#electionLog = o.logger.child({ component: 'election' })
+    this.#checks = createTrackedChecks({
+      checks: cluster.checks,
+      onChange: (name, passing) => {
+        this.#election.deliver({ type: 'check', name, passing })
+        this.#heartbeatSoon()
+      },
+      logger: o.logger,
+    })
+    const vip =
+      o.vip ??
+      createVipDriver({ config: cluster.vip, iface: node.vip.interface, node: node.id, logger: o.logger })
+    const founders = cluster.members.map((m) => m.id)
+    this.#election = new ElectionDriver({
+      options: {
+        self: node.id,
+        priority: node.priority,
+        checks: cluster.checks.map((c) => ({ name: c.name, weight: c.weight })),
+        config: cluster.election,
+      },
+      // listed founders, else the seed (a node started without --join) founds the cluster alone
+      // and the MASTER adds every node that joins
+      initialVoters: founders.length > 0 ? founders : node.join.length === 0 ? [node.id] : null,
+      store: o.electionStore ?? memoryElectionStore(),
+      vip,
+      vipConfig: cluster.vip,
+      send: (to, msg) => this.#sendElection(to, msg),
+      broadcast: (msg) => this.#broadcastElection(msg),
+      now: () => this.#clock.mono(),
+      logger: o.logger,
+      onChange: () => this.#heartbeatSoon(),
+    })
   }
 
   get id(): string {
@@ -146,11 +209,15 @@ export class MeshNode implements ClusterSource {
       },
       'gossip started',
     )
+    this.#warnAboutQuorum()
+    this.#checks.start()
+    await this.#election.start(this.#checks.failing(), (Math.random() * 0x7fffffff) | 0)
     const m = cluster.membership
     this.#timers.push(setInterval(() => this.#sendHeartbeat(), m.heartbeatIntervalMs))
     this.#timers.push(
       setInterval(() => this.#apply({ type: 'tick' }), Math.max(10, m.heartbeatIntervalMs / 2)),
     )
+    this.#timers.push(setInterval(() => void this.#repairConnections(), m.suspectTimeoutMs))
     this.#sendHeartbeat()
     this.#joinLoop = runJoinLoop(
       {
@@ -182,6 +249,9 @@ export class MeshNode implements ClusterSource {
     this.#extraHeartbeat = null
     running.abort()
     await this.#joinLoop
+    // first hand the VIP over (released, then `release` sent), while the connections are still up
+    await this.#election.stop()
+    await this.#checks.stop()
     if (this.#transport.started) {
       for (let i = 0; i < LEAVE_REPEATS; i++) {
         await this.#publish({
@@ -214,6 +284,7 @@ export class MeshNode implements ClusterSource {
         api: this.#apiAddress,
         configVersion: 0,
         startedAt: this.#startedAt,
+        election: this.#election.summary([...this.#checks.failing()]) ?? null,
       },
       this.#clock.mono(),
       this.#clock.wall(),
@@ -238,7 +309,33 @@ export class MeshNode implements ClusterSource {
         messagesOut: this.#messagesOut,
         dropped: { ...this.#dropped },
       },
+      election: this.electionView(members),
     }
+  }
+
+  electionView(members: readonly MemberView[] = this.members()): ElectionView {
+    const holders = members
+      .filter((m) => !m.self && m.state === 'alive' && m.election?.holder === true)
+      .map((m) => m.id)
+    if (this.#election.isMaster()) holders.push(this.id)
+    return {
+      ...this.#election.view(),
+      vipHolders: holders.sort(),
+      checks: this.#checks.views().map((c) => ({
+        name: c.name,
+        kind: c.kind,
+        weight: c.weight,
+        passing: c.passing,
+        ran: c.ran,
+        lastError: c.lastError,
+        lastRunAt: c.lastRunAt === null ? null : new Date(c.lastRunAt).toISOString(),
+      })),
+    }
+  }
+
+  master(): MasterResponse {
+    const v = this.#election.view()
+    return { master: this.#election.isMaster(), node: this.id, current: v.master, term: v.term }
   }
 
   health(): HealthResponse {
@@ -255,6 +352,30 @@ export class MeshNode implements ClusterSource {
   }
 
   // ---- internals
+
+  /**
+   * A connection can outlive the path under it: after a partition TCP may sit in retransmission
+   * backoff for many seconds, and gossipsub never retries a failed stream set-up. A member that has
+   * been silent for `suspectTimeoutMs` while "connected" is hung up, and silent members are redialled
+   * at their last known addresses, so the mesh heals as soon as the network does.
+   */
+  async #repairConnections(): Promise<void> {
+    const running = this.#running
+    if (running === null || !this.#transport.started) return
+    for (const rec of this.#membership.members.values()) {
+      if (rec.state !== 'suspect' && rec.state !== 'dead') continue
+      if (this.#transport.isConnected(rec.peerId)) {
+        this.#gossipLog.info(
+          { member: rec.id, peer: rec.peerId },
+          `hanging up silent member ${rec.id} to redial it`,
+        )
+        await this.#transport.hangUp(rec.peerId)
+      }
+      this.#transport.dialDiscovered(rec.peerId, rec.addrs, running.signal)
+    }
+    const silent = await this.#transport.hangUpSilentPeers(this.#o.config.cluster.gossip.subscribeGraceMs)
+    if (silent.length > 0) this.#gossipLog.info({ peers: silent }, 'hung up peers whose gossip never started')
+  }
 
   #heartbeatSoon(): void {
     if (this.#extraHeartbeat !== null) return
@@ -280,7 +401,8 @@ export class MeshNode implements ClusterSource {
       api: this.#apiAddress,
       configVersion: 0,
     }
-    void this.#publish(hb)
+    const election = this.#election.summary([...this.#checks.failing()])
+    void this.#publish(election === undefined ? hb : { ...hb, election })
   }
 
   async #publish(msg: GossipMessage): Promise<void> {
@@ -315,12 +437,77 @@ export class MeshNode implements ClusterSource {
       this.#decoded.set(data, r.value)
       return true
     }
-    const c = code ?? 'GOSSIP_INVALID'
-    this.#dropped[c] = (this.#dropped[c] ?? 0) + 1
-    const suppressed = this.#dropLog.shouldLog(`${from}/${c}`, this.#clock.mono())
-    if (suppressed !== null)
-      this.#gossipLog.warn({ peer: from, code: c, suppressed }, `dropped gossip: ${detail}`)
+    this.#drop(code ?? 'GOSSIP_INVALID', from, `dropped gossip: ${detail}`, 'warn')
     return false
+  }
+
+  /** Counts a dropped message by code and logs it, rate-limited per peer and code. */
+  #drop(code: string, from: string, message: string, level: 'warn' | 'debug'): void {
+    this.#dropped[code] = (this.#dropped[code] ?? 0) + 1
+    const suppressed = this.#dropLog.shouldLog(`${from}/${code}`, this.#clock.mono())
+    if (suppressed !== null) this.#gossipLog[level]({ peer: from, code, suppressed }, message)
+  }
+
+  #onElectionFrame(peerId: string, data: Uint8Array): void {
+    const from = this.#nodeByPeer.get(peerId)
+    if (from === undefined) {
+      // election traffic before the peer's first heartbeat (start-up): it will repeat
+      this.#drop(
+        'GOSSIP_UNKNOWN_PEER',
+        peerId,
+        'election frame from a peer not yet known by heartbeat',
+        'debug',
+      )
+      return
+    }
+    const r = decodeElectionFrame(data)
+    if (!r.ok) {
+      this.#drop(r.error.code, peerId, `dropped election frame: ${r.error.message}`, 'warn')
+      return
+    }
+    this.#election.deliver({ type: 'message', from, msg: r.value })
+  }
+
+  #sendElection(to: string, msg: ElectionMessage): void {
+    const peer = this.#peerByNode.get(to)
+    if (peer !== undefined) this.#transport.sendDirect(peer, encodeElectionFrame(msg))
+  }
+
+  #broadcastElection(msg: ElectionMessage): void {
+    const frame = encodeElectionFrame(msg)
+    for (const peer of this.#peerByNode.values()) this.#transport.sendDirect(peer, frame)
+  }
+
+  #warnAboutQuorum(): void {
+    const { election, members } = this.#o.config.cluster
+    if (election.quorum === 'none') {
+      this.#electionLog.warn(
+        'election quorum is "none" (Keepalived behaviour): under a network partition both sides hold the VIP (split brain). Use it only for 2-node pairs.',
+      )
+    } else if (members.length === 2) {
+      this.#electionLog.warn(
+        'a 2-member cluster with quorum "majority" cannot elect a MASTER while either member is down; add a third member or set quorum "none"',
+      )
+    }
+  }
+
+  /** The election's member list: self and every member that has not left (dead ones still count). */
+  #syncElectionMembers(): void {
+    const ids = [this.id]
+    for (const [id, rec] of this.#membership.members) {
+      if (rec.state !== 'left') ids.push(id)
+      if (this.#nodeByPeer.get(rec.peerId) !== id) {
+        const oldPeer = this.#peerByNode.get(id)
+        if (oldPeer !== undefined) this.#nodeByPeer.delete(oldPeer)
+        this.#nodeByPeer.set(rec.peerId, id)
+        this.#peerByNode.set(id, rec.peerId)
+      }
+    }
+    ids.sort()
+    const key = ids.join(',')
+    if (key === this.#electionMembers) return
+    this.#electionMembers = key
+    this.#election.deliver({ type: 'members', ids })
   }
 
   #onMessage(data: Uint8Array, from: string): void {
@@ -332,6 +519,8 @@ export class MeshNode implements ClusterSource {
     }
     this.#decoded.delete(data)
     this.#messagesIn++
+    // our own earlier life (a restart keeps the peer id), echoed back by the mesh: not a conflict
+    if (msg.peerId === this.#transport.peerId) return
     if (msg.kind === 'heartbeat') {
       this.#apply({ type: 'heartbeat', msg })
       if (this.#running !== null) this.#transport.dialDiscovered(msg.peerId, msg.addrs, this.#running.signal)
@@ -344,6 +533,7 @@ export class MeshNode implements ClusterSource {
     const r = membershipStep(this.#membership, event, this.#clock.mono(), this.#o.config.cluster.membership)
     this.#membership = r.state
     for (const c of r.changes) this.#report(c)
+    if (r.changes.length > 0) this.#syncElectionMembers()
   }
 
   #report(c: MembershipChange): void {

@@ -23,6 +23,17 @@ export const MemberViewSchema = z.object({
   /** ISO time the member entered its current state */
   stateSince: z.string(),
   configVersion: z.number().int(),
+  /** the member's own election view, from its latest heartbeat (null until one carried it) */
+  election: z
+    .object({
+      term: z.number().int(),
+      effectivePriority: z.number().int(),
+      eligible: z.boolean(),
+      holder: z.boolean(),
+      leader: z.string().nullable(),
+      failingChecks: z.array(z.string()),
+    })
+    .nullable(),
 })
 export type MemberView = z.infer<typeof MemberViewSchema>
 
@@ -37,6 +48,54 @@ export const GossipStatsSchema = z.object({
 })
 export type GossipStats = z.infer<typeof GossipStatsSchema>
 
+export const CheckViewSchema = z.object({
+  name: z.string(),
+  kind: z.string(),
+  weight: z.number().int(),
+  passing: z.boolean(),
+  /** false until the check's first result: until then it counts as failing */
+  ran: z.boolean(),
+  lastError: z.string().nullable(),
+  lastRunAt: z.string().nullable(),
+})
+export type CheckView = z.infer<typeof CheckViewSchema>
+
+export const VRRP_STATES = ['MASTER', 'BACKUP', 'FAULT', 'STOP'] as const
+
+/** This node's view of the MASTER election. */
+export const ElectionViewSchema = z.object({
+  quorum: z.enum(['majority', 'none']),
+  /** Keepalived's name for this node's state */
+  state: z.enum(VRRP_STATES),
+  role: z.string(),
+  term: z.number().int(),
+  /** the MASTER this node follows (itself when MASTER), or null */
+  master: z.string().nullable(),
+  /** members that say they hold the VIP (self included); more than one only with quorum none */
+  vipHolders: z.array(z.string()),
+  vip: z.object({ address: z.string().nullable(), driver: z.string(), held: z.boolean() }),
+  /** ms of lease left while MASTER, else null */
+  leaseRemainingMs: z.number().int().nullable(),
+  priority: z.number().int(),
+  effectivePriority: z.number().int(),
+  eligible: z.boolean(),
+  failingChecks: z.array(z.string()),
+  checks: z.array(CheckViewSchema),
+  /** the agreed voters (and the previous set during a change), or null before this node has them */
+  voters: z.object({ voters: z.array(z.string()), prev: z.array(z.string()).nullable() }).nullable(),
+  masterChanges: z.number().int(),
+})
+export type ElectionView = z.infer<typeof ElectionViewSchema>
+
+export const MasterResponseSchema = z.object({
+  master: z.boolean(),
+  node: z.string(),
+  /** the MASTER as this node sees it */
+  current: z.string().nullable(),
+  term: z.number().int(),
+})
+export type MasterResponse = z.infer<typeof MasterResponseSchema>
+
 export const ClusterStatusSchema = z.object({
   cluster: z.string(),
   version: z.string(),
@@ -45,6 +104,7 @@ export const ClusterStatusSchema = z.object({
   members: z.array(MemberViewSchema),
   counts: z.record(MemberStateSchema, z.number().int()),
   gossip: GossipStatsSchema,
+  election: ElectionViewSchema,
 })
 export type ClusterStatus = z.infer<typeof ClusterStatusSchema>
 

@@ -1,6 +1,7 @@
 import { z } from 'zod'
-import { NodeIdSchema, PrioritySchema } from './ids.js'
+import { type ElectionMessage, ElectionMessageSchema } from './election.js'
 import { err, ok, pgmeshError, type Result } from './errors.js'
+import { NodeIdSchema, PrioritySchema } from './ids.js'
 
 /** Wire version this build speaks. Decoders accept messages of this version and strip unknown fields. */
 export const GOSSIP_VERSION = 1
@@ -35,6 +36,17 @@ export const HeartbeatSchema = z.object({
   api: z.string().max(300).nullable(),
   /** version of the cluster config the sender runs */
   configVersion: Uint,
+  /** the sender's election view, for the status API (the election itself uses direct streams) */
+  election: z
+    .object({
+      term: Uint,
+      effectivePriority: PrioritySchema,
+      eligible: z.boolean(),
+      holder: z.boolean(),
+      leader: NodeIdSchema.nullable(),
+      failingChecks: z.array(z.string().max(63)).max(64),
+    })
+    .optional(),
 })
 export type Heartbeat = z.infer<typeof HeartbeatSchema>
 
@@ -66,6 +78,30 @@ export function encodeGossip(msg: GossipMessage, maxBytes = GOSSIP_MAX_BYTES): R
 
 /** Never throws: every way a message can be bad maps to an error code that metrics count. */
 export function decodeGossip(bytes: Uint8Array, maxBytes = GOSSIP_MAX_BYTES): Result<GossipMessage> {
+  return decodeVersionedJson(bytes, maxBytes, GossipMessageSchema)
+}
+
+/**
+ * Election traffic travels on direct streams between peers, not through gossipsub: a MASTER's lease
+ * renewals every 50 ms would cost a signature and a relay per hop. The stream is authenticated by
+ * the connection (noise + the cluster secret), so a frame needs no signature of its own.
+ */
+export const ElectionFrameSchema = z.object({ v: z.literal(GOSSIP_VERSION), msg: ElectionMessageSchema })
+export type ElectionFrame = z.infer<typeof ElectionFrameSchema>
+
+/** Election frames are small; anything larger is garbage. */
+export const ELECTION_FRAME_MAX_BYTES = 16_384
+
+export function encodeElectionFrame(msg: ElectionMessage): Uint8Array {
+  return encoder.encode(JSON.stringify({ v: GOSSIP_VERSION, msg }))
+}
+
+export function decodeElectionFrame(bytes: Uint8Array): Result<ElectionMessage> {
+  const r = decodeVersionedJson(bytes, ELECTION_FRAME_MAX_BYTES, ElectionFrameSchema)
+  return r.ok ? ok(r.value.msg) : r
+}
+
+function decodeVersionedJson<T>(bytes: Uint8Array, maxBytes: number, schema: z.ZodType<T>): Result<T> {
   if (bytes.byteLength > Math.min(maxBytes, GOSSIP_MAX_BYTES)) {
     return err(
       pgmeshError(
@@ -98,7 +134,7 @@ export function decodeGossip(bytes: Uint8Array, maxBytes = GOSSIP_MAX_BYTES): Re
       ),
     )
   }
-  const r = GossipMessageSchema.safeParse(doc)
+  const r = schema.safeParse(doc)
   if (!r.success) {
     const first = r.error.issues[0]
     const where =

@@ -27,6 +27,8 @@ const transport = new GossipTransport(
     meshHeartbeatMs: 200,
     meshDegree: 2,
     maxPeers: 4,
+    directProtocol: `/pgmesh/${cluster}/election/1`,
+    maxDirectFrameBytes: 16_384,
   },
   {
     validate: () => true,
@@ -36,10 +38,15 @@ const transport = new GossipTransport(
     peerSubscribed: () => {
       subscribed = true
     },
+    directFrame: () => undefined,
+    directError: () => undefined,
   },
 )
 await transport.start()
-await transport.dialSeed({ host: '127.0.0.1', port: Number(seedPort) }, AbortSignal.timeout(5000))
+const seedPeer = await transport.dialSeed(
+  { host: '127.0.0.1', port: Number(seedPort) },
+  AbortSignal.timeout(5000),
+)
 const deadline = Date.now() + 5000
 while (!subscribed && Date.now() < deadline) await sleep(20)
 
@@ -79,5 +86,14 @@ for (let round = 0; round < 3; round++) {
   }
   await sleep(200)
 }
+// the election's direct channel: frames from a peer no heartbeat introduced, and junk
+for (const frame of [
+  randomBytes(100),
+  enc({ v: 1, msg: { kind: 'lease', term: 1e9 } }),
+  randomBytes(16_000),
+]) {
+  if (transport.sendDirect(seedPeer, frame)) sent++
+}
+await sleep(300)
 process.stdout.write(`${JSON.stringify({ sent, peerId: transport.peerId })}\n`)
 await transport.stop()

@@ -42,8 +42,13 @@ export class Sandbox {
 
   /** Spawns `node ARGS` with output to LOG in the sandbox dir (cwd: the sandbox unless given). */
   spawnNode(args: readonly string[], log: string, cwd = this.dir): ChildProcess {
+    return this.spawnCommand(process.execPath, args, log, cwd)
+  }
+
+  /** Spawns any command the same way (`ip netns exec NS ...` replaces itself, so the PID is the command's). */
+  spawnCommand(command: string, args: readonly string[], log: string, cwd = this.dir): ChildProcess {
     const out = createWriteStream(join(this.dir, log))
-    const p = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    const p = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
     p.stdout?.pipe(out)
     p.stderr?.pipe(out)
     this.procs.add(p)
@@ -55,7 +60,9 @@ export class Sandbox {
     for (const p of this.procs) if (p.pid !== undefined && p.exitCode === null) p.kill('SIGKILL')
     const deadline = Date.now() + 5000
     while (this.procs.size > 0 && Date.now() < deadline) await sleep(20)
-    if (this.dir !== '') await rm(this.dir, { recursive: true, force: true })
+    // PGMESH_KEEP_TEST_DIRS=1 keeps logs and data of the run for a post-mortem
+    if (this.dir !== '' && process.env.PGMESH_KEEP_TEST_DIRS !== '1')
+      await rm(this.dir, { recursive: true, force: true })
     liveSandboxes.delete(this)
   }
 }

@@ -60,6 +60,14 @@ describe('command line', () => {
           lastHeardAgoMs: null,
           stateSince: new Date(0).toISOString(),
           configVersion: 0,
+          election: {
+            term: 3,
+            effectivePriority: 110,
+            eligible: true,
+            holder: true,
+            leader: 'n1',
+            failingChecks: [],
+          },
         },
         {
           id: 'n2',
@@ -74,6 +82,7 @@ describe('command line', () => {
           lastHeardAgoMs: 4200,
           stateSince: new Date(0).toISOString(),
           configVersion: 0,
+          election: null,
         },
       ],
       counts: { alive: 1, suspect: 0, dead: 1, left: 0 },
@@ -84,11 +93,32 @@ describe('command line', () => {
         messagesOut: 6,
         dropped: { GOSSIP_NOT_JSON: 2 },
       },
+      election: sampleElection,
     }
     const out = formatStatus(s)
     assert.match(out, /1 alive, 0 suspect, 1 dead, 0 left/)
-    assert.match(out, /n1 \*\s+alive\s+110\s+4\s+self\s+127\.0\.0\.1:7947\s+p1/)
-    assert.match(out, /n2\s+dead\s+100\s+2\s+4\.2s\s+-\s+p2/)
+    assert.match(out, /MASTER: n1 \(term 3, VIP 198\.18\.0\.100\/24\)/)
+    assert.match(out, /n1 \*\s+alive\s+MASTER\s+110\s+-\s+4\s+self\s+127\.0\.0\.1:7947\s+p1/)
+    assert.match(out, /n2\s+dead\s+-\s+100\s+-\s+2\s+4\.2s\s+-\s+p2/)
     assert.match(out, /dropped GOSSIP_NOT_JSON=2/)
   })
 })
+
+/** An election view for fixtures. */
+export const sampleElection: ClusterStatus['election'] = {
+  quorum: 'majority',
+  state: 'MASTER',
+  role: 'leader',
+  term: 3,
+  master: 'n1',
+  vipHolders: ['n1'],
+  vip: { address: '198.18.0.100/24', driver: 'none', held: true },
+  leaseRemainingMs: 200,
+  priority: 110,
+  effectivePriority: 110,
+  eligible: true,
+  failingChecks: [],
+  checks: [],
+  voters: { voters: ['n1', 'n2'], prev: null },
+  masterChanges: 1,
+}

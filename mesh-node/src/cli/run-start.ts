@@ -1,6 +1,7 @@
 import { createControlApi } from '@pgmesh/control-api'
 import { formatError, formatHostPort } from '@pgmesh/protocol'
 import { startApiServer } from '../api-server.js'
+import { fileElectionStore } from '../election/election-store.js'
 import { loadConfig, type StartOverrides } from '../load-config.js'
 import { createLogger } from '../log.js'
 import { MeshNode } from '../mesh-node.js'
@@ -47,7 +48,14 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
     return 2
   }
 
-  const node = new MeshNode({ config, identity: identity.value, psk, logger, version: packageVersion() })
+  const node = new MeshNode({
+    config,
+    identity: identity.value,
+    psk,
+    logger,
+    version: packageVersion(),
+    electionStore: fileElectionStore(config.node.dataDir!),
+  })
   const app = createControlApi({
     source: node,
     onError: (e) => logger.child({ component: 'api' }).error({ err: e }, 'API handler failed'),
@@ -76,7 +84,7 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
   try {
     await node.start()
   } catch (e) {
-    log.fatal({ err: (e as Error).message }, 'cannot start the gossip transport')
+    log.fatal({ err: (e as Error).message }, 'cannot start the node')
     await api.close()
     return 1
   }

@@ -23,12 +23,25 @@ function table(rows: readonly (readonly string[])[]): string {
 export function formatStatus(s: ClusterStatus): string {
   const c = s.counts
   const head = `cluster ${s.cluster} — seen from ${s.self} (pgmesh ${s.version}) — ${c.alive} alive, ${c.suspect} suspect, ${c.dead} dead, ${c.left} left`
-  const rows: string[][] = [['ID', 'STATE', 'PRIORITY', 'INCARNATION', 'LAST HEARD', 'API', 'PEER ID']]
+  const e = s.election
+  const master =
+    e.master === null
+      ? `MASTER: none known (term ${e.term})`
+      : `MASTER: ${e.master} (term ${e.term}${e.vip.address === null ? '' : `, VIP ${e.vip.address}`})`
+  const holders = e.vipHolders.length > 1 ? ` — WARNING: ${e.vipHolders.join(', ')} all hold the VIP` : ''
+  const rows: string[][] = [
+    ['ID', 'STATE', 'ROLE', 'PRIORITY', 'FAILING CHECKS', 'INCARNATION', 'LAST HEARD', 'API', 'PEER ID'],
+  ]
   for (const m of s.members) {
+    const el = m.election
     rows.push([
       m.self ? `${m.id} *` : m.id,
       m.state,
-      String(m.priority),
+      el === null ? '-' : el.holder ? 'MASTER' : el.eligible ? 'BACKUP' : 'FAULT',
+      el === null || el.effectivePriority === m.priority
+        ? String(m.priority)
+        : `${el.effectivePriority} (${m.priority})`,
+      el === null || el.failingChecks.length === 0 ? '-' : el.failingChecks.join(','),
       String(m.incarnation),
       m.self ? 'self' : ago(m.lastHeardAgoMs),
       m.api ?? '-',
@@ -39,5 +52,5 @@ export function formatStatus(s: ClusterStatus): string {
   const foot = `gossip: ${s.gossip.connectedPeers} connected peer(s), ${s.gossip.topicPeers} exchanging gossip, ${s.gossip.messagesIn} in, ${s.gossip.messagesOut} out${
     dropped.length > 0 ? `, dropped ${dropped.map(([k, v]) => `${k}=${v}`).join(' ')}` : ''
   }`
-  return `${head}\n\n${table(rows)}\n\n${foot}\n`
+  return `${head}\n${master}${holders}\n\n${table(rows)}\n\n${foot}\n`
 }

@@ -10,6 +10,7 @@ import { tcp } from '@libp2p/tcp'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import type { HostPort } from '@pgmesh/protocol'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { DirectChannel } from './direct-channel.js'
 import { hostPortToMultiaddr } from './seed-addresses.js'
 
 export interface GossipTransportOptions {
@@ -23,6 +24,9 @@ export interface GossipTransportOptions {
   readonly meshHeartbeatMs: number
   readonly meshDegree: number
   readonly maxPeers: number
+  /** libp2p protocol id of the direct frame channel (election traffic) */
+  readonly directProtocol: string
+  readonly maxDirectFrameBytes: number
 }
 
 /** What the transport tells its owner; the owner decides what a message means. */
@@ -39,6 +43,9 @@ export interface GossipTransportEvents {
   peerDisconnected(peerId: string): void
   /** a peer subscribed to our topic: a good moment to send it our state */
   peerSubscribed(peerId: string): void
+  /** a frame on the direct channel, from a connected (authenticated) peer */
+  directFrame(peerId: string, data: Uint8Array): void
+  directError(peerId: string, reason: string): void
 }
 
 /**
@@ -50,11 +57,17 @@ export class GossipTransport {
   readonly #dialing = new Set<string>()
   /** peers with at least one open connection, kept from connect/disconnect events (getPeers() allocates) */
   readonly #connected = new Map<string, number>()
+  readonly #direct: DirectChannel
 
   constructor(
     private readonly opts: GossipTransportOptions,
     private readonly events: GossipTransportEvents,
-  ) {}
+  ) {
+    this.#direct = new DirectChannel(
+      { protocol: opts.directProtocol, maxFrameBytes: opts.maxDirectFrameBytes, maxQueuedFrames: 64 },
+      { frame: (p, d) => events.directFrame(p, d), streamError: (p, r) => events.directError(p, r) },
+    )
+  }
 
   get peerId(): string {
     return this.#required().peerId.toString()
@@ -147,16 +160,24 @@ export class GossipTransport {
     node.addEventListener('peer:disconnect', (e) => {
       const peer = e.detail.toString()
       this.#connected.delete(peer)
+      this.#direct.closePeer(peer)
       this.events.peerDisconnected(peer)
     })
     pubsub.subscribe(o.topic)
+    await this.#direct.start(node)
   }
 
   async stop(): Promise<void> {
     const node = this.#node
     this.#node = null
     this.#connected.clear()
+    await this.#direct.stop()
     if (node !== null) await node.stop()
+  }
+
+  /** Sends a frame to a connected peer over the direct channel; false when dropped. */
+  sendDirect(peerId: string, data: Uint8Array): boolean {
+    return this.#direct.send(peerId, data)
   }
 
   get started(): boolean {
@@ -199,6 +220,14 @@ export class GossipTransport {
       }),
     )
     return silent.map(([p]) => p)
+  }
+
+  /** Closes every connection to a peer (one that stopped answering); a later dial starts afresh. */
+  async hangUp(peerId: string): Promise<void> {
+    const node = this.#node
+    const conn = node?.getConnections().find((c) => c.remotePeer.toString() === peerId)
+    if (node === null || conn === undefined) return
+    await node.hangUp(conn.remotePeer).catch(() => undefined)
   }
 
   isConnected(peerId: string): boolean {

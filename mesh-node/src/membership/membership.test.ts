@@ -172,7 +172,16 @@ describe('membership state machine', () => {
     const { s } = run([[1000, { type: 'heartbeat', msg: hb('a', 1, 1) }]])
     const views = memberViews(
       s,
-      { peerId: 'p', incarnation: 3, priority: 110, addrs: [], api: null, configVersion: 0, startedAt: 0 },
+      {
+        peerId: 'p',
+        incarnation: 3,
+        priority: 110,
+        addrs: [],
+        api: null,
+        configVersion: 0,
+        startedAt: 0,
+        election: null,
+      },
       1500,
       10_000_000,
     )

@@ -15,6 +15,7 @@ export interface MemberRecord {
   readonly addrs: readonly string[]
   readonly api: string | null
   readonly configVersion: number
+  readonly election: MemberView['election']
   readonly state: MemberState
   /** monotonic ms when the member entered `state` */
   readonly stateSince: number
@@ -109,6 +110,7 @@ function onHeartbeat(state: MembershipState, hb: Heartbeat, now: number): StepRe
     addrs: hb.addrs,
     api: hb.api,
     configVersion: hb.configVersion,
+    election: hb.election ?? null,
     state: 'alive',
     stateSince: prev !== undefined && prev.state === 'alive' ? prev.stateSince : now,
     lastHeard: now,
@@ -189,6 +191,7 @@ export interface SelfInfo {
   readonly api: string | null
   readonly configVersion: number
   readonly startedAt: number
+  readonly election: MemberView['election']
 }
 
 /**
@@ -216,6 +219,7 @@ export function memberViews(
       lastHeardAgoMs: null,
       stateSince: iso(self.startedAt),
       configVersion: self.configVersion,
+      election: self.election,
     },
   ]
   for (const r of state.members.values()) {
@@ -232,6 +236,7 @@ export function memberViews(
       lastHeardAgoMs: Math.max(0, Math.round(now - r.lastHeard)),
       stateSince: iso(r.stateSince),
       configVersion: r.configVersion,
+      election: r.election,
     })
   }
   return views.sort((a, b) => a.id.localeCompare(b.id))

@@ -1,0 +1,306 @@
+import type { ElectionMessage, ElectionView, VipConfig } from '@pgmesh/protocol'
+import type { Logger } from '../log.js'
+import type { VipDriver, VipState } from '../vip/vip-driver.js'
+import type { ElectionStore } from './election-store.js'
+import { electionStatus, electionStep, initElection, vipLeaseUntil } from './machine.js'
+import type { ElectionAction, ElectionEvent, ElectionOptions, ElectionState } from './types.js'
+
+export interface ElectionDriverDeps {
+  readonly options: ElectionOptions
+  /** the founding voters (the same list on every founding node), or null to wait for a MASTER */
+  readonly initialVoters: readonly string[] | null
+  readonly store: ElectionStore
+  readonly vip: VipDriver
+  readonly vipConfig: VipConfig
+  readonly send: (to: string, msg: ElectionMessage) => void
+  readonly broadcast: (msg: ElectionMessage) => void
+  /** monotonic ms */
+  readonly now: () => number
+  readonly logger: Logger
+  /** the node's election view changed (role, term, MASTER, eligibility): a moment to gossip it */
+  readonly onChange?: () => void
+}
+
+/**
+ * Runs the pure election machine against the real world: one event at a time, its actions in
+ * order, each finished before the next (a VIP is removed before the `release` that lets another
+ * node take it is sent; a vote is on disk before it is sent), one wake-up timer.
+ */
+export class ElectionDriver {
+  readonly #d: ElectionDriverDeps
+  readonly #log: Logger
+  #state: ElectionState | null = null
+  readonly #queue: ElectionEvent[] = []
+  #draining: Promise<void> | null = null
+  #timer: NodeJS.Timeout | null = null
+  #entered: VipState | null = null
+  #stopped = false
+  #masterChanges = 0
+  #lastLeader: string | null = null
+
+  constructor(deps: ElectionDriverDeps) {
+    this.#d = deps
+    this.#log = deps.logger.child({ component: 'election' })
+  }
+
+  /**
+   * Loads the persisted term and vote, removes a VIP a killed predecessor left behind, and starts
+   * the machine with every check counted as failing until it reports (`failing`).
+   */
+  async start(failing: Iterable<string>, seed: number): Promise<void> {
+    const loaded = await this.#d.store.load()
+    if (!loaded.ok) throw new Error(`${loaded.error.code}: ${loaded.error.message}`)
+    await this.#d.vip.start()
+    const r = initElection({
+      opts: this.#d.options,
+      now: this.#d.now(),
+      seed,
+      persisted: loaded.value,
+      initialVoters: loaded.value?.voters != null ? null : this.#d.initialVoters,
+    })
+    this.#state = r.state
+    const c = this.#d.options.config
+    this.#log.info(
+      {
+        term: r.state.term,
+        voters: r.state.voters?.voters ?? null,
+        quorum: c.quorum,
+        priority: this.#d.options.priority,
+        leaseMs: c.leaseMs,
+        heartbeatIntervalMs: c.heartbeatIntervalMs,
+      },
+      r.state.voters === null
+        ? 'election started; waiting for a MASTER to add this node'
+        : 'election started',
+    )
+    // checks start failing; results (and messages) that arrived while we loaded come after
+    this.#queue.unshift(...[...failing].map((name) => ({ type: 'check' as const, name, passing: false })))
+    await this.#run(r.actions)
+    this.#kick()
+    await this.#draining
+  }
+
+  /** Queues an event; events that arrive before start() finished loading are kept for it. */
+  deliver(event: ElectionEvent): void {
+    if (this.#stopped) return
+    this.#queue.push(event)
+    if (this.#state !== null) this.#kick()
+  }
+
+  /** Graceful stop: the VIP is released and the others told at once (Keepalived's priority-0 advert). */
+  async stop(): Promise<void> {
+    if (this.#stopped) return
+    if (this.#state !== null) {
+      this.#queue.push({ type: 'shutdown' })
+      this.#kick()
+      await this.#draining
+    }
+    this.#stopped = true
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+    await this.#enter('STOP')
+    await this.#d.vip.stop()
+  }
+
+  /** A connection to a peer came (back) up: if MASTER, re-announce the VIP so switches relearn it. */
+  peerReconnected(): void {
+    if (this.#entered === 'MASTER') this.#d.vip.announce()
+  }
+
+  get started(): boolean {
+    return this.#state !== null
+  }
+
+  /** The fields this node's heartbeats carry. */
+  summary(failingChecks: readonly string[]) {
+    const s = this.#state
+    if (s === null) return undefined
+    const st = electionStatus(s)
+    return {
+      term: st.term,
+      effectivePriority: st.effectivePriority,
+      eligible: st.eligible,
+      holder: st.holder,
+      leader: st.leader,
+      failingChecks: [...failingChecks],
+    }
+  }
+
+  view(): Omit<ElectionView, 'vipHolders' | 'checks'> {
+    const s = this.#state
+    const c = this.#d.options.config
+    const vip = {
+      address: this.#d.vipConfig.address?.cidr ?? null,
+      driver: this.#d.vip.kind,
+      held: this.#d.vip.holds(),
+    }
+    if (s === null) {
+      return {
+        quorum: c.quorum,
+        state: 'BACKUP',
+        role: 'starting',
+        term: 0,
+        master: null,
+        vip,
+        leaseRemainingMs: null,
+        priority: this.#d.options.priority,
+        effectivePriority: this.#d.options.priority,
+        eligible: false,
+        failingChecks: [],
+        voters: null,
+        masterChanges: 0,
+      }
+    }
+    const st = electionStatus(s)
+    const until = vipLeaseUntil(s)
+    return {
+      quorum: c.quorum,
+      state: this.#vrrpState(s),
+      role: s.role,
+      term: s.term,
+      master: s.role === 'leader' ? this.#d.options.self : s.leader,
+      vip,
+      leaseRemainingMs: until === null ? null : Math.max(0, Math.round(until - this.#d.now())),
+      priority: this.#d.options.priority,
+      effectivePriority: st.effectivePriority,
+      eligible: st.eligible,
+      failingChecks: [...s.failingChecks].sort(),
+      voters: s.voters === null ? null : { voters: [...s.voters.voters], prev: s.voters.prev },
+      masterChanges: this.#masterChanges,
+    }
+  }
+
+  isMaster(): boolean {
+    const s = this.#state
+    if (s === null) return false
+    const until = vipLeaseUntil(s)
+    return until !== null && until > this.#d.now()
+  }
+
+  // ---- internals
+
+  #kick(): void {
+    if (this.#draining !== null) return
+    this.#draining = this.#drain().finally(() => {
+      this.#draining = null
+      if (this.#queue.length > 0 && !this.#stopped) this.#kick()
+    })
+  }
+
+  async #drain(): Promise<void> {
+    for (;;) {
+      const event = this.#queue.shift()
+      const s = this.#state
+      if (event === undefined || s === null) return
+      const before = electionStatus(s)
+      const r = electionStep(s, event, this.#d.now())
+      this.#state = r.state
+      await this.#run(r.actions)
+      const after = electionStatus(r.state)
+      this.#noteChanges(before, after, r.state)
+    }
+  }
+
+  async #run(actions: readonly ElectionAction[]): Promise<void> {
+    for (const a of actions) {
+      switch (a.type) {
+        case 'persist':
+          try {
+            await this.#d.store.save(a.state)
+          } catch (e) {
+            // a vote that is not on disk must not be sent: stop acting on this step
+            this.#log.error(
+              { err: (e as Error).message },
+              'cannot persist the election state; actions dropped',
+            )
+            return
+          }
+          break
+        case 'send':
+          this.#d.send(a.to, a.msg)
+          break
+        case 'broadcast':
+          this.#d.broadcast(a.msg)
+          break
+        case 'acquireVip':
+          this.#masterChanges++
+          this.#log.info(
+            { term: this.#state?.term, vip: this.#d.vipConfig.address?.cidr ?? null },
+            'became MASTER; acquiring the VIP',
+          )
+          await this.#enter('MASTER')
+          break
+        case 'releaseVip': {
+          const s = this.#state
+          const next: VipState =
+            a.reason === 'shutdown' || s === null ? 'STOP' : electionStatus(s).eligible ? 'BACKUP' : 'FAULT'
+          this.#log.info({ reason: a.reason, term: s?.term }, `releasing the VIP (${a.reason})`)
+          await this.#enter(next)
+          break
+        }
+        case 'setTimer':
+          this.#arm(a.at)
+          break
+      }
+    }
+  }
+
+  #arm(at: number): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    if (this.#stopped) return
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = null
+        this.deliver({ type: 'timer' })
+      },
+      Math.max(0, Math.ceil(at - this.#d.now())),
+    )
+  }
+
+  async #enter(state: VipState): Promise<void> {
+    if (this.#entered === state) return
+    this.#entered = state
+    try {
+      await this.#d.vip.enter(state)
+    } catch (e) {
+      this.#log.error({ code: 'VIP_COMMAND_FAILED', state, err: (e as Error).message }, 'VIP driver failed')
+    }
+  }
+
+  #vrrpState(s: ElectionState): VipState {
+    if (s.role === 'stopped' || this.#stopped) return 'STOP'
+    if (s.role === 'leader') return 'MASTER'
+    return electionStatus(s).eligible ? 'BACKUP' : 'FAULT'
+  }
+
+  #noteChanges(
+    before: ReturnType<typeof electionStatus>,
+    after: ReturnType<typeof electionStatus>,
+    s: ElectionState,
+  ): void {
+    const leader = s.role === 'leader' ? this.#d.options.self : s.leader
+    if (leader !== this.#lastLeader) {
+      if (leader !== null) this.#log.info({ master: leader, term: s.term }, `MASTER is ${leader}`)
+      else this.#log.warn({ term: s.term, previous: this.#lastLeader }, 'no MASTER known')
+      this.#lastLeader = leader
+    }
+    if (before.eligible !== after.eligible && s.role !== 'stopped') {
+      this.#log[after.eligible ? 'info' : 'warn'](
+        { failing: [...s.failingChecks] },
+        after.eligible ? 'eligible again' : 'FAULT: a weight-0 check fails',
+      )
+    }
+    // BACKUP <-> FAULT moves (notify scripts); MASTER transitions ran through the actions
+    const want = this.#vrrpState(s)
+    if (want !== 'MASTER' && this.#entered !== 'MASTER' && want !== this.#entered) void this.#enter(want)
+    if (
+      before.term !== after.term ||
+      before.holder !== after.holder ||
+      before.leader !== after.leader ||
+      before.eligible !== after.eligible ||
+      before.effectivePriority !== after.effectivePriority
+    ) {
+      this.#d.onChange?.()
+    }
+  }
+}

@@ -1,0 +1,121 @@
+import type { NotifyScripts } from '@pgmesh/protocol'
+import type { Logger } from '../log.js'
+import { describeFailure, runCommand } from '../run-command.js'
+import type { VipState } from './types.js'
+
+/**
+ * Runs Keepalived-style notify scripts one at a time, in order, without ever making the caller
+ * wait: `notify()` only queues.
+ */
+export interface Notifier {
+  notify(state: VipState): void
+  /** resolves once nothing is queued or running */
+  idle(): Promise<void>
+  /** waits for the queue at most `timeoutMs`, then kills what still runs and drops the rest; idempotent */
+  stop(): Promise<void>
+}
+
+export interface NotifierOptions {
+  readonly scripts: NotifyScripts
+  /** PGMESH_VIP: the VIP's cidr, or '' */
+  readonly vip: string
+  readonly node: string
+  /** already a child logger of the driver */
+  readonly logger: Logger
+}
+
+/** States queued behind a hanging script beyond this many: the oldest waiting one is dropped. */
+export const MAX_QUEUED_NOTIFY = 32
+
+const SCRIPT_KEY = { MASTER: 'master', BACKUP: 'backup', FAULT: 'fault', STOP: 'stop' } as const
+
+export function createNotifier(opts: NotifierOptions): Notifier {
+  const { scripts, logger: log } = opts
+  const queue: VipState[] = []
+  const waiters: (() => void)[] = []
+  const abort = new AbortController()
+  let running: Promise<void> | null = null
+  let stopped: Promise<void> | null = null
+
+  const runScript = async (state: VipState, argv: readonly string[]) => {
+    const started = performance.now()
+    log.debug({ state, script: argv[0] }, 'notify script started')
+    const r = await runCommand(argv, {
+      timeoutMs: scripts.timeoutMs,
+      signal: abort.signal,
+      maxOutputBytes: 4096,
+      env: { ...process.env, PGMESH_STATE: state, PGMESH_VIP: opts.vip, PGMESH_NODE: opts.node },
+    })
+    const durationMs = Math.round(performance.now() - started)
+    if (r.code === 0 && !r.timedOut && !r.aborted) {
+      log.info({ state, script: argv[0], durationMs }, 'notify script done')
+    } else {
+      log.warn(
+        {
+          state,
+          script: argv[0],
+          exitCode: r.code,
+          signal: r.signal,
+          durationMs,
+          reason: describeFailure(r, scripts.timeoutMs),
+        },
+        'notify script failed',
+      )
+    }
+  }
+
+  const pump = () => {
+    if (running !== null) return
+    const state = queue.shift()
+    if (state === undefined) {
+      for (const w of waiters.splice(0)) w()
+      return
+    }
+    const argv = scripts[SCRIPT_KEY[state]]
+    running = (argv === undefined ? Promise.resolve() : runScript(state, argv))
+      .catch((e: unknown) => log.warn({ state, err: String(e) }, 'notify script failed'))
+      .finally(() => {
+        running = null
+        pump()
+      })
+  }
+
+  const idle = () => {
+    if (running === null && queue.length === 0) return Promise.resolve()
+    return new Promise<void>((resolve) => waiters.push(resolve))
+  }
+
+  return {
+    notify(state) {
+      if (scripts[SCRIPT_KEY[state]] === undefined || abort.signal.aborted) return
+      if (queue.length >= MAX_QUEUED_NOTIFY) {
+        log.warn(
+          { dropped: queue.shift(), state },
+          'notify scripts are backed up; dropped the oldest waiting state',
+        )
+      }
+      queue.push(state)
+      pump()
+    },
+    idle,
+    stop() {
+      if (stopped !== null) return stopped
+      stopped = (async () => {
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([
+          idle(),
+          new Promise((resolve) => {
+            timer = setTimeout(resolve, scripts.timeoutMs)
+          }),
+        ])
+        clearTimeout(timer)
+        if (queue.length > 0) log.warn({ dropped: queue.length }, 'stopping: notify scripts not run')
+        queue.length = 0
+        abort.abort()
+        await running
+        for (const w of waiters.splice(0)) w()
+      })()
+      return stopped
+    },
+  }
+}

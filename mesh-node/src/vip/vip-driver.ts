@@ -1,0 +1,45 @@
+import type { VipConfig } from '@pgmesh/protocol'
+import type { Logger } from '../log.js'
+import { createExecDriver } from './exec-driver.js'
+import { createLinuxDriver } from './linux-driver.js'
+import { createNoneDriver } from './none-driver.js'
+import type { VipDriver } from './types.js'
+
+export type { VipDriver, VipState } from './types.js'
+
+export interface VipDriverOptions {
+  readonly config: VipConfig
+  /** `node.vip.interface`: required by the linux driver */
+  readonly iface: string | undefined
+  readonly node: string
+  readonly logger: Logger
+  /** linux driver: run `ip` and `arping` inside this network namespace (tests) */
+  readonly netns?: string
+  /** linux driver: every `ip` command is killed after this long. Default 5000 */
+  readonly commandTimeoutMs?: number
+}
+
+/** The driver `config.driver` names; throws when the linux driver lacks its address or interface. */
+export function createVipDriver(opts: VipDriverOptions): VipDriver {
+  const logger = opts.logger.child({ component: 'vip' })
+  const { config, node } = opts
+  switch (config.driver) {
+    case 'linux': {
+      if (config.address === undefined) throw new Error('the linux VIP driver needs cluster.vip.address')
+      if (opts.iface === undefined) throw new Error('the linux VIP driver needs node.vip.interface')
+      return createLinuxDriver({
+        config,
+        address: config.address,
+        iface: opts.iface,
+        node,
+        logger,
+        ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
+        ...(opts.commandTimeoutMs !== undefined ? { commandTimeoutMs: opts.commandTimeoutMs } : {}),
+      })
+    }
+    case 'exec':
+      return createExecDriver({ config, node, logger })
+    case 'none':
+      return createNoneDriver({ config, node, logger })
+  }
+}

@@ -1,0 +1,207 @@
+import type { ChildProcess } from 'node:child_process'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { type ClusterStatus, ClusterStatusSchema } from '@pgmesh/protocol'
+import { ip, type NetnsLab } from './netns-lab.js'
+import { CLI, ROOT, runCli, type Sandbox } from './processes.js'
+
+export const VIP = '198.18.0.100'
+export const SERVICE_PORT = 5000
+export const PRIORITIES: Readonly<Record<string, number>> = { n1: 110, n2: 105, n3: 100 }
+export const NODE_NAMES = Object.keys(PRIORITIES)
+
+/**
+ * Three pgmesh nodes in their own namespaces with the linux VIP driver, a tracked TCP check on a
+ * local service (weight -20, so a failed 110 drops below the healthy 100), and that service
+ * answering the client with the node's name.
+ */
+export class VipLab {
+  readonly nodes = new Map<string, ChildProcess>()
+  readonly services = new Map<string, ChildProcess>()
+  client: ChildProcess | null = null
+  #secret = ''
+
+  constructor(
+    readonly sb: Sandbox,
+    readonly lab: NetnsLab,
+  ) {}
+
+  async init(): Promise<void> {
+    this.#secret = join(this.sb.dir, 'cluster.secret')
+    const r = await runCli(this.sb, ['keygen', '--out', this.#secret])
+    if (r.code !== 0) throw new Error(`keygen failed: ${r.stderr}`)
+    for (const name of NODE_NAMES) await this.#writeConfig(name)
+  }
+
+  async #writeConfig(name: string): Promise<void> {
+    const h = this.lab.host(name)
+    const others = NODE_NAMES.filter((n) => n !== name).map((n) => `${this.lab.host(n).address}:7946`)
+    const yaml = [
+      'node:',
+      `  id: ${name}`,
+      `  priority: ${PRIORITIES[name]}`,
+      `  gossip: { listen: "${h.address}:7946" }`,
+      `  api: { listen: "${h.address}:7947" }`,
+      `  join: [${others.map((o) => `"${o}"`).join(', ')}]`,
+      `  secretFile: ${this.#secret}`,
+      `  dataDir: ${join(this.sb.dir, 'data', name)}`,
+      '  logLevel: debug',
+      '  vip: { interface: eth0 }',
+      'cluster:',
+      '  name: lab',
+      '  members:',
+      ...NODE_NAMES.map((n) => `    - { id: ${n}, priority: ${PRIORITIES[n]} }`),
+      '  checks:',
+      '    - name: service',
+      '      kind: tcp',
+      '      host: 127.0.0.1',
+      `      port: ${SERVICE_PORT}`,
+      '      intervalMs: 100',
+      '      timeoutMs: 100',
+      '      fall: 2',
+      '      rise: 2',
+      '      weight: -20',
+      '  vip:',
+      `    address: ${VIP}/24`,
+      '    driver: linux',
+      '',
+    ].join('\n')
+    await writeFile(join(this.sb.dir, `${name}.yaml`), yaml)
+  }
+
+  startNode(name: string): ChildProcess {
+    const p = this.sb.spawnCommand(
+      'ip',
+      this.lab.inside(name, [process.execPath, CLI, 'start', '--config', join(this.sb.dir, `${name}.yaml`)]),
+      `${name}.log`,
+    )
+    this.nodes.set(name, p)
+    return p
+  }
+
+  startService(name: string): ChildProcess {
+    const p = this.sb.spawnCommand(
+      'ip',
+      this.lab.inside(name, [
+        process.execPath,
+        '--import',
+        'tsx',
+        join(ROOT, 'test', 'helpers', 'netns', 'serve-id.ts'),
+        name,
+        String(SERVICE_PORT),
+      ]),
+      `${name}.service.log`,
+      ROOT,
+    )
+    this.services.set(name, p)
+    return p
+  }
+
+  /** The client in its own namespace, probing the VIP every `everyMs` (bounded: 12000 probes). */
+  startClient(everyMs = 50): void {
+    this.client = this.sb.spawnCommand(
+      'ip',
+      this.lab.inside('client', [
+        process.execPath,
+        '--import',
+        'tsx',
+        join(ROOT, 'test', 'helpers', 'netns', 'probe-vip.ts'),
+        VIP,
+        String(SERVICE_PORT),
+        String(everyMs),
+        String(Math.ceil((everyMs === 50 ? 600_000 : 3_600_000) / everyMs)),
+      ]),
+      'client.log',
+      ROOT,
+    )
+  }
+
+  readonly #probes: { t: number; node: string | null }[] = []
+  #probeBytes = 0
+
+  /** Client probes since `since` (epoch ms): who answered. Reads only what the client appended. */
+  async answers(since: number): Promise<{ t: number; node: string | null }[]> {
+    const buf = await readFile(join(this.sb.dir, 'client.log')).catch(() => Buffer.alloc(0))
+    const end = buf.lastIndexOf(10) + 1
+    if (end > this.#probeBytes) {
+      for (const line of buf.subarray(this.#probeBytes, end).toString('utf8').split('\n')) {
+        if (!line.startsWith('{')) continue
+        try {
+          this.#probes.push(JSON.parse(line) as { t: number; node: string | null })
+        } catch {
+          // not a probe line
+        }
+      }
+      this.#probeBytes = end
+    }
+    return this.#probes.filter((p) => p.t >= since)
+  }
+
+  /** Resolves with the time of the first probe after `since` answered by `node`, if there is one yet. */
+  async servedBy(node: string, since: number): Promise<number | undefined> {
+    return (await this.answers(since)).find((a) => a.node === node)?.t
+  }
+
+  async status(name: string): Promise<ClusterStatus> {
+    const res = await fetch(`http://${this.lab.host(name).address}:7947/v1/status`, {
+      signal: AbortSignal.timeout(1000),
+    })
+    return ClusterStatusSchema.parse(await res.json())
+  }
+
+  async masterStatus(name: string): Promise<number> {
+    const res = await fetch(`http://${this.lab.host(name).address}:7947/master`, {
+      signal: AbortSignal.timeout(1000),
+    })
+    await res.body?.cancel()
+    return res.status
+  }
+
+  /** Which namespaces have the VIP on eth0 right now. */
+  async holders(): Promise<string[]> {
+    const out: string[] = []
+    for (const name of NODE_NAMES) if ((await this.lab.addresses(name)).includes(VIP)) out.push(name)
+    return out
+  }
+
+  async flushClientArp(): Promise<void> {
+    await ip('-n', this.lab.host('client').netns, 'neigh', 'flush', 'dev', 'eth0').catch(() => undefined)
+  }
+}
+
+/**
+ * Samples `holders()` in a loop until stopped and reports the longest stretch during which two
+ * or more namespaces held the VIP (sampling makes this an over-estimate by one sample at most).
+ */
+export function watchHolders(vl: VipLab): {
+  stop(): Promise<{ samples: number; maxOverlapMs: number; worst: string[] }>
+} {
+  let running = true
+  let samples = 0
+  let overlapSince: number | null = null
+  let maxOverlapMs = 0
+  let worst: string[] = []
+  const loop = (async () => {
+    while (running) {
+      const t = Date.now()
+      const h = await vl.holders()
+      samples++
+      if (h.length >= 2) {
+        overlapSince ??= t
+        const d = Date.now() - overlapSince
+        if (d >= maxOverlapMs) {
+          maxOverlapMs = d
+          worst = h
+        }
+      } else overlapSince = null
+      await new Promise((r) => setTimeout(r, 10))
+    }
+  })()
+  return {
+    async stop() {
+      running = false
+      await loop
+      return { samples, maxOverlapMs, worst }
+    },
+  }
+}
