@@ -84,6 +84,7 @@ The mesh is up: 3 pgmesh nodes on loopback (logs in $DEMO/n*.log).
 Try, in another terminal:
   curl -s http://127.0.0.1:$(api_port 1)/v1/status
   npx pgmesh status --api 127.0.0.1:$(api_port 2)
+  curl -si http://127.0.0.1:$(api_port 1)/master    # 200 on the MASTER (n1, priority 110), 503 elsewhere
 
 Add a 4th peer, joining through node 3 (any member is a seed):
   npx pgmesh start --id n4 --cluster demo --gossip 127.0.0.1:$(gossip_port 4) --api 127.0.0.1:$(api_port 4) \\
@@ -91,7 +92,10 @@ Add a 4th peer, joining through node 3 (any member is a seed):
 and see it listed everywhere:
   npx pgmesh status --api 127.0.0.1:$(api_port 1)
 
-Kill one (kill -9 \$(cat $DEMO/n2.pid)) and watch it turn suspect, then dead.
+Kill one (kill -9 \$(cat $DEMO/n2.pid)) and watch it turn suspect, then dead; kill the MASTER
+(kill -9 \$(cat $DEMO/n1.pid)) and n2 becomes MASTER within a second.
+(The demo runs the VIP driver 'none': the MASTER is recorded, no address moves. The linux driver
+and a real VIP are in test/vip.netns.e2e.test.ts.)
 Ctrl-C stops the demo.
 MSG
 

@@ -68,6 +68,18 @@ describe('deploy/demo.sh', { timeout: 120_000 }, () => {
       const s = await status(base + 1)
       return s.counts.alive === 4 ? true : undefined
     })
+    // n1 founded the cluster alone (no --join); the MASTER added n2, n3 and n4 as voters
+    await waitFor('n1 as MASTER with every node a voter', 20_000, async () => {
+      const s = await status(base + 1)
+      return s.election.master === 'n1' &&
+        s.election.voters?.voters.length === 4 &&
+        s.election.voters.prev === null
+        ? true
+        : undefined
+    })
+    const master = await fetch(`http://127.0.0.1:${base + 1}/master`)
+    assert.equal(master.status, 200)
+    assert.equal((await fetch(`http://127.0.0.1:${base + 11}/master`)).status, 503)
     n4.kill('SIGTERM')
     assert.equal(await exited(demo, 30_000), 0)
     const pids = await Promise.all(
