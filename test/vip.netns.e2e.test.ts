@@ -77,8 +77,7 @@ describe('VIP in network namespaces: 3 nodes (110/105/100), linux driver, a clie
     const svc = vl.services.get('n1')
     assert.ok(svc !== undefined)
     const failedAt = Date.now()
-    svc.kill('SIGKILL')
-    await exited(svc, 5_000)
+    svc.kill('SIGHUP') // stops listening
     await waitFor('n2 to answer on the VIP', 20_000, () => vl.servedBy('n2', failedAt), 50)
     const s = await vl.status('n2')
     const n1 = s.members.find((m) => m.id === 'n1')
@@ -86,7 +85,7 @@ describe('VIP in network namespaces: 3 nodes (110/105/100), linux driver, a clie
     assert.deepEqual(n1?.election?.failingChecks, ['service'])
     assert.deepEqual(await vl.holders(), ['n2'])
     const recoveredAt = Date.now()
-    vl.startService('n1')
+    svc.kill('SIGUSR2')
     await waitFor('n1 to answer on the VIP again', 20_000, () => vl.servedBy('n1', recoveredAt), 50)
   })
 

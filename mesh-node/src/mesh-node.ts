@@ -491,11 +491,18 @@ export class MeshNode implements ClusterSource {
     }
   }
 
-  /** The election's member list: self and every member that has not left (dead ones still count). */
+  /**
+   * The election's member list: self, the founding members, and every member that has not left
+   * (dead ones still count). A founding member not heard from yet is still a member: dropping it
+   * from the voters because its first heartbeat is late would shrink the quorum behind its back.
+   */
   #syncElectionMembers(): void {
-    const ids = [this.id]
+    const ids = new Set([this.id])
+    for (const m of this.#o.config.cluster.members) {
+      if (this.#membership.members.get(m.id)?.state !== 'left') ids.add(m.id)
+    }
     for (const [id, rec] of this.#membership.members) {
-      if (rec.state !== 'left') ids.push(id)
+      if (rec.state !== 'left') ids.add(id)
       if (this.#nodeByPeer.get(rec.peerId) !== id) {
         const oldPeer = this.#peerByNode.get(id)
         if (oldPeer !== undefined) this.#nodeByPeer.delete(oldPeer)
@@ -503,11 +510,11 @@ export class MeshNode implements ClusterSource {
         this.#peerByNode.set(id, rec.peerId)
       }
     }
-    ids.sort()
-    const key = ids.join(',')
+    const sorted = [...ids].sort()
+    const key = sorted.join(',')
     if (key === this.#electionMembers) return
     this.#electionMembers = key
-    this.#election.deliver({ type: 'members', ids })
+    this.#election.deliver({ type: 'members', ids: sorted })
   }
 
   #onMessage(data: Uint8Array, from: string): void {

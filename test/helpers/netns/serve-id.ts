@@ -1,9 +1,28 @@
 // A stand-in for the service behind the VIP: answers every connection with this host's name.
+// SIGHUP closes the listening socket (the service "fails": connections are refused), SIGUSR2
+// opens it again, so a test can time a tracked check without a process start in the measurement.
 // usage: serve-id.ts NAME PORT
-import { createServer } from 'node:net'
+import { createServer, type Server } from 'node:net'
 
 const [name = 'unknown', port = '5000'] = process.argv.slice(2)
-createServer((s) => {
-  s.on('error', () => undefined)
-  s.end(`${name}\n`)
-}).listen(Number(port), '0.0.0.0', () => process.stdout.write(`serving ${name} on ${port}\n`))
+let server: Server | null = null
+
+function listen(): void {
+  if (server !== null) return
+  const s = createServer((c) => {
+    c.on('error', () => undefined)
+    c.end(`${name}\n`)
+  })
+  server = s
+  s.listen(Number(port), '0.0.0.0', () => process.stdout.write(`serving ${name} on ${port}\n`))
+}
+
+process.on('SIGHUP', () => {
+  server?.close()
+  server = null
+  process.stdout.write('stopped serving\n')
+})
+process.on('SIGUSR2', listen)
+listen()
+// with the socket closed nothing else keeps the process alive between the two signals
+setInterval(() => undefined, 60_000)
