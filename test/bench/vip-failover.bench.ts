@@ -10,11 +10,12 @@
  * Keepalived runs twice: advert_int 1 (its default) and VRRPv3 advert_int 0.1 (its tuned best).
  * Usage (root): node --conditions=source --import tsx test/bench/vip-failover.bench.ts [--runs 5] [--systems pgmesh,keepalived-1,keepalived-0.1]
  */
-import { readFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { readFile, rm } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { parseArgs } from 'node:util'
+import { parseArgs, promisify } from 'node:util'
 import { KeepalivedLab } from '../helpers/keepalived-lab.js'
 import { canRunNetns, ip, NetnsLab } from '../helpers/netns-lab.js'
 import { exited, isRunning, Sandbox, waitFor } from '../helpers/processes.js'
@@ -24,6 +25,7 @@ const { values } = parseArgs({ options: { runs: { type: 'string' }, systems: { t
 const runs = Number(values.runs ?? '5')
 const systems = (values.systems ?? 'pgmesh,keepalived-1,keepalived-0.1').split(',')
 const PARTITION_MS = 10_000
+const run = promisify(execFile)
 
 const why = canRunNetns()
 if (why !== null) {
@@ -89,8 +91,13 @@ function makeSystem(kind: string): System {
           // already gone
         }
       }
+      // and anything else started from that node's config (the config path is unique to this run)
+      await run('pkill', ['-KILL', '-f', join(sb.dir, `keepalived-${n}.conf`)]).catch(() => undefined)
       const p = kl.nodes.get(n)
       if (p !== undefined) await exited(p, 5_000)
+      // stale pid files make the next start refuse with "daemon is already running"
+      for (const suffix of ['pid', 'vrrp.pid', 'checkers.pid'])
+        await rm(join(sb.dir, `keepalived-${n}.${suffix}`), { force: true })
     },
     stopAll: async () => {
       for (const p of kl.nodes.values()) if (isRunning(p)) p.kill('SIGTERM')
