@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict'
+import { connect, createServer, type Server, type Socket } from 'node:net'
+import { after, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { pino } from 'pino'
+import { type BackendTarget, type ListenerSpec, TcpListener } from './tcp-listener.js'
+
+const log = pino({ level: 'silent' })
+const servers: Server[] = []
+const listeners: TcpListener[] = []
+
+after(async () => {
+  for (const l of listeners) await l.drain(0)
+  for (const s of servers) {
+    await new Promise((r) => s.close(r))
+  }
+})
+
+/** A backend that greets with its name, then echoes; `end` from the client ends its side too. */
+async function backend(name: string, onSocket?: (s: Socket) => void): Promise<BackendTarget> {
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => undefined)
+    if (onSocket !== undefined) return onSocket(s)
+    s.write(`${name}\n`)
+    s.pipe(s)
+  })
+  servers.push(server)
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const a = server.address() as { port: number }
+  return { id: name, host: '127.0.0.1', port: a.port, weight: 1, maxconn: 100 }
+}
+
+function spec(over: Partial<ListenerSpec> = {}): ListenerSpec {
+  return {
+    name: 'test',
+    host: '127.0.0.1',
+    port: 0,
+    balance: 'roundrobin',
+    maxconn: 100,
+    queueSize: 10,
+    queueTimeoutMs: 2_000,
+    connectTimeoutMs: 1_000,
+    idleTimeoutMs: 10_000,
+    keepAliveMs: 0,
+    ...over,
+  }
+}
+
+async function listen(s: ListenerSpec, candidates: () => readonly BackendTarget[]) {
+  const l = new TcpListener(s, { candidates }, log)
+  listeners.push(l)
+  const bound = await l.start()
+  return { l, port: bound.port }
+}
+
+/** Connects, optionally sends, and collects everything until the proxy closes the connection. */
+function session(
+  port: number,
+  send?: string,
+  timeoutMs = 3_000,
+): Promise<{ data: string; closedAt: number }> {
+  return new Promise((done, fail) => {
+    const c = connect({ host: '127.0.0.1', port })
+    let data = ''
+    const t = setTimeout(() => {
+      c.destroy()
+      fail(new Error(`no close within ${timeoutMs} ms (got ${JSON.stringify(data)})`))
+    }, timeoutMs)
+    c.setEncoding('utf8')
+    c.on('data', (d) => {
+      data += d
+    })
+    c.on('error', () => undefined)
+    c.on('close', () => {
+      clearTimeout(t)
+      done({ data, closedAt: Date.now() })
+    })
+    c.on('connect', () => {
+      if (send !== undefined) c.end(send)
+    })
+  })
+}
+
+describe('TCP listener', () => {
+  it('spreads connections round robin and splices both ways with half-close', async () => {
+    const a = await backend('a')
+    const b = await backend('b')
+    const { port } = await listen(spec(), () => [a, b])
+    const got = [] as string[]
+    for (let i = 0; i < 4; i++) got.push((await session(port, 'ping\n')).data)
+    assert.deepEqual(got.map((g) => g.split('\n')[0]).sort(), ['a', 'a', 'b', 'b'])
+    // the client's FIN reached the backend, whose echo and FIN came back: nothing lost
+    for (const g of got) assert.match(g, /^[ab]\nping\n$/)
+  })
+
+  it('queues while no backend is routable and serves the queue once one is', async () => {
+    const a = await backend('late')
+    let routable: BackendTarget[] = []
+    const { l, port } = await listen(spec(), () => routable)
+    const pending = session(port, 'x')
+    await sleep(100)
+    assert.equal(l.counters.queued, 1)
+    routable = [a]
+    l.kick()
+    assert.match((await pending).data, /^late\n/)
+    assert.equal(l.counters.queued, 0)
+  })
+
+  it('closes a queued client after the queue timeout, and refuses beyond the queue size', async () => {
+    const { l, port } = await listen(spec({ queueSize: 1, queueTimeoutMs: 200 }), () => [])
+    const started = Date.now()
+    const first = session(port)
+    await sleep(50)
+    const second = await session(port)
+    assert.equal(second.data, '')
+    assert.equal(l.counters.refused, 1)
+    const r = await first
+    assert.ok(r.closedAt - started >= 190, 'closed before the queue timeout')
+    assert.equal(l.counters.queueTimeouts, 1)
+  })
+
+  it('cuts the sessions to a backend on demand, leaving the others', async () => {
+    const a = await backend('cut-a')
+    const b = await backend('cut-b')
+    const { l, port } = await listen(spec({ balance: 'roundrobin' }), () => [a, b])
+    const s1 = session(port, undefined, 5_000)
+    const s2 = session(port, undefined, 5_000)
+    await sleep(150)
+    assert.deepEqual([...l.activeBackends()].sort(), ['cut-a', 'cut-b'])
+    assert.equal(l.cutBackend('cut-a', 'no longer primary'), 1)
+    const closed = await Promise.race([s1, s2])
+    assert.match(closed.data, /^cut-a\n/)
+    for (let i = 0; i < 50 && l.activeBackends().has('cut-a'); i++) await sleep(10)
+    assert.deepEqual([...l.activeBackends()], ['cut-b'])
+    l.cutBackend('cut-b', 'test over')
+    await Promise.all([s1, s2])
+  })
+
+  it('redispatches a failed connect to another backend', async () => {
+    const dead: BackendTarget = { id: 'dead', host: '127.0.0.1', port: 1, weight: 1, maxconn: 10 }
+    const a = await backend('alive')
+    const { l, port } = await listen(spec({ balance: 'first' }), () =>
+      [dead, a].filter((b) => b.id !== 'dead' || l.counters.connectErrors === 0),
+    )
+    assert.match((await session(port, 'x')).data, /^alive\n/)
+    assert.equal(l.backendCounters().get('dead')?.connectErrors, 1)
+  })
+
+  it('a client that stops reading does not make the proxy buffer without bound', async () => {
+    let written = 0
+    const flood = await backend('flood', (s) => {
+      const chunk = Buffer.alloc(64 * 1024, 1)
+      const pump = () => {
+        while (written < 200 * 1024 * 1024 && s.write(chunk)) written += chunk.length
+        if (written < 200 * 1024 * 1024) s.once('drain', pump)
+      }
+      pump()
+    })
+    const { l, port } = await listen(spec(), () => [flood])
+    const c = connect({ host: '127.0.0.1', port })
+    c.pause() // never reads
+    await sleep(500)
+    const through = l.backendCounters().get('flood')?.bytesOut ?? 0
+    assert.ok(written < 16 * 1024 * 1024, `backend wrote ${written} bytes into a client that reads nothing`)
+    assert.ok(through < 16 * 1024 * 1024, `proxy read ${through} bytes`)
+    c.destroy()
+  })
+})
