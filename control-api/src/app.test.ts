@@ -56,6 +56,7 @@ function staticSource(members: MemberView[], ready = true, master = true): Clust
         voters: { voters: ['n1', 'n2', 'n3'], prev: null },
         masterChanges: 1,
       },
+      listeners: [],
     }),
     master: () => ({ master, node: 'n1', current: 'n1', term: 2 }),
     members: () => members,

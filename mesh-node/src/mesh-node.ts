@@ -33,6 +33,7 @@ import {
   memberViews,
 } from './membership/membership.js'
 import type { NodeIdentity } from './node-identity.js'
+import { type ApplyResult, ProxyService } from './proxy/proxy-service.js'
 import { createVipDriver, type VipDriver } from './vip/vip-driver.js'
 
 export interface Clock {
@@ -102,6 +103,7 @@ export class MeshNode implements ClusterSource {
   readonly #nodeByPeer = new Map<string, string>()
   readonly #peerByNode = new Map<string, string>()
   #electionMembers = ''
+  readonly #proxy: ProxyService
 
   constructor(o: MeshNodeOptions) {
     this.#o = o
@@ -151,6 +153,7 @@ export class MeshNode implements ClusterSource {
     )
     const { cluster, node } = o.config
     this.#electionLog = o.logger.child({ component: 'election' })
+    this.#proxy = new ProxyService(o.logger)
     this.#checks = createTrackedChecks({
       checks: cluster.checks,
       onChange: (name, passing) => {
@@ -210,6 +213,7 @@ export class MeshNode implements ClusterSource {
       'gossip started',
     )
     this.#warnAboutQuorum()
+    await this.#proxy.apply(cluster.listeners)
     this.#checks.start()
     await this.#election.start(this.#checks.failing(), (Math.random() * 0x7fffffff) | 0)
     const m = cluster.membership
@@ -249,8 +253,10 @@ export class MeshNode implements ClusterSource {
     this.#extraHeartbeat = null
     running.abort()
     await this.#joinLoop
-    // first hand the VIP over (released, then `release` sent), while the connections are still up
+    // first hand the VIP over (released, then `release` sent), while the connections are still up;
+    // then stop accepting and let established sessions finish
     await this.#election.stop()
+    await this.#proxy.drain()
     await this.#checks.stop()
     if (this.#transport.started) {
       for (let i = 0; i < LEAVE_REPEATS; i++) {
@@ -310,7 +316,18 @@ export class MeshNode implements ClusterSource {
         dropped: { ...this.#dropped },
       },
       election: this.electionView(members),
+      listeners: this.#proxy.status(),
     }
+  }
+
+  /** Applies a reloaded config's listeners without touching established sessions. */
+  async applyListeners(listeners: ConfigFile['cluster']['listeners']): Promise<ApplyResult> {
+    const r = await this.#proxy.apply(listeners)
+    this.#log.info(
+      { started: r.started, updated: r.updated, removed: r.removed, failed: r.failed.map((f) => f.name) },
+      'listeners applied',
+    )
+    return r
   }
 
   electionView(members: readonly MemberView[] = this.members()): ElectionView {
@@ -344,6 +361,7 @@ export class MeshNode implements ClusterSource {
 
   ready(): ReadyResponse {
     const reasons: string[] = []
+    for (const f of this.#proxy.failed()) reasons.push(`listener ${f.name}: ${f.error}`)
     if (!this.#transport.started) reasons.push('gossip transport not started')
     else if (this.#o.config.node.join.length > 0 && this.#transport.connectedPeers().length === 0) {
       reasons.push('not connected to any peer yet (seeds are being dialled)')

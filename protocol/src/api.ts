@@ -96,6 +96,35 @@ export const MasterResponseSchema = z.object({
 })
 export type MasterResponse = z.infer<typeof MasterResponseSchema>
 
+const Count = z.number().int()
+
+/** A listener on this node with its counters (since start) and each backend's. */
+export const ListenerStatusSchema = z.object({
+  name: z.string(),
+  bind: z.string(),
+  role: z.string(),
+  balance: z.string(),
+  active: Count,
+  total: Count,
+  queued: Count,
+  refused: Count,
+  queueTimeouts: Count,
+  connectErrors: Count,
+  cut: Count,
+  backends: z.array(
+    z.object({
+      id: z.string(),
+      active: Count,
+      total: Count,
+      connectErrors: Count,
+      bytesIn: Count,
+      bytesOut: Count,
+      cut: Count,
+    }),
+  ),
+})
+export type ListenerStatus = z.infer<typeof ListenerStatusSchema>
+
 export const ClusterStatusSchema = z.object({
   cluster: z.string(),
   version: z.string(),
@@ -105,6 +134,7 @@ export const ClusterStatusSchema = z.object({
   counts: z.record(MemberStateSchema, z.number().int()),
   gossip: GossipStatsSchema,
   election: ElectionViewSchema,
+  listeners: z.array(ListenerStatusSchema),
 })
 export type ClusterStatus = z.infer<typeof ClusterStatusSchema>
 

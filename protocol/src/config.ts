@@ -3,6 +3,7 @@ import { DialAddressSchema, ListenAddressSchema } from './address.js'
 import { checkPriorityWeights, ElectionConfigSchema, TrackedCheckSchema } from './election.js'
 import { err, type Issue, ok, pgmeshError, type Result } from './errors.js'
 import { NodeIdSchema, PrioritySchema } from './ids.js'
+import { ListenerConfigSchema } from './listeners.js'
 import { NodeVipSchema, VipConfigSchema } from './vip.js'
 
 export { NodeIdSchema, PrioritySchema } from './ids.js'
@@ -85,9 +86,39 @@ export const ClusterConfigSchema = z
     /** tracked checks (Keepalived's track_script), run by every node on itself */
     checks: z.array(TrackedCheckSchema).max(64).default([]),
     vip: VipConfigSchema.prefault({}),
+    /** TCP listeners every node serves */
+    listeners: z.array(ListenerConfigSchema).max(256).default([]),
   })
   .strict()
   .superRefine((c, ctx) => {
+    const names = new Set<string>()
+    const binds = new Map<string, string>()
+    c.listeners.forEach((l, i) => {
+      if (names.has(l.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['listeners', i, 'name'],
+          message: `duplicate listener "${l.name}"`,
+        })
+      names.add(l.name)
+      const key = `${l.bind.host}:${l.bind.port}`
+      const other = binds.get(key)
+      if (other !== undefined && l.bind.port !== 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['listeners', i, 'bind'],
+          message: `${key} is already used by listener "${other}"`,
+        })
+      }
+      binds.set(key, l.name)
+      if (l.role !== 'servers') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['listeners', i, 'role'],
+          message: `role "${l.role}" routes by database role, which this release cannot check yet; use role "servers" with an explicit list`,
+        })
+      }
+    })
     const add = (path: (string | number)[], message: string) =>
       ctx.addIssue({ code: 'custom', path, message })
     const seen = new Set<string>()

@@ -116,6 +116,19 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
           resolveExit(1)
         })
     }
+    process.on('SIGHUP', () => {
+      // reload: listeners change in place; anything else in the file needs a restart
+      void loadConfig(configFile, flags, process.cwd()).then(async (next) => {
+        if (!next.ok) {
+          log.error(
+            { code: next.error.code, issues: next.error.issues },
+            `reload refused: ${formatError(next.error)}`,
+          )
+          return
+        }
+        await node.applyListeners(next.value.cluster.listeners)
+      })
+    })
     process.on('SIGTERM', () => stop('SIGTERM'))
     process.on('SIGINT', () => stop('SIGINT'))
     process.on('unhandledRejection', (reason) => {

@@ -52,5 +52,34 @@ export function formatStatus(s: ClusterStatus): string {
   const foot = `gossip: ${s.gossip.connectedPeers} connected peer(s), ${s.gossip.topicPeers} exchanging gossip, ${s.gossip.messagesIn} in, ${s.gossip.messagesOut} out${
     dropped.length > 0 ? `, dropped ${dropped.map(([k, v]) => `${k}=${v}`).join(' ')}` : ''
   }`
-  return `${head}\n${master}${holders}\n\n${table(rows)}\n\n${foot}\n`
+  const listeners =
+    s.listeners.length === 0
+      ? ''
+      : `\n${table([
+          [
+            'LISTENER',
+            'BIND',
+            'ROLE',
+            'BALANCE',
+            'ACTIVE',
+            'TOTAL',
+            'QUEUED',
+            'REFUSED',
+            'QUEUE TIMEOUTS',
+            'CUT',
+          ],
+          ...s.listeners.map((l) => [
+            l.name,
+            l.bind,
+            l.role,
+            l.balance,
+            String(l.active),
+            String(l.total),
+            String(l.queued),
+            String(l.refused),
+            String(l.queueTimeouts),
+            String(l.cut),
+          ]),
+        ])}\n`
+  return `${head}\n${master}${holders}\n\n${table(rows)}\n${listeners}\n${foot}\n`
 }

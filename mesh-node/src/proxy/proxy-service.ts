@@ -1,0 +1,128 @@
+import { formatHostPort, type ListenerConfig, type ListenerStatus } from '@pgmesh/protocol'
+import type { Logger } from '../log.js'
+import { type BackendTarget, type ListenerSpec, TcpListener } from './tcp-listener.js'
+
+interface Running {
+  config: ListenerConfig
+  readonly listener: TcpListener
+  servers: BackendTarget[]
+  bound: string
+}
+
+export interface ApplyResult {
+  readonly started: string[]
+  readonly updated: string[]
+  readonly removed: string[]
+  /** listeners that could not start (their previous version, if any, keeps serving) */
+  readonly failed: { name: string; error: string }[]
+}
+
+function specOf(c: ListenerConfig): ListenerSpec {
+  return {
+    name: c.name,
+    host: c.bind.host,
+    port: c.bind.port,
+    balance: c.balance,
+    maxconn: c.maxconn,
+    queueSize: c.queueSize,
+    queueTimeoutMs: c.queueTimeoutMs,
+    connectTimeoutMs: c.connectTimeoutMs,
+    idleTimeoutMs: c.idleTimeoutMs,
+    keepAliveMs: c.keepAliveMs,
+  }
+}
+
+function serversOf(c: ListenerConfig): BackendTarget[] {
+  return c.servers.map((s) => ({
+    id: formatHostPort(s.address),
+    host: s.address.host,
+    port: s.address.port,
+    weight: s.weight,
+    maxconn: s.maxconn,
+  }))
+}
+
+const sameBind = (a: ListenerConfig, b: ListenerConfig) =>
+  a.bind.host === b.bind.host && a.bind.port === b.bind.port
+
+/**
+ * The node's listeners, kept in line with the config: `apply()` starts new ones, changes existing
+ * ones in place (established sessions keep running), moves re-bound ones (the new socket first,
+ * then the old one drains) and drains removed ones.
+ */
+export class ProxyService {
+  readonly #log: Logger
+  readonly #running = new Map<string, Running>()
+  readonly #draining = new Set<Promise<void>>()
+  #failed: ApplyResult['failed'] = []
+
+  constructor(logger: Logger) {
+    this.#log = logger.child({ component: 'proxy' })
+  }
+
+  async apply(configs: readonly ListenerConfig[]): Promise<ApplyResult> {
+    const result: ApplyResult = { started: [], updated: [], removed: [], failed: [] }
+    const wanted = new Map(configs.map((c) => [c.name, c]))
+    for (const [name, r] of this.#running) {
+      if (wanted.has(name)) continue
+      this.#running.delete(name)
+      this.#drainInBackground(r)
+      result.removed.push(name)
+    }
+    for (const c of configs) {
+      const r = this.#running.get(c.name)
+      if (r !== undefined && sameBind(r.config, c)) {
+        r.config = c
+        r.servers = serversOf(c)
+        r.listener.update(specOf(c))
+        result.updated.push(c.name)
+        continue
+      }
+      const entry: Running = { config: c, servers: serversOf(c), bound: '', listener: null as never }
+      const listener = new TcpListener(specOf(c), { candidates: () => entry.servers }, this.#log)
+      ;(entry as { listener: TcpListener }).listener = listener
+      try {
+        const b = await listener.start()
+        entry.bound = formatHostPort(b)
+      } catch (e) {
+        const error = `cannot listen on ${formatHostPort(c.bind)}: ${(e as Error).message}`
+        this.#log.error({ listener: c.name }, error)
+        result.failed.push({ name: c.name, error })
+        continue
+      }
+      if (r !== undefined) this.#drainInBackground(r)
+      this.#running.set(c.name, entry)
+      result.started.push(c.name)
+    }
+    this.#failed = result.failed
+    return result
+  }
+
+  /** Stops accepting on every listener and waits for sessions, each up to its drain timeout. */
+  async drain(): Promise<void> {
+    const all = [...this.#running.values()]
+    this.#running.clear()
+    await Promise.all([...all.map((r) => r.listener.drain(r.config.drainTimeoutMs)), ...this.#draining])
+  }
+
+  failed(): ApplyResult['failed'] {
+    return this.#failed
+  }
+
+  status(): ListenerStatus[] {
+    return [...this.#running.values()].map((r) => ({
+      name: r.config.name,
+      bind: r.bound,
+      role: r.config.role,
+      balance: r.config.balance,
+      ...r.listener.counters,
+      backends: [...r.listener.backendCounters()].map(([id, b]) => ({ id, ...b })),
+    }))
+  }
+
+  #drainInBackground(r: Running): void {
+    this.#log.info({ listener: r.config.name, timeoutMs: r.config.drainTimeoutMs }, 'draining listener')
+    const p = r.listener.drain(r.config.drainTimeoutMs).finally(() => this.#draining.delete(p))
+    this.#draining.add(p)
+  }
+}

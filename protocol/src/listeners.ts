@@ -1,0 +1,64 @@
+import { z } from 'zod'
+import { DialAddressSchema, ListenAddressSchema } from './address.js'
+
+const ms = (def: number, min: number, max: number) => z.number().int().min(min).max(max).default(def)
+const Name = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be 1-63 characters: letters, digits, _ . -')
+
+export const BALANCE = ['roundrobin', 'leastconn', 'source', 'first', 'random'] as const
+
+/** A server a `servers` listener sends connections to. */
+export const ProxyServerSchema = z
+  .object({
+    address: DialAddressSchema,
+    /** relative share of connections; 0 = drained (used only when nothing else is up). Default 1 */
+    weight: z.number().int().min(0).max(256).default(1),
+    /** most connections this node opens to it at once. Default 1000 */
+    maxconn: z.number().int().min(1).max(100_000).default(1000),
+  })
+  .strict()
+
+/**
+ * A TCP listener every node serves. `role` picks the backends: `primary` (the agreed, writable
+ * database), `replica`, `any`, or `servers` (the explicit list). Limits apply per node.
+ */
+export const ListenerConfigSchema = z
+  .object({
+    name: Name,
+    bind: ListenAddressSchema,
+    role: z.enum(['primary', 'replica', 'any', 'servers']),
+    /** for `role: servers` */
+    servers: z.array(ProxyServerSchema).max(256).default([]),
+    /** Default roundrobin */
+    balance: z.enum(BALANCE).default('roundrobin'),
+    /** client connections at once; more wait in the queue. Default 1000 */
+    maxconn: z.number().int().min(1).max(1_000_000).default(1000),
+    /** clients waiting for a backend (none available, or all at maxconn); beyond it they are refused. Default 100 */
+    queueSize: z.number().int().min(0).max(1_000_000).default(100),
+    /** a queued client is closed after this long. Default 10000 */
+    queueTimeoutMs: ms(10_000, 1, 3_600_000),
+    /** Default 3000 */
+    connectTimeoutMs: ms(3_000, 1, 600_000),
+    /** a connection with no traffic either way for this long is closed. Default 1800000 (30 min) */
+    idleTimeoutMs: ms(1_800_000, 100, 86_400_000),
+    /** TCP keepalive after this much idle time, both sides; 0 = off. Default 60000 */
+    keepAliveMs: ms(60_000, 0, 86_400_000),
+    /** on stop and on removal by a reload: how long established sessions may finish. Default 10000 */
+    drainTimeoutMs: ms(10_000, 0, 3_600_000),
+  })
+  .strict()
+  .superRefine((l, ctx) => {
+    if (l.role === 'servers' && l.servers.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['servers'], message: 'role "servers" needs at least one server' })
+    }
+    if (l.role !== 'servers' && l.servers.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['servers'],
+        message: `servers are only used with role "servers", not "${l.role}"`,
+      })
+    }
+  })
+export type ListenerConfig = z.infer<typeof ListenerConfigSchema>
+export type ListenerConfigInput = z.input<typeof ListenerConfigSchema>
