@@ -80,7 +80,7 @@ await writeFile(
   haCfg,
   [
     'global',
-    '  maxconn 20000',
+    '  maxconn 8000',
     'defaults',
     '  mode tcp',
     '  timeout connect 3s',
@@ -91,7 +91,7 @@ await writeFile(
     `  server s1 127.0.0.1:${sink.port}`,
     'listen conn',
     `  bind 127.0.0.1:${ports.haproxyConn}`,
-    `  server s1 127.0.0.1:${greeter.port} maxconn 10000`,
+    `  server s1 127.0.0.1:${greeter.port} maxconn 4000`,
     '',
   ].join('\n'),
 )
