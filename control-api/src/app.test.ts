@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
   ApiErrorSchema,
+  BackendsViewSchema,
   ClusterStatusSchema,
   MasterResponseSchema,
   MembersResponseSchema,
@@ -59,6 +60,11 @@ function staticSource(members: MemberView[], ready = true, master = true): Clust
       listeners: [],
     }),
     master: () => ({ master, node: 'n1', current: 'n1', term: 2 }),
+    backends: () => ({
+      node: 'n1',
+      agreed: { primary: 'pg1', primaryTimeline: 2, replicas: [], notes: [] },
+      databases: [],
+    }),
     members: () => members,
     health: () => ({ status: 'ok', node: 'n1', uptimeMs: 5 }),
     ready: () => ({ ready, reasons: ready ? [] : ['no seed reachable yet'] }),
@@ -113,6 +119,12 @@ describe('control API', () => {
     const res = await notReady.request('/ready')
     assert.equal(res.status, 503)
     assert.deepEqual(await res.json(), { ready: false, reasons: ['no seed reachable yet'] })
+  })
+
+  it('serves the agreed database roles', async () => {
+    const res = await app.request('/v1/backends')
+    assert.equal(res.status, 200)
+    assert.equal(BackendsViewSchema.parse(await res.json()).agreed.primary, 'pg1')
   })
 
   it('answers /master 200 on the MASTER only, so a load balancer can follow it', async () => {

@@ -26,6 +26,8 @@ export function createControlApi(options: ControlApiOptions): Hono {
 
   app.get('/v1/status', (c) => c.json(source.status()))
 
+  app.get('/v1/backends', (c) => c.json(source.backends()))
+
   // for a cloud load balancer's health check: only the MASTER answers 200
   app.get('/master', (c) => {
     const m = source.master()

@@ -1,4 +1,5 @@
 import type {
+  BackendsView,
   ClusterStatus,
   HealthResponse,
   MasterResponse,
@@ -17,4 +18,6 @@ export interface ClusterSource {
   ready(): ReadyResponse
   /** whether this node is the MASTER (holds the VIP lease) now */
   master(): MasterResponse
+  /** the database nodes as this node and its peers see them, and the agreed roles */
+  backends(): BackendsView
 }

@@ -1,5 +1,6 @@
 import type { ClusterSource } from '@pgmesh/control-api'
 import {
+  type BackendsView,
   type ClusterStatus,
   type ConfigFile,
   decodeElectionFrame,
@@ -19,6 +20,7 @@ import {
   type ReadyResponse,
 } from '@pgmesh/protocol'
 import { createTrackedChecks, type TrackedChecks } from './checks/tracked-checks.js'
+import { DatabaseMonitor } from './database/database-monitor.js'
 import { ElectionDriver } from './election/election-driver.js'
 import { type ElectionStore, memoryElectionStore } from './election/election-store.js'
 import { GossipTransport } from './gossip/gossip-transport.js'
@@ -34,6 +36,7 @@ import {
 } from './membership/membership.js'
 import type { NodeIdentity } from './node-identity.js'
 import { type ApplyResult, ProxyService } from './proxy/proxy-service.js'
+import { Router } from './routing/router.js'
 import { createVipDriver, type VipDriver } from './vip/vip-driver.js'
 
 export interface Clock {
@@ -104,6 +107,8 @@ export class MeshNode implements ClusterSource {
   readonly #peerByNode = new Map<string, string>()
   #electionMembers = ''
   readonly #proxy: ProxyService
+  readonly #router: Router
+  readonly #databases: DatabaseMonitor
 
   constructor(o: MeshNodeOptions) {
     this.#o = o
@@ -153,7 +158,13 @@ export class MeshNode implements ClusterSource {
     )
     const { cluster, node } = o.config
     this.#electionLog = o.logger.child({ component: 'election' })
-    this.#proxy = new ProxyService(o.logger)
+    this.#router = new Router(node.id, cluster.databases, cluster.databaseChecks.freshMs)
+    this.#databases = new DatabaseMonitor(cluster.databases, cluster.databaseChecks, o.logger, () =>
+      this.#reroute(),
+    )
+    this.#proxy = new ProxyService(o.logger, (l) =>
+      this.#router.candidates(l, (db) => this.#databases.status(db)?.state),
+    )
     this.#checks = createTrackedChecks({
       checks: cluster.checks,
       onChange: (name, passing) => {
@@ -213,6 +224,7 @@ export class MeshNode implements ClusterSource {
       'gossip started',
     )
     this.#warnAboutQuorum()
+    await this.#databases.start()
     await this.#proxy.apply(cluster.listeners)
     this.#checks.start()
     await this.#election.start(this.#checks.failing(), (Math.random() * 0x7fffffff) | 0)
@@ -222,6 +234,9 @@ export class MeshNode implements ClusterSource {
       setInterval(() => this.#apply({ type: 'tick' }), Math.max(10, m.heartbeatIntervalMs / 2)),
     )
     this.#timers.push(setInterval(() => void this.#repairConnections(), m.suspectTimeoutMs))
+    if (cluster.databases.length > 0) {
+      this.#timers.push(setInterval(() => this.#reroute(), cluster.databaseChecks.intervalMs))
+    }
     this.#sendHeartbeat()
     this.#joinLoop = runJoinLoop(
       {
@@ -257,6 +272,7 @@ export class MeshNode implements ClusterSource {
     // then stop accepting and let established sessions finish
     await this.#election.stop()
     await this.#proxy.drain()
+    this.#databases.stop()
     await this.#checks.stop()
     if (this.#transport.started) {
       for (let i = 0; i < LEAVE_REPEATS; i++) {
@@ -318,6 +334,91 @@ export class MeshNode implements ClusterSource {
       election: this.electionView(members),
       listeners: this.#proxy.status(),
     }
+  }
+
+  backends(): BackendsView {
+    const now = this.#clock.mono()
+    const a = this.#router.agreement
+    const views = this.#router.views()
+    return {
+      node: this.id,
+      agreed: { ...a, replicas: [...a.replicas], notes: [...a.notes] },
+      databases: this.#o.config.cluster.databases.map((d) => {
+        const s = this.#databases.status(d.name)
+        const fresh = s !== undefined && Number.isFinite(s.at)
+        return {
+          name: d.name,
+          address: formatHostPort(d.address),
+          local: {
+            state: s?.state ?? 'down',
+            timeline: s?.timeline ?? null,
+            lagBytes: s?.lagBytes ?? null,
+            ageMs: fresh ? Math.round(now - s.at) : null,
+            postgres: s?.postgres ?? null,
+            patroni: s?.patroni ?? null,
+          },
+          observers: [...views]
+            .flatMap(([node, m]) => {
+              const o = m.get(d.name)
+              return o === undefined
+                ? []
+                : [
+                    {
+                      node,
+                      state: o.view.writable
+                        ? ('primary' as const)
+                        : o.view.reachable
+                          ? ('replica' as const)
+                          : ('down' as const),
+                      timeline: o.view.timeline,
+                      ageMs: Math.max(0, Math.round(now - o.at)),
+                    },
+                  ]
+            })
+            .sort((x, y) => x.node.localeCompare(y.node)),
+        }
+      }),
+    }
+  }
+
+  /**
+   * Recomputes the agreed roles; when they change, queued clients are served and sessions to a
+   * backend that stopped being what their listener routes to are closed: for write listeners, a
+   * backend this node's own confirmed check no longer sees writable, or one the cluster agrees is
+   * not the primary any more (another one is); for the others, a backend confirmed down.
+   */
+  #reroute(): void {
+    if (this.#o.config.cluster.databases.length === 0) return
+    const now = this.#clock.mono()
+    this.#router.local(this.#databases.statuses())
+    const observers = [this.id]
+    for (const [id, rec] of this.#membership.members) if (rec.state === 'alive') observers.push(id)
+    const { agreement, changed } = this.#router.recompute(observers, now)
+    if (changed) {
+      this.#log[agreement.primary === null ? 'warn' : 'info'](
+        {
+          primary: agreement.primary,
+          timeline: agreement.primaryTimeline,
+          replicas: agreement.replicas,
+          notes: agreement.notes,
+        },
+        agreement.primary === null ? 'no agreed primary' : `agreed primary: ${agreement.primary}`,
+      )
+    }
+    this.#proxy.cut((listener, backend) => {
+      const own = this.#databases.status(backend)?.state
+      if (listener.role === 'primary') {
+        if (own !== 'primary')
+          return `${backend} is no longer primary by this node's checks (${own ?? 'unknown'})`
+        if (agreement.primary !== null && agreement.primary !== backend) {
+          return `the cluster agrees ${agreement.primary} is the primary`
+        }
+        return null
+      }
+      if (listener.role !== 'servers' && own === 'down') return `${backend} is down`
+      return null
+    })
+    this.#proxy.kickAll()
   }
 
   /** Applies a reloaded config's listeners without touching established sessions. */
@@ -420,7 +521,22 @@ export class MeshNode implements ClusterSource {
       configVersion: 0,
     }
     const election = this.#election.summary([...this.#checks.failing()])
-    void this.#publish(election === undefined ? hb : { ...hb, election })
+    const now = this.#clock.mono()
+    const databases =
+      this.#o.config.cluster.databases.length === 0
+        ? undefined
+        : this.#databases.statuses().map((d) => ({
+            name: d.name,
+            state: d.state,
+            timeline: d.timeline,
+            lagBytes: d.lagBytes,
+            ageMs: Number.isFinite(d.at) ? Math.max(0, Math.round(now - d.at)) : 600_000,
+          }))
+    void this.#publish({
+      ...hb,
+      ...(election === undefined ? {} : { election }),
+      ...(databases === undefined ? {} : { databases }),
+    })
   }
 
   async #publish(msg: GossipMessage): Promise<void> {
@@ -548,6 +664,7 @@ export class MeshNode implements ClusterSource {
     if (msg.peerId === this.#transport.peerId) return
     if (msg.kind === 'heartbeat') {
       this.#apply({ type: 'heartbeat', msg })
+      if (msg.databases !== undefined) this.#router.observe(msg.node, msg.databases, this.#clock.mono())
       if (this.#running !== null) this.#transport.dialDiscovered(msg.peerId, msg.addrs, this.#running.signal)
     } else {
       this.#apply({ type: 'leave', msg })

@@ -125,6 +125,60 @@ export const ListenerStatusSchema = z.object({
 })
 export type ListenerStatus = z.infer<typeof ListenerStatusSchema>
 
+const DbStateSchema = z.enum(['primary', 'replica', 'down'])
+
+/** `GET /v1/backends`: every database node as each pgmesh node sees it, and what the cluster agreed. */
+export const BackendsViewSchema = z.object({
+  node: z.string(),
+  agreed: z.object({
+    primary: z.string().nullable(),
+    primaryTimeline: z.number().int().nullable(),
+    replicas: z.array(z.object({ db: z.string(), lagBytes: z.number().nullable() })),
+    notes: z.array(z.string()),
+  }),
+  databases: z.array(
+    z.object({
+      name: z.string(),
+      address: z.string(),
+      /** this node's confirmed state (after rise/fall) and the raw results of its latest probe */
+      local: z.object({
+        state: DbStateSchema,
+        timeline: z.number().int().nullable(),
+        lagBytes: z.number().nullable(),
+        ageMs: z.number().int().nullable(),
+        postgres: z
+          .object({
+            reachable: z.boolean(),
+            writable: z.boolean(),
+            timeline: z.number().int().nullable(),
+            lagBytes: z.number().nullable(),
+            error: z.string().nullable(),
+          })
+          .nullable(),
+        patroni: z
+          .object({
+            reachable: z.boolean(),
+            role: z.string(),
+            state: z.string().nullable(),
+            timeline: z.number().int().nullable(),
+            lagBytes: z.number().nullable(),
+            error: z.string().nullable(),
+          })
+          .nullable(),
+      }),
+      observers: z.array(
+        z.object({
+          node: z.string(),
+          state: DbStateSchema,
+          timeline: z.number().int().nullable(),
+          ageMs: z.number().int(),
+        }),
+      ),
+    }),
+  ),
+})
+export type BackendsView = z.infer<typeof BackendsViewSchema>
+
 export const ClusterStatusSchema = z.object({
   cluster: z.string(),
   version: z.string(),

@@ -3,7 +3,7 @@ import { DialAddressSchema, ListenAddressSchema } from './address.js'
 import { checkPriorityWeights, ElectionConfigSchema, TrackedCheckSchema } from './election.js'
 import { err, type Issue, ok, pgmeshError, type Result } from './errors.js'
 import { NodeIdSchema, PrioritySchema } from './ids.js'
-import { ListenerConfigSchema } from './listeners.js'
+import { DatabaseChecksSchema, DatabaseConfigSchema, ListenerConfigSchema } from './listeners.js'
 import { NodeVipSchema, VipConfigSchema } from './vip.js'
 
 export { NodeIdSchema, PrioritySchema } from './ids.js'
@@ -88,6 +88,9 @@ export const ClusterConfigSchema = z
     vip: VipConfigSchema.prefault({}),
     /** TCP listeners every node serves */
     listeners: z.array(ListenerConfigSchema).max(256).default([]),
+    /** the PostgreSQL nodes behind role listeners */
+    databases: z.array(DatabaseConfigSchema).max(64).default([]),
+    databaseChecks: DatabaseChecksSchema.prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -111,11 +114,11 @@ export const ClusterConfigSchema = z
         })
       }
       binds.set(key, l.name)
-      if (l.role !== 'servers') {
+      if (l.role !== 'servers' && c.databases.length === 0) {
         ctx.addIssue({
           code: 'custom',
           path: ['listeners', i, 'role'],
-          message: `role "${l.role}" routes by database role, which this release cannot check yet; use role "servers" with an explicit list`,
+          message: `role "${l.role}" routes to the databases in cluster.databases, and there are none`,
         })
       }
     })
@@ -130,6 +133,16 @@ export const ClusterConfigSchema = z
     c.members.forEach((m, i) => {
       if (ids.has(m.id)) add(['members', i, 'id'], `duplicate member "${m.id}"`)
       ids.add(m.id)
+    })
+    const dbNames = new Set<string>()
+    c.databases.forEach((d, i) => {
+      if (dbNames.has(d.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['databases', i, 'name'],
+          message: `duplicate database "${d.name}"`,
+        })
+      dbNames.add(d.name)
     })
     const checks = c.checks.map((k) => ({ name: k.name, weight: k.weight }))
     for (const issue of checkPriorityWeights(c.members.map((m) => ({ ...m, checks })))) {

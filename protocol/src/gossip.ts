@@ -47,6 +47,20 @@ export const HeartbeatSchema = z.object({
       failingChecks: z.array(z.string().max(63)).max(64),
     })
     .optional(),
+  /** the sender's confirmed view of each database node (the primary agreement's input) */
+  databases: z
+    .array(
+      z.object({
+        name: z.string().min(1).max(63),
+        state: z.enum(['primary', 'replica', 'down']),
+        timeline: Uint.nullable(),
+        lagBytes: Uint.nullable(),
+        /** how old the sender's latest probe result was when it sent this, ms */
+        ageMs: Uint,
+      }),
+    )
+    .max(64)
+    .optional(),
 })
 export type Heartbeat = z.infer<typeof HeartbeatSchema>
 

@@ -8,6 +8,47 @@ const Name = z
 
 export const BALANCE = ['roundrobin', 'leastconn', 'source', 'first', 'random'] as const
 
+/**
+ * A PostgreSQL node pgmesh routes to and checks. The database's own answer (a real connection,
+ * `pg_is_in_recovery()`) decides whether it takes writes; Patroni's REST API, when given, adds its
+ * view (role, timeline, lag) for `/v1/backends`, but a hung Patroni API never takes writes down.
+ */
+export const DatabaseConfigSchema = z
+  .object({
+    name: Name,
+    address: DialAddressSchema,
+    /** Patroni's REST API, e.g. http://10.0.0.11:8008 */
+    patroniUrl: z.url({ protocol: /^https?$/ }).optional(),
+    /** Default 1 */
+    weight: z.number().int().min(0).max(256).default(1),
+    /** Default 1000 */
+    maxconn: z.number().int().min(1).max(100_000).default(1000),
+  })
+  .strict()
+export type DatabaseConfig = z.infer<typeof DatabaseConfigSchema>
+
+/** How every node checks every database node. */
+export const DatabaseChecksSchema = z
+  .object({
+    /** the role the checks log in as; it needs no privileges beyond connecting. Default postgres */
+    user: z.string().min(1).default('postgres'),
+    /** file holding the password (first line); none = trust or peer authentication */
+    passwordFile: z.string().min(1).optional(),
+    /** Default postgres */
+    database: z.string().min(1).default('postgres'),
+    /** Default 250 */
+    intervalMs: ms(250, 20, 600_000),
+    /** Default 1000 */
+    timeoutMs: ms(1_000, 20, 600_000),
+    /** consecutive results needed before a node counts as primary (or up) again. Default 1 */
+    rise: z.number().int().min(1).max(100).default(1),
+    /** consecutive results needed before a primary stops counting as one, or a node as up. Default 2 */
+    fall: z.number().int().min(1).max(100).default(2),
+    /** an observation older than this does not count toward the agreement. Default 3000 */
+    freshMs: ms(3_000, 100, 600_000),
+  })
+  .strict()
+
 /** A server a `servers` listener sends connections to. */
 export const ProxyServerSchema = z
   .object({
@@ -44,6 +85,8 @@ export const ListenerConfigSchema = z
     idleTimeoutMs: ms(1_800_000, 100, 86_400_000),
     /** TCP keepalive after this much idle time, both sides; 0 = off. Default 60000 */
     keepAliveMs: ms(60_000, 0, 86_400_000),
+    /** `replica` listeners: replicas lagging more than this many bytes are skipped; none left → the primary */
+    replicaMaxLagBytes: z.number().int().min(0).optional(),
     /** on stop and on removal by a reload: how long established sessions may finish. Default 10000 */
     drainTimeoutMs: ms(10_000, 0, 3_600_000),
   })

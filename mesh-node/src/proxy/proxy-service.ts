@@ -56,8 +56,32 @@ export class ProxyService {
   readonly #draining = new Set<Promise<void>>()
   #failed: ApplyResult['failed'] = []
 
-  constructor(logger: Logger) {
+  /**
+   * `route` gives the backends a role listener (primary, replica, any) may use now; `servers`
+   * listeners use their own list.
+   */
+  constructor(
+    logger: Logger,
+    private readonly route: (listener: ListenerConfig) => readonly BackendTarget[] = () => [],
+  ) {
     this.#log = logger.child({ component: 'proxy' })
+  }
+
+  /** Routes changed: every listener serves its queue again. */
+  kickAll(): void {
+    for (const r of this.#running.values()) r.listener.kick()
+  }
+
+  /** Closes the sessions `why` names a reason for; returns how many. */
+  cut(why: (listener: ListenerConfig, backend: string) => string | null): number {
+    let n = 0
+    for (const r of this.#running.values()) {
+      for (const b of r.listener.activeBackends()) {
+        const reason = why(r.config, b)
+        if (reason !== null) n += r.listener.cutBackend(b, reason)
+      }
+    }
+    return n
   }
 
   async apply(configs: readonly ListenerConfig[]): Promise<ApplyResult> {
@@ -79,7 +103,11 @@ export class ProxyService {
         continue
       }
       const entry: Running = { config: c, servers: serversOf(c), bound: '', listener: null as never }
-      const listener = new TcpListener(specOf(c), { candidates: () => entry.servers }, this.#log)
+      const listener = new TcpListener(
+        specOf(c),
+        { candidates: () => (entry.config.role === 'servers' ? entry.servers : this.route(entry.config)) },
+        this.#log,
+      )
       ;(entry as { listener: TcpListener }).listener = listener
       try {
         const b = await listener.start()
