@@ -161,7 +161,8 @@ const results: Record<string, { bulk: number[]; conn: number[] }> = {}
 try {
   for (let r = 0; r < runs; r++) {
     for (const [name, p] of Object.entries(paths)) {
-      const res = (results[name] ??= { bulk: [], conn: [] })
+      const res = results[name] ?? { bulk: [], conn: [] }
+      results[name] = res
       res.bulk.push(await bulk(p.bulk))
       res.conn.push(await connRate(p.conn))
       process.stdout.write(
