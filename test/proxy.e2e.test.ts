@@ -110,7 +110,7 @@ describe('TCP proxy in a node: listeners from the config, reload, drain', { time
     const l = s.listeners.find((x) => x.name === 'write')
     assert.ok(l !== undefined)
     assert.ok(l.total >= 4)
-    assert.deepEqual(l.backends.map((x) => x.id).sort(), [`127.0.0.1:${a}`, `127.0.0.1:${b}`])
+    assert.deepEqual(l.backends.map((x) => x.id).sort(), [`127.0.0.1:${a}`, `127.0.0.1:${b}`].sort())
   })
 
   it('a reload (SIGHUP) adds a listener and changes the balance; an established session survives', async () => {
