@@ -118,6 +118,31 @@ describe('routing PostgreSQL through 3 pgmesh nodes in front of a real Patroni c
     assert.equal(seen.size, 2, 'round robin over both replicas')
   })
 
+  it("the leader's Patroni API hangs (SIGSTOP, shorter than Patroni's ttl): writes keep flowing", async () => {
+    const leader = await tb.leader()
+    const pid = await tb.patroniPid(leader)
+    process.kill(pid, 'SIGSTOP')
+    const failures: string[] = []
+    let ok = 0
+    try {
+      const until = Date.now() + 4_000
+      while (Date.now() < until) {
+        try {
+          const r = await whoAnswers(writePorts[ok % 3]!)
+          if (r.recovery || r.port !== pgPortOf(leader)) failures.push(`reached ${r.port}`)
+          else ok++
+        } catch (e) {
+          failures.push((e as Error).message)
+        }
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    } finally {
+      process.kill(pid, 'SIGCONT')
+    }
+    assert.deepEqual(failures, [])
+    assert.ok(ok >= 10, `${ok} writes`)
+  })
+
   it('switchover: writes move, sessions to the old leader are closed, no write ever reaches a replica', async () => {
     const from = await tb.leader()
     const to = tb.nodes.find((n) => n.name !== from)!.name
@@ -185,5 +210,39 @@ describe('routing PostgreSQL through 3 pgmesh nodes in front of a real Patroni c
       250,
     )
     assert.equal(r.recovery, false)
+  })
+
+  it("kill -9 of only the leader's Patroni (its PostgreSQL stays a primary): writes go only to the new, higher-timeline primary", async () => {
+    const old = await tb.leader()
+    const oldTimeline = (await whoAnswers(writePorts[0]!)).port === pgPortOf(old) ? true : undefined
+    assert.ok(oldTimeline, 'writes reach the leader before')
+    process.kill(await tb.patroniPid(old), 'SIGKILL')
+    // Patroni promotes another node once the leader key expires (ttl); the old PostgreSQL still
+    // takes writes on its old timeline: two primaries, and the higher timeline must win
+    const promoted = await waitFor(
+      'another node promoted',
+      60_000,
+      async () => {
+        const l = await tb.leader().catch(() => '')
+        return l !== '' && l !== old ? l : undefined
+      },
+      500,
+    )
+    await waitFor(
+      'pgmesh to route writes to the promoted node',
+      30_000,
+      async () => {
+        const r = await whoAnswers(writePorts[0]!).catch(() => null)
+        return r !== null && r.port === pgPortOf(promoted) ? true : undefined
+      },
+      200,
+    )
+    for (let i = 0; i < 15; i++) {
+      const r = await whoAnswers(writePorts[i % 3]!)
+      assert.equal(r.port, pgPortOf(promoted), `write ${i} went to ${r.port}, not the new primary`)
+      assert.equal(r.recovery, false)
+    }
+    const b = BackendsViewSchema.parse(await (await fetch(`${nodes[0]!.apiUrl}/v1/backends`)).json())
+    assert.equal(b.agreed.primary, promoted)
   })
 })
