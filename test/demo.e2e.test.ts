@@ -4,16 +4,18 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type ClusterStatus, ClusterStatusSchema } from '@pgmesh/protocol'
+import pg from 'pg'
 import { CLI, exited, freePort, isRunning, ROOT, Sandbox, waitFor } from './helpers/processes.js'
 
 /** The README's first command, as a new user meets it: 3 nodes, curl, add a 4th peer. */
-describe('deploy/demo.sh', { timeout: 120_000 }, () => {
+describe('deploy/demo.sh', { timeout: 180_000 }, () => {
   const sb = new Sandbox()
   before(() => sb.init('demo'))
   after(() => sb.cleanup())
 
   it('starts 3 nodes, accepts a 4th peer through node 3, and stops everything', async () => {
-    const base = 30_000 + ((await freePort()) % 20_000)
+    // below Linux's ephemeral range (32768+), where the demo's ~130 ports cannot meet a client's port
+    const base = 21_000 + ((await freePort()) % 10_000)
     const demoDir = join(sb.dir, 'demo')
     let output = ''
     const demo = spawn(join(ROOT, 'deploy', 'demo.sh'), [], {
@@ -22,7 +24,7 @@ describe('deploy/demo.sh', { timeout: 120_000 }, () => {
         ...process.env,
         PGMESH_DEMO_PORT: String(base),
         PGMESH_DEMO_DIR: demoDir,
-        PGMESH_DEMO_SECONDS: '6',
+        PGMESH_DEMO_SECONDS: '15',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
@@ -35,7 +37,7 @@ describe('deploy/demo.sh', { timeout: 120_000 }, () => {
     })
     await waitFor(
       'the demo to report the mesh up',
-      60_000,
+      90_000,
       async () => (output.includes('The mesh is up') ? true : undefined),
       100,
     )
@@ -77,6 +79,22 @@ describe('deploy/demo.sh', { timeout: 120_000 }, () => {
         ? true
         : undefined
     })
+    if (process.getuid?.() === 0) {
+      // the demo's Patroni cluster, through node 2's write listener: the primary answers
+      const c = new pg.Client({
+        host: '127.0.0.1',
+        port: base + 12,
+        user: 'postgres',
+        password: 'postgres-pass',
+        database: 'postgres',
+        connectionTimeoutMillis: 10_000,
+      })
+      await c.connect()
+      const r = await c.query<{ recovery: boolean }>('SELECT pg_is_in_recovery() AS recovery')
+      await c.end()
+      assert.equal(r.rows[0]?.recovery, false)
+      assert.match(output, /psql -h 127\.0\.0\.1 -p \d+ -U postgres/)
+    }
     const master = await fetch(`http://127.0.0.1:${base + 1}/master`)
     assert.equal(master.status, 200)
     assert.equal((await fetch(`http://127.0.0.1:${base + 11}/master`)).status, 503)
