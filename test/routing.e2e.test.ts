@@ -1,16 +1,20 @@
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { promisify } from 'node:util'
 import { BackendsViewSchema } from '@pgmesh/protocol'
 import pg from 'pg'
 import { startMeshNode, type TestNode } from './helpers/mesh-cluster.js'
 import { freePort, Sandbox, waitFor } from './helpers/processes.js'
 import { TESTBED_PASSWORD, Testbed } from './helpers/testbed.js'
 
+const run = promisify(execFile)
 const skip =
   process.getuid?.() === 0 ? false : 'the Patroni testbed runs PostgreSQL as the postgres user: needs root'
 
@@ -116,6 +120,43 @@ describe('routing PostgreSQL through 3 pgmesh nodes in front of a real Patroni c
       seen.add(r.port)
     }
     assert.equal(seen.size, 2, 'round robin over both replicas')
+  })
+
+  it('pgbench through the write listener completes without errors', async () => {
+    const env = { ...process.env, PGPASSWORD: TESTBED_PASSWORD }
+    const args = ['-h', '127.0.0.1', '-p', String(writePorts[0]), '-U', 'postgres']
+    await run('pgbench', ['-i', '-s', '1', '-q', ...args, 'postgres'], { env, timeout: 60_000 })
+    const { stdout } = await run('pgbench', ['-c', '4', '-j', '2', '-T', '5', ...args, 'postgres'], {
+      env,
+      timeout: 60_000,
+    })
+    assert.match(stdout, /number of failed transactions: 0 /)
+    const tx = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1] ?? 0)
+    assert.ok(tx > 0, stdout)
+  })
+
+  it("a client that stops reading a large result does not grow the node's memory", async () => {
+    const pid = nodes[0]!.proc.pid!
+    const rss = () =>
+      Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
+    const before = rss()
+    // a query for ~200 MB whose answer the client never reads
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port: writePorts[0]!,
+      user: 'postgres',
+      password: TESTBED_PASSWORD,
+      database: 'postgres',
+    })
+    c.on('error', () => undefined)
+    await c.connect()
+    const conn = (c as unknown as { connection: { stream: import('node:net').Socket } }).connection
+    conn.stream.pause()
+    void c.query("SELECT repeat('x', 1000000) FROM generate_series(1, 200)").catch(() => undefined)
+    await sleep(3_000)
+    const grown = rss() - before
+    conn.stream.destroy()
+    assert.ok(grown < 64, `the node's RSS grew by ${grown.toFixed(0)} MiB while a client did not read`)
   })
 
   it("the leader's Patroni API hangs (SIGSTOP, shorter than Patroni's ttl): writes keep flowing", async () => {
