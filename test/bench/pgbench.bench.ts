@@ -1,0 +1,151 @@
+/**
+ * pgbench through pgmesh, through HAProxy 2.6 (the Percona reference config for Patroni: httpchk on
+ * Patroni's /primary) and directly, against the project's Patroni testbed, in one run:
+ * `pgbench -S` (select-only) TPS and average latency at 16 and 64 clients.
+ * Usage (root): node --conditions=source --import tsx test/bench/pgbench.bench.ts [--runs 3] [--seconds 10] [--clients 16,64]
+ */
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import { cpus, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs, promisify } from 'node:util'
+import { BackendsViewSchema } from '@pgmesh/protocol'
+import { startMeshNode } from '../helpers/mesh-cluster.js'
+import { freePort, Sandbox, waitFor } from '../helpers/processes.js'
+import { TESTBED_PASSWORD, Testbed } from '../helpers/testbed.js'
+
+const run = promisify(execFile)
+const { values } = parseArgs({
+  options: { runs: { type: 'string' }, seconds: { type: 'string' }, clients: { type: 'string' } },
+})
+const runs = Number(values.runs ?? '3')
+const seconds = Number(values.seconds ?? '10')
+const clientCounts = (values.clients ?? '16,64').split(',').map(Number)
+
+const sb = new Sandbox()
+await sb.init('pgbench')
+const tb = await Testbed.up(join(tmpdir(), `pgmesh-tb-${randomBytes(4).toString('hex')}`))
+const env = { ...process.env, PGPASSWORD: TESTBED_PASSWORD }
+
+try {
+  const leader = await tb.leader()
+  const pgmeshPort = await freePort()
+  const haproxyPort = await freePort()
+  const pw = join(sb.dir, 'pgpass')
+  await writeFile(pw, `${TESTBED_PASSWORD}\n`, { mode: 0o600 })
+  const cfg = join(sb.dir, 'pgmesh.yaml')
+  await writeFile(
+    cfg,
+    [
+      'cluster:',
+      `  databaseChecks: { passwordFile: ${pw} }`,
+      '  databases:',
+      ...tb.nodes.map(
+        (n) => `    - { name: ${n.name}, address: "127.0.0.1:${n.pgPort}", patroniUrl: "${n.apiUrl}" }`,
+      ),
+      '  listeners:',
+      `    - { name: write, bind: "127.0.0.1:${pgmeshPort}", role: primary }`,
+      '',
+    ].join('\n'),
+  )
+  const node = await startMeshNode(sb, { id: 'bench', configFile: cfg, logLevel: 'warn' })
+  await waitFor('pgmesh to agree on the primary', 30_000, async () => {
+    const b = BackendsViewSchema.parse(await (await fetch(`${node.apiUrl}/v1/backends`)).json())
+    return b.agreed.primary === leader ? true : undefined
+  })
+
+  const ha = join(sb.dir, 'haproxy.cfg')
+  await writeFile(
+    ha,
+    [
+      'global',
+      '  maxconn 4000',
+      'defaults',
+      '  mode tcp',
+      '  timeout connect 4s',
+      '  timeout client 30m',
+      '  timeout server 30m',
+      '  timeout check 5s',
+      'listen primary',
+      `  bind 127.0.0.1:${haproxyPort}`,
+      '  option httpchk OPTIONS /primary',
+      '  http-check expect status 200',
+      '  default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions',
+      ...tb.nodes.map(
+        (n) => `  server ${n.name} 127.0.0.1:${n.pgPort} maxconn 100 check port ${new URL(n.apiUrl).port}`,
+      ),
+      '',
+    ].join('\n'),
+  )
+  sb.spawnCommand('haproxy', ['-db', '-f', ha], 'haproxy.log')
+
+  const base = ['-h', '127.0.0.1', '-U', 'postgres']
+  await run('pgbench', ['-i', '-s', '10', '-q', ...base, '-p', String(tb.node(leader).pgPort), 'postgres'], {
+    env,
+    timeout: 120_000,
+  })
+  await waitFor(
+    'haproxy to route to the primary',
+    30_000,
+    async () => {
+      try {
+        await run('psql', [...base, '-p', String(haproxyPort), '-c', 'select 1', 'postgres'], {
+          env,
+          timeout: 5_000,
+        })
+        return true
+      } catch {
+        return undefined
+      }
+    },
+    500,
+  )
+
+  const paths: Record<string, number> = {
+    direct: tb.node(leader).pgPort,
+    haproxy: haproxyPort,
+    pgmesh: pgmeshPort,
+  }
+  const results: Record<string, { tps: number[]; lat: number[] }> = {}
+  for (let r = 0; r < runs; r++) {
+    for (const c of clientCounts) {
+      for (const [name, port] of Object.entries(paths)) {
+        const { stdout } = await run(
+          'pgbench',
+          ['-S', '-c', String(c), '-j', '2', '-T', String(seconds), ...base, '-p', String(port), 'postgres'],
+          { env, timeout: (seconds + 60) * 1000 },
+        )
+        const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1])
+        const lat = Number(/latency average = ([\d.]+) ms/.exec(stdout)?.[1])
+        const key = `${name}@${c}`
+        const res = results[key] ?? { tps: [], lat: [] }
+        results[key] = res
+        res.tps.push(tps)
+        res.lat.push(lat)
+        process.stdout.write(`${key} run ${r + 1}: ${tps.toFixed(0)} tps, ${lat.toFixed(2)} ms\n`)
+      }
+    }
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+  const lines = [
+    '| clients | path | TPS median (min–max) | × HAProxy | × direct | latency avg ms (median) |',
+    '|---|---|---|---|---|---|',
+  ]
+  for (const c of clientCounts) {
+    for (const name of Object.keys(paths)) {
+      const r = results[`${name}@${c}`]!
+      const h = results[`haproxy@${c}`]!
+      const d = results[`direct@${c}`]!
+      lines.push(
+        `| ${c} | ${name} | ${med(r.tps).toFixed(0)} (${Math.min(...r.tps).toFixed(0)}–${Math.max(...r.tps).toFixed(0)}) | ${(med(r.tps) / med(h.tps)).toFixed(2)} | ${(med(r.tps) / med(d.tps)).toFixed(2)} | ${med(r.lat).toFixed(2)} |`,
+      )
+    }
+  }
+  process.stdout.write(
+    `\n${new Date().toISOString()} on ${cpus().length}× ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; pgbench -S, ${runs} runs of ${seconds} s, scale 10\n${lines.join('\n')}\n`,
+  )
+} finally {
+  await sb.cleanup()
+  await tb.down()
+}
