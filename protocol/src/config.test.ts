@@ -99,4 +99,31 @@ describe('parseHostPort', () => {
       assert.equal(r.error.code, 'ADDRESS_INVALID')
     }
   })
+
+  it('reports duplicate names and bind addresses in the cluster section, naming both items', () => {
+    const server = { address: '127.0.0.1:6' }
+    const r = validateConfig({
+      node: { id: 'a', insecureDev: true },
+      cluster: {
+        checks: [
+          { name: 'x', kind: 'file', path: '/x' },
+          { name: 'x', kind: 'file', path: '/y' },
+        ],
+        listeners: [
+          { name: 'l', bind: '127.0.0.1:5', role: 'servers', servers: [server] },
+          { name: 'l', bind: '127.0.0.1:5', role: 'servers', servers: [server] },
+        ],
+      },
+    })
+    assert.ok(!r.ok)
+    const issues = (r.error.issues ?? []).map((i) => `${i.path}: ${i.message}`)
+    assert.ok(
+      issues.includes('cluster.checks.1: duplicate check name "x" (also checks.0)'),
+      issues.join('\n'),
+    )
+    assert.ok(issues.includes('cluster.listeners.1: duplicate listener "l" (also listeners.0)'))
+    assert.ok(
+      issues.includes('cluster.listeners.1: bind address 127.0.0.1:5 is used twice (also listeners.0)'),
+    )
+  })
 })

@@ -2,13 +2,11 @@ import { z } from 'zod'
 import { DialAddressSchema, ListenAddressSchema } from './address.js'
 import { checkPriorityWeights, ElectionConfigSchema, TrackedCheckSchema } from './election.js'
 import { err, type Issue, ok, pgmeshError, type Result } from './errors.js'
-import { NodeIdSchema, PrioritySchema } from './ids.js'
+import { ms, NodeIdSchema, PrioritySchema } from './ids.js'
 import { DatabaseChecksSchema, DatabaseConfigSchema, ListenerConfigSchema } from './listeners.js'
 import { NodeVipSchema, VipConfigSchema } from './vip.js'
 
 export { NodeIdSchema, PrioritySchema } from './ids.js'
-
-const ms = (def: number, min: number, max: number) => z.number().int().min(min).max(max).default(def)
 
 /**
  * Membership timings (memberlist-style: every timing is a named field with a documented default).
@@ -94,55 +92,42 @@ export const ClusterConfigSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    const names = new Set<string>()
-    const binds = new Map<string, string>()
-    c.listeners.forEach((l, i) => {
-      if (names.has(l.name))
-        ctx.addIssue({
-          code: 'custom',
-          path: ['listeners', i, 'name'],
-          message: `duplicate listener "${l.name}"`,
-        })
-      names.add(l.name)
-      const key = `${l.bind.host}:${l.bind.port}`
-      const other = binds.get(key)
-      if (other !== undefined && l.bind.port !== 0) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['listeners', i, 'bind'],
-          message: `${key} is already used by listener "${other}"`,
-        })
-      }
-      binds.set(key, l.name)
-      if (l.role !== 'servers' && c.databases.length === 0) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['listeners', i, 'role'],
-          message: `role "${l.role}" routes to the databases in cluster.databases, and there are none`,
-        })
-      }
-    })
     const add = (path: (string | number)[], message: string) =>
       ctx.addIssue({ code: 'custom', path, message })
-    const seen = new Set<string>()
-    c.checks.forEach((k, i) => {
-      if (seen.has(k.name)) add(['checks', i, 'name'], `duplicate check name "${k.name}"`)
-      seen.add(k.name)
-    })
-    const ids = new Set<string>()
-    c.members.forEach((m, i) => {
-      if (ids.has(m.id)) add(['members', i, 'id'], `duplicate member "${m.id}"`)
-      ids.add(m.id)
-    })
-    const dbNames = new Set<string>()
-    c.databases.forEach((d, i) => {
-      if (dbNames.has(d.name))
-        ctx.addIssue({
-          code: 'custom',
-          path: ['databases', i, 'name'],
-          message: `duplicate database "${d.name}"`,
-        })
-      dbNames.add(d.name)
+    /** reports every item whose key an earlier item already has */
+    const unique = <T>(
+      field: string,
+      items: readonly T[],
+      key: (t: T) => string | null,
+      what: (k: string) => string,
+    ) => {
+      const seen = new Map<string, number>()
+      items.forEach((item, i) => {
+        const k = key(item)
+        if (k === null) return
+        const first = seen.get(k)
+        if (first !== undefined) add([field, i], `${what(k)} (also ${field}.${first})`)
+        else seen.set(k, i)
+      })
+    }
+    const what = (noun: string) => (k: string) => `duplicate ${noun} "${k}"`
+    unique('checks', c.checks, (k) => k.name, what('check name'))
+    unique('members', c.members, (m) => m.id, what('member'))
+    unique('databases', c.databases, (d) => d.name, what('database'))
+    unique('listeners', c.listeners, (l) => l.name, what('listener'))
+    unique(
+      'listeners',
+      c.listeners,
+      (l) => (l.bind.port === 0 ? null : `${l.bind.host}:${l.bind.port}`),
+      (k) => `bind address ${k} is used twice`,
+    )
+    c.listeners.forEach((l, i) => {
+      if (l.role !== 'servers' && c.databases.length === 0) {
+        add(
+          ['listeners', i, 'role'],
+          `role "${l.role}" routes to the databases in cluster.databases, and there are none`,
+        )
+      }
     })
     const checks = c.checks.map((k) => ({ name: k.name, weight: k.weight }))
     for (const issue of checkPriorityWeights(c.members.map((m) => ({ ...m, checks })))) {

@@ -1,8 +1,7 @@
 import { z } from 'zod'
 import type { Issue } from './errors.js'
-import { NodeIdSchema } from './ids.js'
+import { ms, NodeIdSchema } from './ids.js'
 
-const ms = (def: number, min: number, max: number) => z.number().int().min(min).max(max).default(def)
 const Uint = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 /** a reading of the sender's monotonic clock in ms; only ever compared with the same node's clock */
 const MonotonicMs = z.number().min(0).max(Number.MAX_SAFE_INTEGER)

@@ -9,3 +9,6 @@ export const NodeIdSchema = z
   )
 
 export const PrioritySchema = z.number().int().min(1).max(254)
+
+/** A duration field in ms with its documented default and bounds. */
+export const ms = (def: number, min: number, max: number) => z.number().int().min(min).max(max).default(def)

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { DialAddressSchema, ListenAddressSchema } from './address.js'
+import { ms } from './ids.js'
 
-const ms = (def: number, min: number, max: number) => z.number().int().min(min).max(max).default(def)
 const Name = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be 1-63 characters: letters, digits, _ . -')

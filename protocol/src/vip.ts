@@ -1,7 +1,6 @@
 import { z } from 'zod'
 import { isIPv4, isIPv6 } from './address.js'
-
-const ms = (def: number, min: number, max: number) => z.number().int().min(min).max(max).default(def)
+import { ms } from './ids.js'
 
 /** `198.18.0.100/24` or `fd00::100/64`: the address and the prefix it is added with. */
 export const VipAddressSchema = z.string().transform((s, ctx) => {

@@ -102,13 +102,14 @@ export class ProxyService {
         result.updated.push(c.name)
         continue
       }
-      const entry: Running = { config: c, servers: serversOf(c), bound: '', listener: null as never }
+      // the routing reads the entry's current config and servers, which a reload updates in place
+      const live = { config: c, servers: serversOf(c) }
       const listener = new TcpListener(
         specOf(c),
-        { candidates: () => (entry.config.role === 'servers' ? entry.servers : this.route(entry.config)) },
+        { candidates: () => (live.config.role === 'servers' ? live.servers : this.route(live.config)) },
         this.#log,
       )
-      ;(entry as { listener: TcpListener }).listener = listener
+      const entry: Running = Object.assign(live, { listener, bound: '' })
       try {
         const b = await listener.start()
         entry.bound = formatHostPort(b)

@@ -37,7 +37,9 @@ export interface BackendCounters {
   active: number
   total: number
   connectErrors: number
+  /** client → backend bytes of ended sessions */
   bytesIn: number
+  /** backend → client bytes of ended sessions */
   bytesOut: number
   cut: number
 }
@@ -264,6 +266,11 @@ export class TcpListener {
       if (finished) return
       finished = true
       clearTimeout(connectTimer)
+      // the sockets count their own bytes: nothing extra on the per-chunk path
+      if (connected) {
+        counters.bytesIn += client.bytesRead
+        counters.bytesOut += upstream.bytesRead
+      }
       this.#sessions.delete(session)
       this.counters.active = this.#sessions.size
       counters.active--
@@ -291,12 +298,6 @@ export class TcpListener {
       // holds at most one socket buffer per direction, never more
       client.pipe(upstream)
       upstream.pipe(client)
-      client.on('data', (d: Buffer) => {
-        counters.bytesIn += d.length
-      })
-      upstream.on('data', (d: Buffer) => {
-        counters.bytesOut += d.length
-      })
       client.resume()
     })
     upstream.on('error', (e) => {
