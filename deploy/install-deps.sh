@@ -5,9 +5,10 @@
 #   keepalived, haproxy   the tools pgmesh replaces, measured side by side in test/bench/
 #   patroni, etcd-server, postgresql-15 (pgbench included), postgresql-client-15
 #                         the real Patroni cluster the tests and the demo run
+#   chromium              the headless browser the status page's e2e test drives (playwright-core)
 set -Eeuo pipefail
 
-PACKAGES=(curl iproute2 arping keepalived haproxy patroni etcd-server postgresql-15 postgresql-client-15 hyperfine)
+PACKAGES=(curl iproute2 arping keepalived haproxy patroni etcd-server postgresql-15 postgresql-client-15 hyperfine chromium)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

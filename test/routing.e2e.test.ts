@@ -18,6 +18,26 @@ const run = promisify(execFile)
 const skip =
   process.getuid?.() === 0 ? false : 'the Patroni testbed runs PostgreSQL as the postgres user: needs root'
 
+const MAX_LAG = 1024 * 1024
+
+/** One statement straight to a database node (not through pgmesh). */
+async function sqlDirect(port: number, text: string): Promise<void> {
+  const c = new pg.Client({
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    password: TESTBED_PASSWORD,
+    database: 'postgres',
+    connectionTimeoutMillis: 5_000,
+  })
+  await c.connect()
+  try {
+    await c.query(text)
+  } finally {
+    await c.end().catch(() => undefined)
+  }
+}
+
 /** One connection through a pgmesh listener: which server answered, and whether it is in recovery. */
 async function whoAnswers(port: number): Promise<{ port: number; recovery: boolean }> {
   const c = new pg.Client({
@@ -51,6 +71,7 @@ describe('routing PostgreSQL through 3 pgmesh nodes in front of a real Patroni c
   const nodes: TestNode[] = []
   const writePorts: number[] = []
   const readPorts: number[] = []
+  const laggedPorts: number[] = []
   const pgPortOf = (name: string) => tb.node(name).pgPort
 
   before(async () => {
@@ -61,8 +82,10 @@ describe('routing PostgreSQL through 3 pgmesh nodes in front of a real Patroni c
     for (let i = 1; i <= 3; i++) {
       const w = await freePort()
       const r = await freePort()
+      const lagged = await freePort()
       writePorts.push(w)
       readPorts.push(r)
+      laggedPorts.push(lagged)
       const cfg = join(sb.dir, `p${i}.yaml`)
       await writeFile(
         cfg,
@@ -81,6 +104,7 @@ describe('routing PostgreSQL through 3 pgmesh nodes in front of a real Patroni c
           '  listeners:',
           `    - { name: write, bind: "127.0.0.1:${w}", role: primary, queueTimeoutMs: 20000 }`,
           `    - { name: read, bind: "127.0.0.1:${r}", role: replica, balance: roundrobin }`,
+          `    - { name: lagged, bind: "127.0.0.1:${lagged}", role: replica, replicaMaxLagBytes: ${MAX_LAG} }`,
           '',
         ].join('\n'),
       )
@@ -120,6 +144,57 @@ describe('routing PostgreSQL through 3 pgmesh nodes in front of a real Patroni c
       seen.add(r.port)
     }
     assert.equal(seen.size, 2, 'round robin over both replicas')
+  })
+
+  it('a replica lagging past replicaMaxLagBytes is skipped; with none left, reads go to the primary', async () => {
+    const leader = await tb.leader()
+    const [a, b] = tb.nodes.filter((n) => n.name !== leader)
+    const answers = async (n: number) => {
+      const ports = new Set<number>()
+      for (let i = 0; i < n; i++) ports.add((await whoAnswers(laggedPorts[0]!)).port)
+      return [...ports].sort()
+    }
+    const lagOf = async (name: string) => {
+      const v = BackendsViewSchema.parse(await (await fetch(`${nodes[0]!.apiUrl}/v1/backends`)).json())
+      return v.agreed.replicas.find((r) => r.db === name)?.lagBytes ?? null
+    }
+    // WAL keeps arriving on a paused replica but is not replayed: its lag grows with every write
+    const fill = (n: number) =>
+      sqlDirect(
+        pgPortOf(leader),
+        `CREATE TABLE lag_fill_${n} AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 40000) g`,
+      )
+    // Patroni resumes a paused replay unless it is in maintenance mode
+    await tb.maintenance(true)
+    try {
+      await sqlDirect(a!.pgPort, 'SELECT pg_wal_replay_pause()')
+      await fill(1)
+      await waitFor(`${a!.name}'s lag to pass ${MAX_LAG}`, 20_000, async () =>
+        ((await lagOf(a!.name)) ?? 0) > MAX_LAG ? true : undefined,
+      )
+      assert.deepEqual(await answers(4), [b!.pgPort], 'only the replica within the lag limit')
+      assert.equal((await whoAnswers(readPorts[0]!)).recovery, true)
+
+      await sqlDirect(b!.pgPort, 'SELECT pg_wal_replay_pause()')
+      await fill(2)
+      await waitFor('both replicas to lag', 20_000, async () =>
+        ((await lagOf(b!.name)) ?? 0) > MAX_LAG ? true : undefined,
+      )
+      assert.deepEqual(await answers(4), [pgPortOf(leader)], 'no replica left within the limit: the primary')
+      const plain = await whoAnswers(readPorts[0]!)
+      assert.equal(plain.recovery, true, 'a listener without the limit still reads from replicas')
+    } finally {
+      for (const n of [a!, b!])
+        await sqlDirect(n.pgPort, 'SELECT pg_wal_replay_resume()').catch(() => undefined)
+      await sqlDirect(pgPortOf(leader), 'DROP TABLE IF EXISTS lag_fill_1, lag_fill_2').catch(() => undefined)
+      await tb.maintenance(false)
+    }
+    await waitFor('the replicas to catch up and serve the lagged listener again', 20_000, async () =>
+      ((await lagOf(a!.name)) ?? MAX_LAG + 1) <= MAX_LAG && ((await lagOf(b!.name)) ?? MAX_LAG + 1) <= MAX_LAG
+        ? true
+        : undefined,
+    )
+    assert.deepEqual(await answers(4), [a!.pgPort, b!.pgPort].sort())
   })
 
   it('pgbench through the write listener completes without errors', async () => {

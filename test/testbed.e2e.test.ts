@@ -4,8 +4,13 @@ import { existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import pgLib from 'pg'
 import { probePatroni } from '../mesh-node/src/database/probe-patroni.js'
-import { type PostgresTarget, probePostgres } from '../mesh-node/src/database/probe-postgres.js'
+import {
+  PostgresProber,
+  type PostgresTarget,
+  probePostgres,
+} from '../mesh-node/src/database/probe-postgres.js'
 import { waitFor } from './helpers/processes.js'
 import { TESTBED_PASSWORD, Testbed } from './helpers/testbed.js'
 
@@ -99,4 +104,42 @@ describe('a real Patroni cluster, and what the database probes see of it', { ski
     const api = await probePatroni('http://127.0.0.1:1', 1_000)
     assert.equal(api.reachable, false)
   })
+
+  it('a kept check connection is one backend across probes, and comes back after the server drops it', async () => {
+    const leader = await tb.leader()
+    const prober = new PostgresProber(pg(leader))
+    const checkBackends = () => countChecks(pg(leader))
+    try {
+      for (let i = 0; i < 5; i++) assert.equal((await prober.probe(2_000)).writable, true)
+      assert.equal(await checkBackends(), 1, 'five probes, one connection')
+      await runSql(
+        pg(leader),
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgmesh-check'",
+      )
+      const after: boolean[] = []
+      for (let i = 0; i < 3; i++) after.push((await prober.probe(2_000)).writable)
+      assert.equal(after.at(-1), true, `probes after the drop: ${after.join()}`)
+      assert.equal(await checkBackends(), 1)
+    } finally {
+      prober.close()
+    }
+  })
 })
+
+async function runSql(t: PostgresTarget, text: string): Promise<{ n: number }[]> {
+  const c = new pgLib.Client({ ...t, connectionTimeoutMillis: 5_000 })
+  await c.connect()
+  try {
+    return (await c.query<{ n: number }>(text)).rows
+  } finally {
+    await c.end().catch(() => undefined)
+  }
+}
+
+async function countChecks(t: PostgresTarget): Promise<number> {
+  const rows = await runSql(
+    t,
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'pgmesh-check'",
+  )
+  return rows[0]?.n ?? 0
+}

@@ -62,7 +62,7 @@ function staticSource(members: MemberView[], ready = true, master = true): Clust
     master: () => ({ master, node: 'n1', current: 'n1', term: 2 }),
     backends: () => ({
       node: 'n1',
-      agreed: { primary: 'pg1', primaryTimeline: 2, replicas: [], notes: [] },
+      agreed: { primary: 'pg1', primaryTimeline: 2, replicas: [], up: [], notes: [] },
       databases: [],
     }),
     members: () => members,
@@ -148,6 +148,38 @@ describe('control API', () => {
     assert.equal(res.status, 500)
     const text = await res.text()
     assert.doesNotMatch(text, /secret internals/)
+    assert.equal(seen.length, 1)
+  })
+})
+
+describe('control API: /metrics', () => {
+  it('serves the source metrics as they are, with their content type', async () => {
+    const body = '# HELP pgmesh_master 1 on the MASTER\n# TYPE pgmesh_master gauge\npgmesh_master 1\n'
+    const source: ClusterSource = {
+      ...staticSource(members),
+      metrics: async () => ({ contentType: 'text/plain; version=0.0.4; charset=utf-8', body }),
+    }
+    const res = await createControlApi({ source }).request('/metrics')
+    assert.equal(res.status, 200)
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/)
+    assert.equal(await res.text(), body)
+  })
+
+  it('answers 404 JSON when the source has no metrics', async () => {
+    const res = await createControlApi({ source: staticSource(members) }).request('/metrics')
+    assert.equal(res.status, 404)
+    assert.equal(ApiErrorSchema.parse(await res.json()).error.code, 'API_NOT_FOUND')
+  })
+
+  it('turns a failing metrics source into a JSON 500', async () => {
+    const source: ClusterSource = {
+      ...staticSource(members),
+      metrics: () => Promise.reject(new Error('registry broke')),
+    }
+    const seen: unknown[] = []
+    const res = await createControlApi({ source, onError: (e) => seen.push(e) }).request('/metrics')
+    assert.equal(res.status, 500)
+    assert.doesNotMatch(await res.text(), /registry broke/)
     assert.equal(seen.length, 1)
   })
 })

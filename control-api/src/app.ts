@@ -2,6 +2,7 @@ import { MembersQuerySchema, toIssues } from '@pgmesh/protocol'
 import { Hono } from 'hono'
 import type { ClusterSource } from './cluster-source.js'
 import { apiError } from './errors.js'
+import { renderStatusPage } from './status-page.js'
 
 export interface ControlApiOptions {
   readonly source: ClusterSource
@@ -16,6 +17,8 @@ export interface ControlApiOptions {
 export function createControlApi(options: ControlApiOptions): Hono {
   const { source } = options
   const app = new Hono()
+
+  app.get('/', (c) => c.html(renderStatusPage(source.status(), source.backends())))
 
   app.get('/health', (c) => c.json(source.health()))
 
@@ -32,6 +35,15 @@ export function createControlApi(options: ControlApiOptions): Hono {
   app.get('/master', (c) => {
     const m = source.master()
     return c.json(m, m.master ? 200 : 503)
+  })
+
+  // Prometheus text format; the registry lives in the node, so a source without one answers 404
+  app.get('/metrics', async (c) => {
+    if (source.metrics === undefined) {
+      return c.json(apiError('API_NOT_FOUND', 'this node does not serve metrics'), 404)
+    }
+    const m = await source.metrics()
+    return c.body(m.body, 200, { 'Content-Type': m.contentType })
   })
 
   app.get('/v1/members', (c) => {

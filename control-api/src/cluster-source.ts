@@ -7,6 +7,12 @@ import type {
   ReadyResponse,
 } from '@pgmesh/protocol'
 
+/** A metrics exposition ready to serve, e.g. Prometheus text format. */
+export interface MetricsText {
+  readonly contentType: string
+  readonly body: string
+}
+
 /**
  * What the control API reads from. mesh-node implements it over the live node; tests and
  * other runtimes may implement it over anything that can produce the same shapes.
@@ -20,4 +26,6 @@ export interface ClusterSource {
   master(): MasterResponse
   /** the database nodes as this node and its peers see them, and the agreed roles */
   backends(): BackendsView
+  /** `GET /metrics`; a source without metrics answers 404 there */
+  metrics?(): Promise<MetricsText>
 }

@@ -1,3 +1,3 @@
 export { type ControlApiOptions, createControlApi } from './app.js'
-export type { ClusterSource } from './cluster-source.js'
+export type { ClusterSource, MetricsText } from './cluster-source.js'
 export { apiError } from './errors.js'

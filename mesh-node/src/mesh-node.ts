@@ -1,4 +1,4 @@
-import type { ClusterSource } from '@pgmesh/control-api'
+import type { ClusterSource, MetricsText } from '@pgmesh/control-api'
 import {
   type BackendsView,
   type ClusterStatus,
@@ -20,7 +20,7 @@ import {
   type ReadyResponse,
 } from '@pgmesh/protocol'
 import { createTrackedChecks, type TrackedChecks } from './checks/tracked-checks.js'
-import { DatabaseMonitor } from './database/database-monitor.js'
+import { DatabaseMonitor, type DbState } from './database/database-monitor.js'
 import { ElectionDriver } from './election/election-driver.js'
 import { type ElectionStore, memoryElectionStore } from './election/election-store.js'
 import { GossipTransport } from './gossip/gossip-transport.js'
@@ -34,8 +34,11 @@ import {
   membershipStep,
   memberViews,
 } from './membership/membership.js'
+import { NodeMetrics } from './metrics/metrics.js'
+import { countVipTransitions } from './metrics/vip-counter.js'
 import type { NodeIdentity } from './node-identity.js'
 import { type ApplyResult, ProxyService } from './proxy/proxy-service.js'
+import type { DbView } from './routing/agreement.js'
 import { Router } from './routing/router.js'
 import { createVipDriver, type VipDriver } from './vip/vip-driver.js'
 
@@ -109,6 +112,7 @@ export class MeshNode implements ClusterSource {
   readonly #proxy: ProxyService
   readonly #router: Router
   readonly #databases: DatabaseMonitor
+  readonly #metrics: NodeMetrics
 
   constructor(o: MeshNodeOptions) {
     this.#o = o
@@ -159,8 +163,13 @@ export class MeshNode implements ClusterSource {
     const { cluster, node } = o.config
     this.#electionLog = o.logger.child({ component: 'election' })
     this.#router = new Router(node.id, cluster.databases, cluster.databaseChecks.freshMs)
-    this.#databases = new DatabaseMonitor(cluster.databases, cluster.databaseChecks, o.logger, () =>
-      this.#reroute(),
+    this.#databases = new DatabaseMonitor(
+      cluster.databases,
+      cluster.databaseChecks,
+      o.logger,
+      () => this.#reroute(),
+      undefined,
+      (status) => this.#metrics.countCheckRound(status),
     )
     this.#proxy = new ProxyService(o.logger, (l) =>
       this.#router.candidates(l, (db) => this.#databases.status(db)?.state),
@@ -173,9 +182,10 @@ export class MeshNode implements ClusterSource {
       },
       logger: o.logger,
     })
-    const vip =
+    const vip = countVipTransitions(
       o.vip ??
-      createVipDriver({ config: cluster.vip, iface: node.vip.interface, node: node.id, logger: o.logger })
+        createVipDriver({ config: cluster.vip, iface: node.vip.interface, node: node.id, logger: o.logger }),
+    )
     const founders = cluster.members.map((m) => m.id)
     this.#election = new ElectionDriver({
       options: {
@@ -195,6 +205,14 @@ export class MeshNode implements ClusterSource {
       now: () => this.#clock.mono(),
       logger: o.logger,
       onChange: () => this.#heartbeatSoon(),
+    })
+    this.#metrics = new NodeMetrics({
+      info: { node: node.id, cluster: cluster.name, version: o.version },
+      status: () => this.status(),
+      isMaster: () => this.#election.isMaster(),
+      databases: () => this.#databases.statuses(),
+      vip: () => vip.counts(),
+      defaultMetrics: true,
     })
   }
 
@@ -342,7 +360,7 @@ export class MeshNode implements ClusterSource {
     const views = this.#router.views()
     return {
       node: this.id,
-      agreed: { ...a, replicas: [...a.replicas], notes: [...a.notes] },
+      agreed: { ...a, replicas: [...a.replicas], up: [...a.up], notes: [...a.notes] },
       databases: this.#o.config.cluster.databases.map((d) => {
         const s = this.#databases.status(d.name)
         const fresh = s !== undefined && Number.isFinite(s.at)
@@ -356,6 +374,7 @@ export class MeshNode implements ClusterSource {
             ageMs: fresh ? Math.round(now - s.at) : null,
             postgres: s?.postgres ?? null,
             patroni: s?.patroni ?? null,
+            tcp: s?.tcp ?? null,
           },
           observers: [...views]
             .flatMap(([node, m]) => {
@@ -365,11 +384,7 @@ export class MeshNode implements ClusterSource {
                 : [
                     {
                       node,
-                      state: o.view.writable
-                        ? ('primary' as const)
-                        : o.view.reachable
-                          ? ('replica' as const)
-                          : ('down' as const),
+                      state: viewState(o.view),
                       timeline: o.view.timeline,
                       ageMs: Math.max(0, Math.round(now - o.at)),
                     },
@@ -449,6 +464,10 @@ export class MeshNode implements ClusterSource {
         lastRunAt: c.lastRunAt === null ? null : new Date(c.lastRunAt).toISOString(),
       })),
     }
+  }
+
+  metrics(): Promise<MetricsText> {
+    return this.#metrics.render()
   }
 
   master(): MasterResponse {
@@ -702,4 +721,10 @@ export class MeshNode implements ClusterSource {
       }
     }
   }
+}
+
+function viewState(v: DbView): DbState {
+  if (v.writable) return 'primary'
+  if (!v.reachable) return 'down'
+  return v.inRecovery ? 'replica' : 'up'
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { ERROR_CODES } from './errors.js'
+import { DbStateSchema } from './listeners.js'
 
 export const MEMBER_STATES = ['alive', 'suspect', 'dead', 'left'] as const
 export const MemberStateSchema = z.enum(MEMBER_STATES)
@@ -125,8 +126,6 @@ export const ListenerStatusSchema = z.object({
 })
 export type ListenerStatus = z.infer<typeof ListenerStatusSchema>
 
-const DbStateSchema = z.enum(['primary', 'replica', 'down'])
-
 /** `GET /v1/backends`: every database node as each pgmesh node sees it, and what the cluster agreed. */
 export const BackendsViewSchema = z.object({
   node: z.string(),
@@ -134,6 +133,8 @@ export const BackendsViewSchema = z.object({
     primary: z.string().nullable(),
     primaryTimeline: z.number().int().nullable(),
     replicas: z.array(z.object({ db: z.string(), lagBytes: z.number().nullable() })),
+    /** reachable, role unknown (tcp-only checks): used by `any` listeners */
+    up: z.array(z.string()),
     notes: z.array(z.string()),
   }),
   databases: z.array(
@@ -155,6 +156,7 @@ export const BackendsViewSchema = z.object({
             error: z.string().nullable(),
           })
           .nullable(),
+        tcp: z.object({ reachable: z.boolean(), error: z.string().nullable() }).nullable(),
         patroni: z
           .object({
             reachable: z.boolean(),

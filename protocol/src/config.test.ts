@@ -126,4 +126,38 @@ describe('parseHostPort', () => {
       issues.includes('cluster.listeners.1: bind address 127.0.0.1:5 is used twice (also listeners.0)'),
     )
   })
+
+  it('the database checks in use must be able to tell each listener role apart', () => {
+    const cluster = (use: string[], patroniUrl?: string) => ({
+      databases: [{ name: 'pg1', address: '127.0.0.1:5432', ...(patroniUrl ? { patroniUrl } : {}) }],
+      databaseChecks: { use },
+      listeners: [
+        { name: 'w', bind: '127.0.0.1:5000', role: 'primary' },
+        { name: 'r', bind: '127.0.0.1:5001', role: 'replica' },
+        { name: 'a', bind: '127.0.0.1:5002', role: 'any' },
+      ],
+    })
+    const problems = (use: string[], patroniUrl?: string) => {
+      const r = validateConfig({ node: { id: 'a', insecureDev: true }, cluster: cluster(use, patroniUrl) })
+      return r.ok ? [] : (r.error.issues ?? []).map((i) => `${i.path}: ${i.message}`)
+    }
+    assert.deepEqual(problems(['postgres', 'tcp']), [])
+    const tcpOnly = problems(['tcp'])
+    assert.equal(tcpOnly.length, 2, tcpOnly.join('\n'))
+    assert.match(tcpOnly[0]!, /^cluster\.listeners\.0\.role: role "primary" needs the "postgres" check/)
+    assert.match(
+      tcpOnly[1]!,
+      /^cluster\.listeners\.1\.role: role "replica" needs the "postgres" or "patroni"/,
+    )
+    assert.deepEqual(
+      problems(['patroni']).filter((p) => p.startsWith('cluster.databases')),
+      [
+        'cluster.databases.0.patroniUrl: databaseChecks.use has only "patroni": every database needs a patroniUrl',
+      ],
+    )
+    assert.match(problems(['tcp', 'tcp']).join(), /each check kind at most once/)
+    const defaults = validateConfig({ node: { id: 'a', insecureDev: true } })
+    assert.ok(defaults.ok)
+    assert.deepEqual(defaults.value.cluster.databaseChecks.use, ['postgres', 'patroni'])
+  })
 })

@@ -129,12 +129,45 @@ export const ClusterConfigSchema = z
         )
       }
     })
+    checkDatabaseCheckKinds(c, add)
     const checks = c.checks.map((k) => ({ name: k.name, weight: k.weight }))
     for (const issue of checkPriorityWeights(c.members.map((m) => ({ ...m, checks })))) {
       add(['members', ...issue.path.split('.').slice(1)], issue.message)
     }
   })
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>
+
+/** The probes in `databaseChecks.use` must be able to tell each listener's role apart. */
+function checkDatabaseCheckKinds(
+  c: Pick<ClusterConfig, 'listeners' | 'databases' | 'databaseChecks'>,
+  add: (path: (string | number)[], message: string) => void,
+): void {
+  const use = new Set(c.databaseChecks.use)
+  c.listeners.forEach((l, i) => {
+    if (l.role === 'primary' && !use.has('postgres')) {
+      add(
+        ['listeners', i, 'role'],
+        'role "primary" needs the "postgres" check in databaseChecks.use: only the database itself can say it accepts writes',
+      )
+    }
+    if (l.role === 'replica' && !use.has('postgres') && !use.has('patroni')) {
+      add(
+        ['listeners', i, 'role'],
+        'role "replica" needs the "postgres" or "patroni" check in databaseChecks.use to tell replicas apart',
+      )
+    }
+  })
+  if (use.has('patroni') && !use.has('postgres') && !use.has('tcp')) {
+    c.databases.forEach((d, i) => {
+      if (d.patroniUrl === undefined) {
+        add(
+          ['databases', i, 'patroniUrl'],
+          'databaseChecks.use has only "patroni": every database needs a patroniUrl',
+        )
+      }
+    })
+  }
+}
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export const LogLevelSchema = z.enum(LOG_LEVELS)

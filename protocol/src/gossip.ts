@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { type ElectionMessage, ElectionMessageSchema } from './election.js'
 import { err, ok, pgmeshError, type Result } from './errors.js'
 import { NodeIdSchema, PrioritySchema } from './ids.js'
+import { DbStateSchema } from './listeners.js'
 
 /** Wire version this build speaks. Decoders accept messages of this version and strip unknown fields. */
 export const GOSSIP_VERSION = 1
@@ -52,7 +53,7 @@ export const HeartbeatSchema = z.object({
     .array(
       z.object({
         name: z.string().min(1).max(63),
-        state: z.enum(['primary', 'replica', 'down']),
+        state: DbStateSchema,
         timeline: Uint.nullable(),
         lagBytes: Uint.nullable(),
         /** how old the sender's latest probe result was when it sent this, ms */

@@ -9,6 +9,19 @@ const Name = z
 export const BALANCE = ['roundrobin', 'leastconn', 'source', 'first', 'random'] as const
 
 /**
+ * A database node's confirmed state as one pgmesh node sees it: `primary` (the database itself
+ * says it accepts writes), `replica` (in recovery, from the database or Patroni), `up` (answers,
+ * role unknown: only a `tcp` check, or Patroni calls it the leader without the database's word),
+ * `down`.
+ */
+export const DB_STATES = ['primary', 'replica', 'up', 'down'] as const
+export const DbStateSchema = z.enum(DB_STATES)
+export type DbState = z.infer<typeof DbStateSchema>
+
+/** The probes a node can run against each database node. */
+export const DB_CHECK_KINDS = ['postgres', 'patroni', 'tcp'] as const
+
+/**
  * A PostgreSQL node pgmesh routes to and checks. The database's own answer (a real connection,
  * `pg_is_in_recovery()`) decides whether it takes writes; Patroni's REST API, when given, adds its
  * view (role, timeline, lag) for `/v1/backends`, but a hung Patroni API never takes writes down.
@@ -30,6 +43,17 @@ export type DatabaseConfig = z.infer<typeof DatabaseConfigSchema>
 /** How every node checks every database node. */
 export const DatabaseChecksSchema = z
   .object({
+    /**
+     * Which probes run, each every interval: `postgres` (a real connection and
+     * `pg_is_in_recovery()`: the only probe that can make a node writable), `patroni` (GET
+     * /patroni on databases with a patroniUrl: role, timeline, lag), `tcp` (a connect to the
+     * database port; a refused connect marks the node down at once). Default [postgres, patroni]
+     */
+    use: z
+      .array(z.enum(DB_CHECK_KINDS))
+      .min(1)
+      .default(['postgres', 'patroni'])
+      .refine((u) => new Set(u).size === u.length, 'each check kind at most once'),
     /** the role the checks log in as; it needs no privileges beyond connecting. Default postgres */
     user: z.string().min(1).default('postgres'),
     /** file holding the password (first line); none = trust or peer authentication */

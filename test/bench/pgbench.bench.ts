@@ -11,6 +11,7 @@ import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs, promisify } from 'node:util'
 import { BackendsViewSchema } from '@pgmesh/protocol'
+import { startHaproxyPercona } from '../helpers/haproxy-percona.js'
 import { startMeshNode } from '../helpers/mesh-cluster.js'
 import { freePort, Sandbox, waitFor } from '../helpers/processes.js'
 import { TESTBED_PASSWORD, Testbed } from '../helpers/testbed.js'
@@ -55,30 +56,7 @@ try {
     return b.agreed.primary === leader ? true : undefined
   })
 
-  const ha = join(sb.dir, 'haproxy.cfg')
-  await writeFile(
-    ha,
-    [
-      'global',
-      '  maxconn 4000',
-      'defaults',
-      '  mode tcp',
-      '  timeout connect 4s',
-      '  timeout client 30m',
-      '  timeout server 30m',
-      '  timeout check 5s',
-      'listen primary',
-      `  bind 127.0.0.1:${haproxyPort}`,
-      '  option httpchk OPTIONS /primary',
-      '  http-check expect status 200',
-      '  default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions',
-      ...tb.nodes.map(
-        (n) => `  server ${n.name} 127.0.0.1:${n.pgPort} maxconn 100 check port ${new URL(n.apiUrl).port}`,
-      ),
-      '',
-    ].join('\n'),
-  )
-  sb.spawnCommand('haproxy', ['-db', '-f', ha], 'haproxy.log')
+  await startHaproxyPercona(sb, tb, haproxyPort)
 
   const base = ['-h', '127.0.0.1', '-U', 'postgres']
   await run('pgbench', ['-i', '-s', '10', '-q', ...base, '-p', String(tb.node(leader).pgPort), 'postgres'], {

@@ -108,6 +108,31 @@ export class Testbed {
     if (!res.ok) throw new Error(`switchover refused: HTTP ${res.status} ${text}`)
   }
 
+  /**
+   * Patroni's maintenance mode (`pause`): Patroni stops managing PostgreSQL, so e.g. a paused WAL
+   * replay stays paused. Resolves once every node's Patroni has taken the change.
+   */
+  async maintenance(on: boolean): Promise<void> {
+    const res = await fetch(`${this.nodes[0]!.apiUrl}/config`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ pause: on }),
+      signal: AbortSignal.timeout(10_000),
+    })
+    if (!res.ok) throw new Error(`PATCH /config refused: HTTP ${res.status} ${await res.text()}`)
+    const deadline = Date.now() + 20_000
+    for (const n of this.nodes) {
+      for (;;) {
+        const state = await fetch(`${n.apiUrl}/patroni`, { signal: AbortSignal.timeout(5_000) })
+          .then((r) => r.json() as Promise<{ pause?: boolean }>)
+          .catch(() => ({}) as { pause?: boolean })
+        if ((state.pause === true) === on) break
+        if (Date.now() > deadline) throw new Error(`${n.name}'s Patroni did not take pause=${on}`)
+        await new Promise((r) => setTimeout(r, 200))
+      }
+    }
+  }
+
   async down(): Promise<void> {
     await this.script(['down', this.dir], 90_000)
   }

@@ -1,12 +1,14 @@
 import { readFile } from 'node:fs/promises'
-import type { DatabaseConfig } from '@pgmesh/protocol'
+import type { DatabaseConfig, DB_CHECK_KINDS, DbState } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
 import { type PatroniObservation, probePatroni } from './probe-patroni.js'
-import { type PostgresObservation, probePostgres } from './probe-postgres.js'
+import { type PostgresObservation, PostgresProber } from './probe-postgres.js'
+import { probeTcp, type TcpObservation } from './probe-tcp.js'
 
-export type DbState = 'primary' | 'replica' | 'down'
+export type { DbState }
 
 export interface DatabaseChecks {
+  readonly use: readonly (typeof DB_CHECK_KINDS)[number][]
   readonly user: string
   readonly passwordFile?: string | undefined
   readonly database: string
@@ -26,12 +28,29 @@ export interface DbStatus {
   readonly at: number
   readonly postgres: PostgresObservation | null
   readonly patroni: PatroniObservation | null
+  readonly tcp: TcpObservation | null
 }
 
-/** What one round of probes says, before rise/fall: the database's own answer decides. */
-export function classify(pg: PostgresObservation): DbState {
-  if (!pg.reachable) return 'down'
-  return pg.writable ? 'primary' : 'replica'
+/** One round's raw results; null = that probe is not in use for this database. */
+export interface ProbeResults {
+  readonly postgres: PostgresObservation | null
+  readonly patroni: PatroniObservation | null
+  readonly tcp: TcpObservation | null
+}
+
+/**
+ * What one round of probes says, before rise/fall. A refused TCP connect is down whatever else
+ * answered; the database's own answer decides when it is probed; Patroni can say "replica" but
+ * never "primary" (a hung or stale Patroni must not send writes anywhere), so its leader is `up`.
+ */
+export function classify(r: ProbeResults): DbState {
+  if (r.tcp !== null && !r.tcp.reachable) return 'down'
+  if (r.postgres !== null) {
+    if (!r.postgres.reachable) return 'down'
+    return r.postgres.writable ? 'primary' : 'replica'
+  }
+  if (r.patroni?.reachable === true) return r.patroni.role === 'replica' ? 'replica' : 'up'
+  return r.tcp?.reachable === true ? 'up' : 'down'
 }
 
 /**
@@ -52,6 +71,7 @@ export function confirm(
 
 interface Tracked {
   readonly config: DatabaseConfig
+  prober: PostgresProber | null
   status: DbStatus
   candidate: DbState
   streak: number
@@ -72,6 +92,8 @@ export class DatabaseMonitor {
     logger: Logger,
     private readonly onChange: (name: string, from: DbState, to: DbState) => void,
     private readonly now: () => number = () => performance.now(),
+    /** every finished probe round, e.g. for metrics */
+    private readonly onRound: (status: DbStatus) => void = () => undefined,
   ) {
     this.#log = logger.child({ component: 'databases' })
     for (const d of databases) {
@@ -85,7 +107,9 @@ export class DatabaseMonitor {
           at: -Infinity,
           postgres: null,
           patroni: null,
+          tcp: null,
         },
+        prober: null,
         candidate: 'down',
         streak: 0,
         timer: null,
@@ -98,13 +122,27 @@ export class DatabaseMonitor {
       this.#password = (await readFile(this.checks.passwordFile, 'utf8')).split('\n')[0]
     }
     this.#running = true
-    for (const t of this.#tracked.values()) void this.#round(t)
+    for (const t of this.#tracked.values()) {
+      if (this.checks.use.includes('postgres')) {
+        t.prober = new PostgresProber({
+          host: t.config.address.host,
+          port: t.config.address.port,
+          user: this.checks.user,
+          database: this.checks.database,
+          ...(this.#password === undefined ? {} : { password: this.#password }),
+        })
+      }
+      void this.#round(t)
+    }
   }
 
   stop(): void {
     this.#running = false
     this.#abort.abort()
-    for (const t of this.#tracked.values()) if (t.timer !== null) clearTimeout(t.timer)
+    for (const t of this.#tracked.values()) {
+      if (t.timer !== null) clearTimeout(t.timer)
+      t.prober?.close()
+    }
   }
 
   statuses(): DbStatus[] {
@@ -118,25 +156,11 @@ export class DatabaseMonitor {
   async #round(t: Tracked): Promise<void> {
     if (!this.#running) return
     const started = this.now()
-    const c = this.checks
-    const [pg, patroni] = await Promise.all([
-      probePostgres(
-        {
-          host: t.config.address.host,
-          port: t.config.address.port,
-          user: c.user,
-          database: c.database,
-          ...(this.#password === undefined ? {} : { password: this.#password }),
-        },
-        c.timeoutMs,
-        this.#abort.signal,
-      ),
-      t.config.patroniUrl === undefined
-        ? Promise.resolve(null)
-        : probePatroni(t.config.patroniUrl, c.timeoutMs, this.#abort.signal),
-    ])
+    const results = await this.#probe(t)
     if (!this.#running) return
-    const seen = classify(pg)
+    const c = this.checks
+    const { postgres: pg, patroni, tcp } = results
+    const seen = classify(results)
     t.streak = seen === t.candidate ? t.streak + 1 : 1
     t.candidate = seen
     const from = t.status.state
@@ -144,19 +168,38 @@ export class DatabaseMonitor {
     t.status = {
       name: t.config.name,
       state: to,
-      timeline: pg.timeline ?? patroni?.timeline ?? t.status.timeline,
-      lagBytes: pg.lagBytes ?? patroni?.lagBytes ?? null,
+      timeline: pg?.timeline ?? patroni?.timeline ?? t.status.timeline,
+      lagBytes: pg?.lagBytes ?? patroni?.lagBytes ?? null,
       at: this.now(),
       postgres: pg,
       patroni,
+      tcp,
     }
+    this.onRound(t.status)
     if (to !== from) {
+      const error = pg?.error ?? tcp?.error ?? patroni?.error ?? null
       this.#log[to === 'down' ? 'warn' : 'info'](
-        { database: t.config.name, from, to, timeline: t.status.timeline, error: pg.error },
+        { database: t.config.name, from, to, timeline: t.status.timeline, error },
         `database ${t.config.name} is ${to}`,
       )
       this.onChange(t.config.name, from, to)
     }
     t.timer = setTimeout(() => void this.#round(t), Math.max(0, c.intervalMs - (this.now() - started)))
+  }
+
+  /** The probes in `use`, in parallel; each never throws and is bounded by the check timeout. */
+  async #probe(t: Tracked): Promise<ProbeResults> {
+    const c = this.checks
+    const d = t.config
+    const signal = this.#abort.signal
+    const use = new Set(c.use)
+    const [postgres, patroni, tcp] = await Promise.all([
+      t.prober === null ? null : t.prober.probe(c.timeoutMs, signal),
+      use.has('patroni') && d.patroniUrl !== undefined
+        ? probePatroni(d.patroniUrl, c.timeoutMs, signal)
+        : null,
+      use.has('tcp') ? probeTcp(d.address.host, d.address.port, c.timeoutMs, signal) : null,
+    ])
+    return { postgres, patroni, tcp }
   }
 }

@@ -2,14 +2,22 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { agreePrimary, type DbView, type Observation } from './agreement.js'
 
-const primary = (timeline: number): DbView => ({ writable: true, reachable: true, timeline, lagBytes: 0 })
+const primary = (timeline: number): DbView => ({
+  writable: true,
+  reachable: true,
+  inRecovery: false,
+  timeline,
+  lagBytes: 0,
+})
 const replica = (lag: number | null = 0): DbView => ({
   writable: false,
   reachable: true,
+  inRecovery: true,
   timeline: 1,
   lagBytes: lag,
 })
-const down: DbView = { writable: false, reachable: false, timeline: null, lagBytes: null }
+const up: DbView = { writable: false, reachable: true, inRecovery: false, timeline: null, lagBytes: null }
+const down: DbView = { writable: false, reachable: false, inRecovery: false, timeline: null, lagBytes: null }
 
 function obs(observer: string, db: string, view: DbView, at = 1000): Observation {
   return { observer, db, view, at }
@@ -82,5 +90,17 @@ describe('primary agreement', () => {
       a.replicas.map((r) => r.db),
       ['pg1'],
     )
+  })
+
+  it('a node a majority sees reachable with no role (tcp-only checks) is up, neither primary nor replica', () => {
+    const a = agreePrimary(
+      [...everyone('pg1', up), obs('p1', 'pg2', up), obs('p2', 'pg2', down), obs('p3', 'pg2', down)],
+      OBSERVERS,
+      1000,
+      2000,
+    )
+    assert.equal(a.primary, null)
+    assert.deepEqual(a.replicas, [])
+    assert.deepEqual(a.up, ['pg1'])
   })
 })

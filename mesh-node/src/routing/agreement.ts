@@ -9,14 +9,17 @@
  *   accepts writes (the database's own answer, not Patroni's), and those observers are a majority
  *   of all observers;
  * - two candidates: the higher timeline wins; equal timelines: no primary (in doubt, no writes);
- * - replicas: nodes a majority sees reachable and in recovery, with their worst reported lag.
+ * - replicas: nodes a majority sees reachable and in recovery, with their worst reported lag;
+ * - up: nodes a majority sees reachable that are neither (role unknown: tcp-only checks).
  */
 
 export interface DbView {
   /** the database answered and is not in recovery */
   readonly writable: boolean
-  /** the database answered (primary or replica) */
+  /** the node answered (a probe of any kind) */
   readonly reachable: boolean
+  /** the database or Patroni says it is a replica */
+  readonly inRecovery: boolean
   readonly timeline: number | null
   /** replication lag in bytes, when the node is a replica and it is known */
   readonly lagBytes: number | null
@@ -35,6 +38,7 @@ export interface Agreement {
   readonly primary: string | null
   readonly primaryTimeline: number | null
   readonly replicas: readonly { readonly db: string; readonly lagBytes: number | null }[]
+  readonly up: readonly string[]
   /** why there is no primary, or which conflict was resolved */
   readonly notes: readonly string[]
 }
@@ -56,6 +60,7 @@ export function agreePrimary(
   }
   const claims: { db: string; timeline: number }[] = []
   const replicas: { db: string; lagBytes: number | null }[] = []
+  const up: string[] = []
   for (const [db, list] of [...byDb].sort(([a], [b]) => a.localeCompare(b))) {
     if (list.length < quorum) {
       notes.push(`${db}: only ${list.length} fresh observation(s), ${quorum} needed`)
@@ -66,21 +71,23 @@ export function agreePrimary(
       claims.push({ db, timeline: Math.max(...writable.map((o) => o.view.timeline ?? 0)) })
       continue
     }
-    const inRecovery = list.filter((o) => o.view.reachable && !o.view.writable)
+    const inRecovery = list.filter((o) => o.view.reachable && o.view.inRecovery)
     if (inRecovery.length >= quorum) {
       const lags = inRecovery.map((o) => o.view.lagBytes)
       replicas.push({ db, lagBytes: lags.some((l) => l === null) ? null : Math.max(...(lags as number[])) })
+    } else if (list.filter((o) => o.view.reachable).length >= quorum) {
+      up.push(db)
     }
   }
   if (claims.length === 0) {
     if (byDb.size > 0) notes.push('no database node is seen writable by a majority')
-    return { primary: null, primaryTimeline: null, replicas, notes }
+    return { primary: null, primaryTimeline: null, replicas, up, notes }
   }
   claims.sort((a, b) => b.timeline - a.timeline)
   const [best, second] = claims
   if (second !== undefined && second.timeline === best!.timeline) {
     notes.push(`${best!.db} and ${second.db} both accept writes on timeline ${best!.timeline}: no primary`)
-    return { primary: null, primaryTimeline: null, replicas, notes }
+    return { primary: null, primaryTimeline: null, replicas, up, notes }
   }
   if (second !== undefined) {
     notes.push(
@@ -90,5 +97,5 @@ export function agreePrimary(
         .join(', ')} also accept(s) writes; ${best!.db} on timeline ${best!.timeline} wins`,
     )
   }
-  return { primary: best!.db, primaryTimeline: best!.timeline, replicas, notes }
+  return { primary: best!.db, primaryTimeline: best!.timeline, replicas, up, notes }
 }

@@ -11,7 +11,7 @@ export interface GossipedDbView {
   readonly ageMs: number
 }
 
-const NO_AGREEMENT: Agreement = { primary: null, primaryTimeline: null, replicas: [], notes: [] }
+const NO_AGREEMENT: Agreement = { primary: null, primaryTimeline: null, replicas: [], up: [], notes: [] }
 
 /**
  * Every node's latest view of every database node (its own from the monitor, the others' from
@@ -47,6 +47,7 @@ export class Router {
         view: {
           writable: v.state === 'primary',
           reachable: v.state !== 'down',
+          inRecovery: v.state === 'replica',
           timeline: v.timeline,
           lagBytes: v.lagBytes,
         },
@@ -86,7 +87,8 @@ export class Router {
     const prev = this.#agreement
     const changed =
       next.primary !== prev.primary ||
-      next.replicas.map((r) => r.db).join() !== prev.replicas.map((r) => r.db).join()
+      next.replicas.map((r) => r.db).join() !== prev.replicas.map((r) => r.db).join() ||
+      next.up.join() !== prev.up.join()
     this.#agreement = next
     return { agreement: next, changed }
   }
@@ -112,13 +114,14 @@ export class Router {
           (r.lagBytes !== null && r.lagBytes <= listener.replicaMaxLagBytes),
       )
       .flatMap((r) => target(r.db))
+    const up = a.up.filter((db) => ownState(db) !== undefined && ownState(db) !== 'down').flatMap(target)
     switch (listener.role) {
       case 'primary':
         return primary
       case 'replica':
         return replicas.length > 0 ? replicas : primary
       case 'any':
-        return [...primary, ...replicas]
+        return [...primary, ...replicas, ...up]
       case 'servers':
         return []
     }

@@ -1,0 +1,46 @@
+import type { VipDriver, VipState } from '../vip/vip-driver.js'
+
+export interface VipCounts {
+  /** `enter('MASTER')` calls that resolved / rejected */
+  readonly acquired: number
+  readonly acquireFailed: number
+  /** leaving MASTER (to BACKUP, FAULT or STOP): resolved / rejected */
+  readonly released: number
+  readonly releaseFailed: number
+}
+
+export interface CountingVipDriver extends VipDriver {
+  counts(): VipCounts
+}
+
+/**
+ * Wraps a VIP driver to count acquisitions and releases, so the drivers and the election driver
+ * stay untouched. A move between BACKUP, FAULT and STOP is not a release: the VIP was not held.
+ */
+export function countVipTransitions(inner: VipDriver): CountingVipDriver {
+  const c = { acquired: 0, acquireFailed: 0, released: 0, releaseFailed: 0 }
+  let last: VipState | null = null
+  const enter = async (state: VipState, signal?: AbortSignal): Promise<void> => {
+    const acquiring = state === 'MASTER'
+    const releasing = !acquiring && last === 'MASTER'
+    last = state
+    try {
+      await inner.enter(state, signal)
+    } catch (e) {
+      if (acquiring) c.acquireFailed++
+      else if (releasing) c.releaseFailed++
+      throw e
+    }
+    if (acquiring) c.acquired++
+    else if (releasing) c.released++
+  }
+  return {
+    kind: inner.kind,
+    start: (signal) => inner.start(signal),
+    enter,
+    announce: () => inner.announce(),
+    holds: () => inner.holds(),
+    stop: () => inner.stop(),
+    counts: () => ({ ...c }),
+  }
+}
