@@ -1,11 +1,14 @@
 import { MembersQuerySchema, toIssues } from '@pgmesh/protocol'
 import { Hono } from 'hono'
+import { type ApiAuth, requireToken } from './auth.js'
 import type { ClusterSource } from './cluster-source.js'
 import { apiError } from './errors.js'
 import { renderStatusPage } from './status-page.js'
 
 export interface ControlApiOptions {
   readonly source: ClusterSource
+  /** bearer tokens for write endpoints (and reads, with protectReads); none = writes are off */
+  readonly auth?: ApiAuth
   /** called with unexpected handler errors; the client gets a generic 500 */
   readonly onError?: (err: unknown) => void
 }
@@ -17,8 +20,10 @@ export interface ControlApiOptions {
 export function createControlApi(options: ControlApiOptions): Hono {
   const { source } = options
   const app = new Hono()
+  // /health, /ready and /master stay open: load balancers and orchestrators poll them
+  const read = requireToken(options.auth, 'read')
 
-  app.get('/', (c) => c.html(renderStatusPage(source.status(), source.backends())))
+  app.get('/', read, (c) => c.html(renderStatusPage(source.status(), source.backends())))
 
   app.get('/health', (c) => c.json(source.health()))
 
@@ -27,9 +32,9 @@ export function createControlApi(options: ControlApiOptions): Hono {
     return c.json(r, r.ready ? 200 : 503)
   })
 
-  app.get('/v1/status', (c) => c.json(source.status()))
+  app.get('/v1/status', read, (c) => c.json(source.status()))
 
-  app.get('/v1/backends', (c) => c.json(source.backends()))
+  app.get('/v1/backends', read, (c) => c.json(source.backends()))
 
   // for a cloud load balancer's health check: only the MASTER answers 200
   app.get('/master', (c) => {
@@ -38,7 +43,7 @@ export function createControlApi(options: ControlApiOptions): Hono {
   })
 
   // Prometheus text format; the registry lives in the node, so a source without one answers 404
-  app.get('/metrics', async (c) => {
+  app.get('/metrics', read, async (c) => {
     if (source.metrics === undefined) {
       return c.json(apiError('API_NOT_FOUND', 'this node does not serve metrics'), 404)
     }
@@ -46,7 +51,7 @@ export function createControlApi(options: ControlApiOptions): Hono {
     return c.body(m.body, 200, { 'Content-Type': m.contentType })
   })
 
-  app.get('/v1/members', (c) => {
+  app.get('/v1/members', read, (c) => {
     const q = MembersQuerySchema.safeParse(c.req.query())
     if (!q.success) {
       return c.json(apiError('API_BAD_REQUEST', 'invalid query parameters', toIssues(q.error)), 400)

@@ -198,7 +198,16 @@ export const NodeConfigSchema = z
       .strict()
       .prefault({}),
     api: z
-      .object({ listen: ListenAddressSchema.default({ host: '127.0.0.1', port: 7947 }) })
+      .object({
+        listen: ListenAddressSchema.default({ host: '127.0.0.1', port: 7947 }),
+        /**
+         * file with the API's bearer tokens, one per line (# comments allowed); re-read on SIGHUP.
+         * None: every write endpoint answers 403 API_WRITES_DISABLED
+         */
+        tokensFile: z.string().min(1).optional(),
+        /** whether read endpoints (status, config, metrics, the status page) need a token too. Default false */
+        protectReads: z.boolean().default(false),
+      })
       .strict()
       .prefault({}),
     /** seed addresses (any member); the node retries until one answers */

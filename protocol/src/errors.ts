@@ -9,6 +9,7 @@ export const ERROR_CODES = [
   'CONFIG_INVALID',
   'SECRET_MISSING',
   'SECRET_INVALID',
+  'TOKENS_INVALID',
   'NODE_KEY_INVALID',
   'GOSSIP_TOO_LARGE',
   'GOSSIP_NOT_UTF8',
@@ -25,6 +26,8 @@ export const ERROR_CODES = [
   'API_BAD_REQUEST',
   'API_UNAVAILABLE',
   'API_INTERNAL',
+  'API_UNAUTHORIZED',
+  'API_WRITES_DISABLED',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

@@ -1,6 +1,7 @@
 import { createControlApi } from '@pgmesh/control-api'
 import { formatError, formatHostPort } from '@pgmesh/protocol'
 import { startApiServer } from '../api-server.js'
+import { ApiTokens } from '../api-tokens.js'
 import { fileElectionStore } from '../election/election-store.js'
 import { loadConfig, type StartOverrides } from '../load-config.js'
 import { createLogger } from '../log.js'
@@ -56,8 +57,15 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
     version: packageVersion(),
     electionStore: fileElectionStore(config.node.dataDir!),
   })
+  const tokens = new ApiTokens(config.node.api.tokensFile, config.node.api.protectReads)
+  const loadedTokens = await tokens.reload()
+  if (!loadedTokens.ok) {
+    process.stderr.write(`pgmesh: ${formatError(loadedTokens.error)}\n`)
+    return 2
+  }
   const app = createControlApi({
     source: node,
+    auth: tokens,
     onError: (e) => logger.child({ component: 'api' }).error({ err: e }, 'API handler failed'),
   })
 
@@ -126,6 +134,9 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
           )
           return
         }
+        const reloaded = await tokens.reload()
+        if (!reloaded.ok)
+          log.error({ code: reloaded.error.code }, `API tokens kept: ${formatError(reloaded.error)}`)
         await node.applyListeners(next.value.cluster.listeners)
       })
     })

@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { ApiTokens, parseTokens } from './api-tokens.js'
+
+describe('API tokens', () => {
+  const dirs: string[] = []
+  after(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true })
+  })
+
+  it('reads one token per line, skipping blanks and comments', () => {
+    const r = parseTokens('# ops team\n0123456789abcdef0123\n\n  fedcba9876543210fedc  \n')
+    assert.ok(r.ok)
+    assert.deepEqual(r.value, ['0123456789abcdef0123', 'fedcba9876543210fedc'])
+  })
+
+  it('refuses an empty file and short tokens, with TOKENS_INVALID', () => {
+    const empty = parseTokens('# nothing\n')
+    assert.ok(!empty.ok)
+    assert.equal(empty.error.code, 'TOKENS_INVALID')
+    const short = parseTokens('0123456789abcdef0123\nshort\n')
+    assert.ok(!short.ok)
+    assert.match(short.error.message, /token 2 is shorter than 16/)
+  })
+
+  it('a failed reload keeps the previous tokens', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pgmesh-tokens-'))
+    dirs.push(dir)
+    const file = join(dir, 'tokens')
+    await writeFile(file, '0123456789abcdef0123\n')
+    const t = new ApiTokens(file, false)
+    assert.ok((await t.reload()).ok)
+    assert.deepEqual(t.tokens(), ['0123456789abcdef0123'])
+    await writeFile(file, '')
+    const r = await t.reload()
+    assert.ok(!r.ok)
+    assert.deepEqual(t.tokens(), ['0123456789abcdef0123'])
+    assert.equal(new ApiTokens(undefined, true).tokens().length, 0)
+  })
+})
