@@ -79,9 +79,13 @@ if [ "$WITH_DB" = 1 ]; then
   chmod 600 "$DEMO/db.pass"
 fi
 
-node_config() { # node_config I: the cluster part of node I's config (listener ports differ per node on one host)
+node_config() { # node_config I: node I's config: the same cluster section everywhere, its own listener ports
   local i=$1 f="$DEMO/n$1.yaml"
   {
+    if [ "$WITH_DB" = 1 ]; then
+      echo "node:"
+      echo "  listenerBinds: { write: \"127.0.0.1:$(write_port "$i")\", read: \"127.0.0.1:$(read_port "$i")\" }"
+    fi
     echo "cluster:"
     echo "  name: demo"
     if [ "$WITH_DB" = 1 ]; then
@@ -92,8 +96,8 @@ node_config() { # node_config I: the cluster part of node I's config (listener p
         echo "    - { name: pg$j, address: \"127.0.0.1:$((TB_PG_PORT + j - 1))\", patroniUrl: \"http://127.0.0.1:$((TB_API_PORT + j - 1))\" }"
       done
       echo "  listeners:"
-      echo "    - { name: write, bind: \"127.0.0.1:$(write_port "$i")\", role: primary }"
-      echo "    - { name: read, bind: \"127.0.0.1:$(read_port "$i")\", role: replica }"
+      echo "    - { name: write, bind: \"127.0.0.1:$(write_port 1)\", role: primary }"
+      echo "    - { name: read, bind: \"127.0.0.1:$(read_port 1)\", role: replica }"
     fi
   } >"$f"
   echo "$f"

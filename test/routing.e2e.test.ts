@@ -90,6 +90,8 @@ describe('routing PostgreSQL through 3 pgmesh nodes in front of a real Patroni c
       await writeFile(
         cfg,
         [
+          'node:',
+          `  listenerBinds: { write: "127.0.0.1:${w}", read: "127.0.0.1:${r}", lagged: "127.0.0.1:${lagged}" }`,
           'cluster:',
           '  name: routing',
           '  membership: { heartbeatIntervalMs: 200, suspectTimeoutMs: 800, deadTimeoutMs: 2000 }',

@@ -25,6 +25,7 @@ function member(id: string, state: MemberView['state']): MemberView {
     lastHeardAgoMs: null,
     stateSince: new Date(0).toISOString(),
     configVersion: 0,
+    maintenance: null,
     election: null,
   }
 }
@@ -58,6 +59,7 @@ function staticSource(members: MemberView[], ready = true, master = true): Clust
         masterChanges: 1,
       },
       listeners: [],
+      removed: [],
     }),
     master: () => ({ master, node: 'n1', current: 'n1', term: 2 }),
     backends: () => ({

@@ -1,8 +1,10 @@
-import { MembersQuerySchema, toIssues } from '@pgmesh/protocol'
-import { Hono } from 'hono'
+import { ConfigPutBodySchema, MembersQuerySchema, toIssues } from '@pgmesh/protocol'
+import { type Context, Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
 import { type ApiAuth, requireToken } from './auth.js'
 import type { ClusterSource } from './cluster-source.js'
 import { apiError } from './errors.js'
+import { registerOperatorRoutes } from './operator-routes.js'
 import { renderStatusPage } from './status-page.js'
 
 export interface ControlApiOptions {
@@ -13,6 +15,12 @@ export interface ControlApiOptions {
   readonly onError?: (err: unknown) => void
 }
 
+/** A cluster config travels as one gossip message; a body far beyond that is refused unread. */
+const CONFIG_BODY_MAX_BYTES = 1_048_576
+
+const tooLarge = (c: Context) =>
+  c.json(apiError('API_BAD_REQUEST', `the body is over ${CONFIG_BODY_MAX_BYTES} bytes`), 413)
+
 /**
  * The control API as a plain Hono app: Web-standard Request/Response only, so it runs under
  * @hono/node-server, an edge runtime, or `app.request()` in tests.
@@ -22,6 +30,7 @@ export function createControlApi(options: ControlApiOptions): Hono {
   const app = new Hono()
   // /health, /ready and /master stay open: load balancers and orchestrators poll them
   const read = requireToken(options.auth, 'read')
+  const write = requireToken(options.auth, 'write')
 
   app.get('/', read, (c) => c.html(renderStatusPage(source.status(), source.backends())))
 
@@ -51,6 +60,40 @@ export function createControlApi(options: ControlApiOptions): Hono {
     return c.body(m.body, 200, { 'Content-Type': m.contentType })
   })
 
+  app.get('/v1/config', read, (c) => {
+    if (source.config === undefined)
+      return c.json(apiError('API_NOT_FOUND', 'this node has no cluster config'), 404)
+    return c.json(source.config())
+  })
+
+  app.put(
+    '/v1/config',
+    bodyLimit({ maxSize: CONFIG_BODY_MAX_BYTES, onError: tooLarge }),
+    write,
+    async (c) => {
+      if (source.putConfig === undefined) {
+        return c.json(apiError('API_NOT_FOUND', 'this node has no cluster config'), 404)
+      }
+      let doc: unknown
+      try {
+        doc = await c.req.json()
+      } catch {
+        return c.json(apiError('API_BAD_REQUEST', 'the body is not JSON'), 400)
+      }
+      const body = ConfigPutBodySchema.safeParse(doc)
+      if (!body.success) {
+        return c.json(
+          apiError('API_BAD_REQUEST', 'invalid body: { cluster, baseVersion? }', toIssues(body.error)),
+          400,
+        )
+      }
+      const r = await source.putConfig(body.data)
+      if (r.ok) return c.json(r.value)
+      const status = r.error.code === 'CONFIG_CONFLICT' ? 409 : 400
+      return c.json(apiError(r.error.code, r.error.message, r.error.issues), status)
+    },
+  )
+
   app.get('/v1/members', read, (c) => {
     const q = MembersQuerySchema.safeParse(c.req.query())
     if (!q.success) {
@@ -60,6 +103,8 @@ export function createControlApi(options: ControlApiOptions): Hono {
     const members = source.members().filter((m) => state === undefined || m.state === state)
     return c.json({ members })
   })
+
+  registerOperatorRoutes(app, source, options.auth)
 
   app.notFound((c) => c.json(apiError('API_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), 404))
 

@@ -1,10 +1,17 @@
 import type {
   BackendsView,
   ClusterStatus,
+  ConfigPutBody,
+  ConfigPutResponse,
+  ConfigView,
   HealthResponse,
+  MaintenancePutBody,
+  MaintenanceView,
   MasterResponse,
+  MemberRemoveResponse,
   MemberView,
   ReadyResponse,
+  Result,
 } from '@pgmesh/protocol'
 
 /** A metrics exposition ready to serve, e.g. Prometheus text format. */
@@ -28,4 +35,14 @@ export interface ClusterSource {
   backends(): BackendsView
   /** `GET /metrics`; a source without metrics answers 404 there */
   metrics?(): Promise<MetricsText>
+  /** `GET /v1/config`: the cluster config this node runs, with its version and origin */
+  config?(): ConfigView
+  /** `PUT /v1/config`: a new version, applied here and sent to every node */
+  putConfig?(body: ConfigPutBody): Promise<Result<ConfigPutResponse>>
+  /** `GET /v1/maintenance`: whether this node is in maintenance */
+  maintenance?(): MaintenanceView
+  /** `PUT /v1/maintenance`: takes this node out of service (hands MASTER over, drains) or back */
+  setMaintenance?(body: MaintenancePutBody): Promise<Result<MaintenanceView>>
+  /** `POST /v1/members/{id}/remove`: a dead member stops counting toward quorum on every node */
+  removeMember?(id: string): Promise<Result<MemberRemoveResponse>>
 }

@@ -26,6 +26,7 @@ function member(
     lastHeardAgoMs: id === 'n2' ? null : 120,
     stateSince: new Date(0).toISOString(),
     configVersion: 0,
+    maintenance: null,
     election:
       effective === null
         ? null
@@ -80,6 +81,7 @@ function status(): ClusterStatus {
       voters: { voters: ['n1', 'n2', EVIL], prev: null },
       masterChanges: 1,
     },
+    removed: [],
     listeners: [
       {
         name: 'write',

@@ -3,6 +3,8 @@ import './polyfill.js'
 import { writeFile } from 'node:fs/promises'
 import { ClusterStatusSchema } from '@pgmesh/protocol'
 import { parseCommandLine, USAGE } from './cli/args.js'
+import { runConfigCommand } from './cli/config-command.js'
+import { runOperatorCommand } from './cli/operator-command.js'
 import { runStart } from './cli/run-start.js'
 import { formatStatus } from './cli/status-table.js'
 import { generateSecret } from './secret.js'
@@ -62,6 +64,10 @@ async function main(argv: readonly string[]): Promise<number> {
       return status(c.api, c.json)
     case 'keygen':
       return keygen(c.out, c.force)
+    case 'config':
+      return runConfigCommand(c)
+    case 'operator':
+      return runOperatorCommand(c)
     case 'version':
       process.stdout.write(`pgmesh ${packageVersion()}\n`)
       return 0

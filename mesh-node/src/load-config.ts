@@ -52,6 +52,9 @@ export async function readConfigDocument(file: string): Promise<Result<Doc>> {
   return ok(doc)
 }
 
+/** The effective config, and the cluster section as written (what the cluster config versions hash). */
+export type LoadedConfig = ConfigFile & { readonly clusterInput: Record<string, unknown> }
+
 /**
  * Builds the effective config: file < flags, then one schema validation so every problem is
  * reported at once with its path. Relative paths in the file are relative to the file; in flags,
@@ -61,7 +64,7 @@ export async function loadConfig(
   file: string | undefined,
   flags: StartOverrides,
   cwd: string,
-): Promise<Result<ConfigFile>> {
+): Promise<Result<LoadedConfig>> {
   let doc: Doc = {}
   if (file !== undefined) {
     const r = await readConfigDocument(resolve(cwd, file))
@@ -95,5 +98,5 @@ export async function loadConfig(
   if (!r.ok) return r
   const c = r.value
   const dataDir = c.node.dataDir ?? resolve(cwd, '.pgmesh', c.node.id)
-  return ok({ ...c, node: { ...c.node, dataDir } })
+  return ok({ ...c, node: { ...c.node, dataDir }, clusterInput: cluster })
 }

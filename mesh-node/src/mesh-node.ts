@@ -1,8 +1,12 @@
 import type { ClusterSource, MetricsText } from '@pgmesh/control-api'
 import {
   type BackendsView,
+  type ClusterConfig,
   type ClusterStatus,
   type ConfigFile,
+  type ConfigPutBody,
+  type ConfigPutResponse,
+  type ConfigView,
   decodeElectionFrame,
   decodeGossip,
   ELECTION_FRAME_MAX_BYTES,
@@ -10,16 +14,27 @@ import {
   type ElectionView,
   encodeElectionFrame,
   encodeGossip,
+  err,
   formatHostPort,
   type GossipMessage,
   type HealthResponse,
   type Heartbeat,
+  type ListenerConfig,
+  type MaintenancePutBody,
+  type MaintenanceView,
   type MasterResponse,
   MEMBER_STATES,
+  type MemberRemoveResponse,
   type MemberView,
+  newerConfig,
+  ok,
   type ReadyResponse,
+  type Result,
 } from '@pgmesh/protocol'
 import { createTrackedChecks, type TrackedChecks } from './checks/tracked-checks.js'
+import { canonicalJson, configHash } from './config-sync/config-hash.js'
+import { type ConfigStore, memoryConfigStore } from './config-sync/config-store.js'
+import { ConfigSync, type RunningConfig } from './config-sync/config-sync.js'
 import { DatabaseMonitor, type DbState } from './database/database-monitor.js'
 import { ElectionDriver } from './election/election-driver.js'
 import { type ElectionStore, memoryElectionStore } from './election/election-store.js'
@@ -33,11 +48,15 @@ import {
   type MembershipState,
   membershipStep,
   memberViews,
+  removalsToGossip,
+  removedViews,
 } from './membership/membership.js'
 import { NodeMetrics } from './metrics/metrics.js'
 import { countVipTransitions } from './metrics/vip-counter.js'
 import type { NodeIdentity } from './node-identity.js'
-import { type ApplyResult, ProxyService } from './proxy/proxy-service.js'
+import { Maintenance, type MaintenanceStore, memoryMaintenanceStore } from './operator/maintenance.js'
+import { checkRemovable } from './operator/remove-member.js'
+import { ProxyService } from './proxy/proxy-service.js'
 import type { DbView } from './routing/agreement.js'
 import { Router } from './routing/router.js'
 import { createVipDriver, type VipDriver } from './vip/vip-driver.js'
@@ -61,8 +80,19 @@ export interface MeshNodeOptions {
   readonly clock?: Clock
   /** where the election keeps its term and vote; in memory when absent (tests) */
   readonly electionStore?: ElectionStore
+  /** where maintenance is kept across restarts; in memory when absent (tests) */
+  readonly maintenanceStore?: MaintenanceStore
   /** the VIP driver; made from `cluster.vip` when absent */
   readonly vip?: VipDriver
+  /**
+   * the versioned cluster config this node starts on, and where it keeps it; absent (tests): the
+   * config's cluster section as version 1, kept in memory
+   */
+  readonly clusterConfig?: {
+    readonly initial: RunningConfig
+    readonly fileHash: string | null
+    readonly store: ConfigStore
+  }
 }
 
 /** How often a noisy peer's bad messages are logged (each drop is still counted). */
@@ -75,6 +105,10 @@ const LEAVE_SPACING_MS = 40
  * within this window are coalesced, so a burst of connections (a cluster starting) sends one.
  */
 const EXTRA_HEARTBEAT_COALESCE_MS = 50
+/** A member seen on an older config version gets ours at most this often. */
+const CONFIG_RESEND_MS = 1_000
+/** Cluster sections that apply only at the next start; the others apply live. */
+const RESTART_SECTIONS = ['gossip', 'election', 'members', 'checks', 'vip'] as const
 
 /**
  * One pgmesh node: the gossip transport, the membership state machine fed by heartbeats, and the
@@ -110,9 +144,14 @@ export class MeshNode implements ClusterSource {
   readonly #peerByNode = new Map<string, string>()
   #electionMembers = ''
   readonly #proxy: ProxyService
-  readonly #router: Router
-  readonly #databases: DatabaseMonitor
+  #router: Router
+  #databases: DatabaseMonitor
+  #rerouteTimer: NodeJS.Timeout | null = null
+  #membershipTimers: NodeJS.Timeout[] = []
+  readonly #config: ConfigSync
+  #configSentAt = Number.NEGATIVE_INFINITY
   readonly #metrics: NodeMetrics
+  readonly #maintenance: Maintenance
 
   constructor(o: MeshNodeOptions) {
     this.#o = o
@@ -162,15 +201,31 @@ export class MeshNode implements ClusterSource {
     )
     const { cluster, node } = o.config
     this.#electionLog = o.logger.child({ component: 'election' })
-    this.#router = new Router(node.id, cluster.databases, cluster.databaseChecks.freshMs)
-    this.#databases = new DatabaseMonitor(
-      cluster.databases,
-      cluster.databaseChecks,
-      o.logger,
-      () => this.#reroute(),
-      undefined,
-      (status) => this.#metrics.countCheckRound(status),
-    )
+    const cc = o.clusterConfig ?? {
+      initial: {
+        stamp: {
+          version: 1,
+          hash: configHash({}),
+          origin: node.id,
+          source: 'file' as const,
+          at: new Date().toISOString(),
+        },
+        input: {},
+        parsed: cluster,
+      },
+      fileHash: null,
+      store: memoryConfigStore(),
+    }
+    this.#config = new ConfigSync({
+      self: node.id,
+      initial: cc.initial,
+      fileHash: cc.fileHash,
+      store: cc.store,
+      logger: o.logger,
+      maxMessageBytes: cluster.gossip.maxMessageBytes,
+      apply: (next, prev) => this.#applyConfig(next, prev),
+    })
+    ;[this.#router, this.#databases] = this.#databaseParts(cluster)
     this.#proxy = new ProxyService(o.logger, (l) =>
       this.#router.candidates(l, (db) => this.#databases.status(db)?.state),
     )
@@ -203,6 +258,18 @@ export class MeshNode implements ClusterSource {
       send: (to, msg) => this.#sendElection(to, msg),
       broadcast: (msg) => this.#broadcastElection(msg),
       now: () => this.#clock.mono(),
+      logger: o.logger,
+      onChange: () => this.#heartbeatSoon(),
+    })
+    this.#maintenance = new Maintenance({
+      node: node.id,
+      store: o.maintenanceStore ?? memoryMaintenanceStore(),
+      setEligible: async (eligible) => {
+        this.#election.deliver({ type: 'maintenance', enabled: !eligible })
+        await this.#election.settled()
+      },
+      proxy: this.#proxy,
+      wall: () => this.#clock.wall(),
       logger: o.logger,
       onChange: () => this.#heartbeatSoon(),
     })
@@ -243,18 +310,12 @@ export class MeshNode implements ClusterSource {
     )
     this.#warnAboutQuorum()
     await this.#databases.start()
-    await this.#proxy.apply(cluster.listeners)
+    await this.#maintenance.load()
+    await this.#proxy.apply(this.#listenerConfigs())
     this.#checks.start()
     await this.#election.start(this.#checks.failing(), (Math.random() * 0x7fffffff) | 0)
-    const m = cluster.membership
-    this.#timers.push(setInterval(() => this.#sendHeartbeat(), m.heartbeatIntervalMs))
-    this.#timers.push(
-      setInterval(() => this.#apply({ type: 'tick' }), Math.max(10, m.heartbeatIntervalMs / 2)),
-    )
-    this.#timers.push(setInterval(() => void this.#repairConnections(), m.suspectTimeoutMs))
-    if (cluster.databases.length > 0) {
-      this.#timers.push(setInterval(() => this.#reroute(), cluster.databaseChecks.intervalMs))
-    }
+    this.#scheduleMembership()
+    this.#scheduleReroute()
     this.#sendHeartbeat()
     this.#joinLoop = runJoinLoop(
       {
@@ -282,6 +343,11 @@ export class MeshNode implements ClusterSource {
     this.#running = null
     for (const t of this.#timers) clearInterval(t)
     this.#timers = []
+    if (this.#rerouteTimer !== null) clearInterval(this.#rerouteTimer)
+    this.#rerouteTimer = null
+    for (const t of this.#membershipTimers) clearInterval(t)
+    this.#membershipTimers = []
+    await this.#config.settled()
     if (this.#extraHeartbeat !== null) clearTimeout(this.#extraHeartbeat)
     this.#extraHeartbeat = null
     running.abort()
@@ -322,9 +388,10 @@ export class MeshNode implements ClusterSource {
         priority: this.#o.config.node.priority,
         addrs: started ? this.#transport.addresses() : [],
         api: this.#apiAddress,
-        configVersion: 0,
+        configVersion: this.#config.current.stamp.version,
         startedAt: this.#startedAt,
         election: this.#election.summary([...this.#checks.failing()]) ?? null,
+        maintenance: this.#maintenance.state,
       },
       this.#clock.mono(),
       this.#clock.wall(),
@@ -351,6 +418,14 @@ export class MeshNode implements ClusterSource {
       },
       election: this.electionView(members),
       listeners: this.#proxy.status(),
+      config: {
+        version: this.#config.current.stamp.version,
+        hash: this.#config.current.stamp.hash,
+        origin: this.#config.current.stamp.origin,
+        pendingRestart: this.#pendingRestart(),
+        conflicts: this.#config.conflicts().length,
+      },
+      removed: removedViews(this.#membership, this.#clock.mono(), this.#clock.wall()),
     }
   }
 
@@ -361,7 +436,7 @@ export class MeshNode implements ClusterSource {
     return {
       node: this.id,
       agreed: { ...a, replicas: [...a.replicas], up: [...a.up], notes: [...a.notes] },
-      databases: this.#o.config.cluster.databases.map((d) => {
+      databases: this.#cluster.databases.map((d) => {
         const s = this.#databases.status(d.name)
         const fresh = s !== undefined && Number.isFinite(s.at)
         return {
@@ -403,7 +478,7 @@ export class MeshNode implements ClusterSource {
    * not the primary any more (another one is); for the others, a backend confirmed down.
    */
   #reroute(): void {
-    if (this.#o.config.cluster.databases.length === 0) return
+    if (this.#cluster.databases.length === 0) return
     const now = this.#clock.mono()
     this.#router.local(this.#databases.statuses())
     const observers = [this.id]
@@ -436,14 +511,143 @@ export class MeshNode implements ClusterSource {
     this.#proxy.kickAll()
   }
 
-  /** Applies a reloaded config's listeners without touching established sessions. */
-  async applyListeners(listeners: ConfigFile['cluster']['listeners']): Promise<ApplyResult> {
-    const r = await this.#proxy.apply(listeners)
-    this.#log.info(
-      { started: r.started, updated: r.updated, removed: r.removed, failed: r.failed.map((f) => f.name) },
-      'listeners applied',
-    )
+  /**
+   * The config file's cluster section, re-read (SIGHUP, or a file changed while the node was down):
+   * when it changed since it was last read, it is a new cluster config version for every node.
+   */
+  async reloadClusterFile(input: Record<string, unknown>): Promise<Result<RunningConfig | null>> {
+    const r = this.#config.fileChanged(input)
+    if (r.ok && r.value !== null) await this.#afterEdit()
     return r
+  }
+
+  /** `GET /v1/config` */
+  config(): ConfigView {
+    return {
+      ...this.#config.versioned(),
+      pendingRestart: this.#pendingRestart(),
+      conflicts: this.#config.conflicts().map((c) => ({ ...c })),
+    }
+  }
+
+  /** `PUT /v1/config`: a new version made here, sent to every node, applied here before answering. */
+  async putConfig(body: ConfigPutBody): Promise<Result<ConfigPutResponse>> {
+    const r = this.#config.edit(body.cluster, 'api', body.baseVersion)
+    if (!r.ok) return r
+    await this.#afterEdit()
+    return ok({ version: r.value.stamp.version, hash: r.value.stamp.hash })
+  }
+
+  async #afterEdit(): Promise<void> {
+    await this.#config.settled()
+    this.#configSentAt = Number.NEGATIVE_INFINITY
+    await this.#sendConfig()
+    this.#heartbeatSoon()
+  }
+
+  /** The cluster config running now (hot sections follow edits; see RESTART_SECTIONS). */
+  get #cluster(): ClusterConfig {
+    return this.#config.current.parsed
+  }
+
+  #pendingRestart(): string[] {
+    const started = this.#o.config.cluster
+    const now = this.#cluster
+    return RESTART_SECTIONS.filter((k) => canonicalJson(started[k]) !== canonicalJson(now[k]))
+  }
+
+  /** The cluster's listeners with this node's own bind addresses (`node.listenerBinds`). */
+  #listenerConfigs(): ListenerConfig[] {
+    const binds = this.#o.config.node.listenerBinds
+    return this.#cluster.listeners.map((l) => {
+      const bind = binds[l.name]
+      return bind === undefined ? l : { ...l, bind }
+    })
+  }
+
+  #databaseParts(c: ClusterConfig): [Router, DatabaseMonitor] {
+    const router = new Router(this.id, c.databases, c.databaseChecks.freshMs)
+    const monitor = new DatabaseMonitor(
+      c.databases,
+      c.databaseChecks,
+      this.#o.logger,
+      () => this.#reroute(),
+      undefined,
+      (status) => this.#metrics.countCheckRound(status),
+    )
+    return [router, monitor]
+  }
+
+  /** Heartbeats, failure-detector ticks and connection repair, at the running config's timings. */
+  #scheduleMembership(): void {
+    for (const t of this.#membershipTimers) clearInterval(t)
+    const m = this.#cluster.membership
+    this.#membershipTimers = [
+      setInterval(() => this.#sendHeartbeat(), m.heartbeatIntervalMs),
+      setInterval(() => this.#apply({ type: 'tick' }), Math.max(10, m.heartbeatIntervalMs / 2)),
+      setInterval(() => void this.#repairConnections(), m.suspectTimeoutMs),
+    ]
+  }
+
+  #scheduleReroute(): void {
+    if (this.#rerouteTimer !== null) clearInterval(this.#rerouteTimer)
+    this.#rerouteTimer = null
+    const c = this.#cluster
+    if (c.databases.length > 0) {
+      this.#rerouteTimer = setInterval(() => this.#reroute(), c.databaseChecks.intervalMs)
+    }
+  }
+
+  /** Applies an adopted cluster config: databases and listeners live, established sessions kept. */
+  async #applyConfig(next: RunningConfig, prev: RunningConfig): Promise<void> {
+    if (this.#running === null) return
+    const changed = (k: keyof ClusterConfig) =>
+      canonicalJson(next.parsed[k]) !== canonicalJson(prev.parsed[k])
+    if (changed('databases') || changed('databaseChecks')) {
+      this.#databases.stop()
+      ;[this.#router, this.#databases] = this.#databaseParts(next.parsed)
+      await this.#databases.start()
+      this.#scheduleReroute()
+    }
+    if (changed('membership')) this.#scheduleMembership()
+    const r = await this.#proxy.apply(this.#listenerConfigs())
+    this.#log.info(
+      {
+        version: next.stamp.version,
+        started: r.started,
+        updated: r.updated,
+        removed: r.removed,
+        failed: r.failed.map((f) => f.name),
+        pendingRestart: this.#pendingRestart(),
+      },
+      `cluster config version ${next.stamp.version} applied`,
+    )
+    this.#heartbeatSoon()
+  }
+
+  async #sendConfig(): Promise<void> {
+    const now = this.#clock.mono()
+    if (this.#config.current.stamp.version === 0 || now - this.#configSentAt < CONFIG_RESEND_MS) return
+    this.#configSentAt = now
+    await this.#publish({
+      v: 1,
+      kind: 'config',
+      cluster: this.#cluster.name,
+      node: this.id,
+      peerId: this.#transport.peerId,
+      incarnation: this.#o.identity.incarnation,
+      sentAt: this.#clock.wall(),
+      config: this.#config.versioned(),
+    })
+  }
+
+  /** A heartbeat shows the sender's config version: one older than ours gets ours. */
+  #compareConfig(hb: Heartbeat): void {
+    const mine = this.#config.current.stamp
+    if (mine.version === 0) return
+    const theirs = { version: hb.configVersion, hash: hb.configHash ?? '' }
+    if (theirs.version === mine.version && theirs.hash === mine.hash) return
+    if (newerConfig(mine, theirs) === mine) void this.#sendConfig()
   }
 
   electionView(members: readonly MemberView[] = this.members()): ElectionView {
@@ -481,12 +685,49 @@ export class MeshNode implements ClusterSource {
 
   ready(): ReadyResponse {
     const reasons: string[] = []
+    const m = this.#maintenance.state
+    if (m !== null) reasons.push(`in maintenance${m.reason === null ? '' : `: ${m.reason}`}`)
     for (const f of this.#proxy.failed()) reasons.push(`listener ${f.name}: ${f.error}`)
     if (!this.#transport.started) reasons.push('gossip transport not started')
     else if (this.#o.config.node.join.length > 0 && this.#transport.connectedPeers().length === 0) {
       reasons.push('not connected to any peer yet (seeds are being dialled)')
     }
     return { ready: reasons.length === 0, reasons }
+  }
+
+  /** `GET /v1/maintenance` */
+  maintenance(): MaintenanceView {
+    return this.#maintenance.view()
+  }
+
+  /** `PUT /v1/maintenance`: see operator/maintenance.ts for what it does and in which order. */
+  setMaintenance(body: MaintenancePutBody): Promise<Result<MaintenanceView>> {
+    return this.#maintenance.set(body.enabled, body.reason)
+  }
+
+  /**
+   * `POST /v1/members/{id}/remove`: a dead member stops counting here at once (the MASTER moves
+   * the voters without it), and every node learns it from our heartbeats.
+   */
+  async removeMember(id: string): Promise<Result<MemberRemoveResponse>> {
+    const listed = [
+      ...this.#o.config.cluster.members.map((m) => m.id),
+      ...(this.#election.view().voters?.voters ?? []),
+    ]
+    const r = checkRemovable(id, this.id, this.#membership, listed)
+    if (!r.ok) return err(r.error)
+    this.#membershipLog.warn(
+      { member: id, incarnation: r.value.incarnation, code: 'operator' },
+      `an operator removed member ${id}: it no longer counts toward quorum`,
+    )
+    this.#apply({ type: 'remove', id, incarnation: r.value.incarnation })
+    this.#heartbeatSoon()
+    await this.#election.settled()
+    return ok({
+      removed: id,
+      incarnation: this.#membership.removed.get(id)?.incarnation ?? r.value.incarnation,
+      voters: this.#election.view().voters?.voters ?? null,
+    })
   }
 
   // ---- internals
@@ -537,12 +778,13 @@ export class MeshNode implements ClusterSource {
       priority: this.#o.config.node.priority,
       addrs: this.#transport.addresses().slice(0, 16),
       api: this.#apiAddress,
-      configVersion: 0,
+      configVersion: this.#config.current.stamp.version,
+      ...(this.#config.current.stamp.version > 0 ? { configHash: this.#config.current.stamp.hash } : {}),
     }
     const election = this.#election.summary([...this.#checks.failing()])
     const now = this.#clock.mono()
     const databases =
-      this.#o.config.cluster.databases.length === 0
+      this.#cluster.databases.length === 0
         ? undefined
         : this.#databases.statuses().map((d) => ({
             name: d.name,
@@ -551,8 +793,12 @@ export class MeshNode implements ClusterSource {
             lagBytes: d.lagBytes,
             ageMs: Number.isFinite(d.at) ? Math.max(0, Math.round(now - d.at)) : 600_000,
           }))
+    const m = this.#maintenance.state
+    const removed = removalsToGossip(this.#membership, now)
     void this.#publish({
       ...hb,
+      ...(m === null ? {} : { maintenance: { reason: m.reason, since: m.since } }),
+      ...(removed.length === 0 ? {} : { removed }),
       ...(election === undefined ? {} : { election }),
       ...(databases === undefined ? {} : { databases }),
     })
@@ -646,13 +892,16 @@ export class MeshNode implements ClusterSource {
 
   /**
    * The election's member list: self, the founding members, and every member that has not left
-   * (dead ones still count). A founding member not heard from yet is still a member: dropping it
-   * from the voters because its first heartbeat is late would shrink the quorum behind its back.
+   * (dead ones still count) and that no operator removed. A founding member not heard from yet is
+   * still a member: dropping it from the voters because its first heartbeat is late would shrink
+   * the quorum behind its back.
    */
   #syncElectionMembers(): void {
     const ids = new Set([this.id])
     for (const m of this.#o.config.cluster.members) {
-      if (this.#membership.members.get(m.id)?.state !== 'left') ids.add(m.id)
+      if (this.#membership.members.get(m.id)?.state !== 'left' && !this.#membership.removed.has(m.id)) {
+        ids.add(m.id)
+      }
     }
     for (const [id, rec] of this.#membership.members) {
       if (rec.state !== 'left') ids.add(id)
@@ -681,7 +930,14 @@ export class MeshNode implements ClusterSource {
     this.#messagesIn++
     // our own earlier life (a restart keeps the peer id), echoed back by the mesh: not a conflict
     if (msg.peerId === this.#transport.peerId) return
+    if (msg.kind === 'config') {
+      const r = this.#config.offer(msg.config, msg.node)
+      if (!r.ok) this.#drop(r.error.code, from, r.error.message, 'warn')
+      return
+    }
     if (msg.kind === 'heartbeat') {
+      this.#compareConfig(msg)
+      if (msg.removed !== undefined) this.#learnRemovals(msg.removed)
       this.#apply({ type: 'heartbeat', msg })
       if (msg.databases !== undefined) this.#router.observe(msg.node, msg.databases, this.#clock.mono())
       if (this.#running !== null) this.#transport.dialDiscovered(msg.peerId, msg.addrs, this.#running.signal)
@@ -690,8 +946,25 @@ export class MeshNode implements ClusterSource {
     }
   }
 
+  /** Removals relayed in a heartbeat. One naming this node means an operator removed it. */
+  #learnRemovals(removed: NonNullable<Heartbeat['removed']>): void {
+    for (const r of removed) {
+      if (r.node !== this.id) {
+        this.#apply({ type: 'remove', id: r.node, incarnation: r.incarnation, ageMs: r.ageMs })
+      } else if (r.incarnation >= this.#o.identity.incarnation) {
+        const suppressed = this.#dropLog.shouldLog('removed/self', this.#clock.mono())
+        if (suppressed !== null) {
+          this.#membershipLog.error(
+            { incarnation: r.incarnation, suppressed },
+            'an operator removed this node from the cluster: the others ignore it; restart it to rejoin',
+          )
+        }
+      }
+    }
+  }
+
   #apply(event: MembershipEvent): void {
-    const r = membershipStep(this.#membership, event, this.#clock.mono(), this.#o.config.cluster.membership)
+    const r = membershipStep(this.#membership, event, this.#clock.mono(), this.#cluster.membership)
     this.#membership = r.state
     for (const c of r.changes) this.#report(c)
     if (r.changes.length > 0) this.#syncElectionMembers()
@@ -707,7 +980,12 @@ export class MeshNode implements ClusterSource {
         )
         break
       case 'removed':
-        log.info({ member: c.id, reason: c.reason }, `member ${c.id} removed`)
+        log.info(
+          { member: c.id, reason: c.reason, incarnation: this.#membership.removed.get(c.id)?.incarnation },
+          c.reason === 'operator'
+            ? `member ${c.id} removed by an operator: it no longer counts toward quorum`
+            : `member ${c.id} removed`,
+        )
         break
       case 'idConflict': {
         const suppressed = this.#dropLog.shouldLog(`conflict/${c.peerId}`, this.#clock.mono())

@@ -6,6 +6,10 @@ export const MEMBER_STATES = ['alive', 'suspect', 'dead', 'left'] as const
 export const MemberStateSchema = z.enum(MEMBER_STATES)
 export type MemberState = z.infer<typeof MemberStateSchema>
 
+/** A member in maintenance: why, and since when (ISO time). */
+export const MemberMaintenanceSchema = z.object({ reason: z.string().nullable(), since: z.string() })
+export type MemberMaintenance = z.infer<typeof MemberMaintenanceSchema>
+
 export const MemberViewSchema = z.object({
   id: z.string(),
   peerId: z.string(),
@@ -24,6 +28,8 @@ export const MemberViewSchema = z.object({
   /** ISO time the member entered its current state */
   stateSince: z.string(),
   configVersion: z.number().int(),
+  /** set while an operator has the member in maintenance (from its heartbeats; null otherwise) */
+  maintenance: MemberMaintenanceSchema.nullable(),
   /** the member's own election view, from its latest heartbeat (null until one carried it) */
   election: z
     .object({
@@ -181,6 +187,47 @@ export const BackendsViewSchema = z.object({
 })
 export type BackendsView = z.infer<typeof BackendsViewSchema>
 
+/** A member an operator removed, as this node remembers it (`membership.leftRetentionMs`). */
+export const RemovedMemberSchema = z.object({
+  id: z.string(),
+  /** every incarnation up to this one is removed; a restarted member (higher) rejoins */
+  incarnation: z.number().int(),
+  /** ISO time of the removal (as far as this node can tell) */
+  removedAt: z.string(),
+})
+export type RemovedMember = z.infer<typeof RemovedMemberSchema>
+
+/** `PUT /v1/maintenance` on the node to take out of (or put back into) service. */
+export const MaintenancePutBodySchema = z
+  .object({
+    enabled: z.boolean(),
+    /** shown in every node's status while the node is in maintenance */
+    reason: z.string().trim().min(1).max(200).optional(),
+  })
+  .strict()
+export type MaintenancePutBody = z.infer<typeof MaintenancePutBodySchema>
+
+/** `GET`/`PUT /v1/maintenance`: this node's maintenance state. */
+export const MaintenanceViewSchema = z.object({
+  node: z.string(),
+  enabled: z.boolean(),
+  reason: z.string().nullable(),
+  /** ISO time maintenance began, or null */
+  since: z.string().nullable(),
+  /** sessions still open on this node's listeners (draining while in maintenance) */
+  activeSessions: z.number().int(),
+})
+export type MaintenanceView = z.infer<typeof MaintenanceViewSchema>
+
+/** `POST /v1/members/{id}/remove`: what was removed, and the voters this node sees now. */
+export const MemberRemoveResponseSchema = z.object({
+  removed: z.string(),
+  incarnation: z.number().int(),
+  /** this node's agreed voters right after the removal; the MASTER drops the member next */
+  voters: z.array(z.string()).nullable(),
+})
+export type MemberRemoveResponse = z.infer<typeof MemberRemoveResponseSchema>
+
 export const ClusterStatusSchema = z.object({
   cluster: z.string(),
   version: z.string(),
@@ -191,6 +238,18 @@ export const ClusterStatusSchema = z.object({
   gossip: GossipStatsSchema,
   election: ElectionViewSchema,
   listeners: z.array(ListenerStatusSchema),
+  /** members an operator removed (they no longer count toward quorum) */
+  removed: z.array(RemovedMemberSchema),
+  /** the cluster config version this node runs (members' versions are in `members[].configVersion`) */
+  config: z
+    .object({
+      version: z.number().int(),
+      hash: z.string(),
+      origin: z.string(),
+      pendingRestart: z.array(z.string()),
+      conflicts: z.number().int(),
+    })
+    .optional(),
 })
 export type ClusterStatus = z.infer<typeof ClusterStatusSchema>
 

@@ -210,6 +210,11 @@ export const NodeConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * this node's own bind address for a cluster listener, by listener name: bind addresses never
+     * travel with the cluster config (several nodes on one host, or per-host addresses)
+     */
+    listenerBinds: z.record(z.string(), ListenAddressSchema).default({}),
     /** seed addresses (any member); the node retries until one answers */
     join: z.array(DialAddressSchema).max(64).default([]),
     joinRetry: JoinRetrySchema.prefault({}),
@@ -259,6 +264,17 @@ export const ConfigFileSchema = z
     }
   })
 export type ConfigFile = z.infer<typeof ConfigFileSchema>
+
+/** A cluster section on its own (from `PUT /v1/config` or `pgmesh config check`), every problem listed. */
+export function validateClusterConfig(doc: unknown): Result<ClusterConfig> {
+  const r = ClusterConfigSchema.safeParse(doc)
+  if (r.success) return ok(r.data)
+  const issues = toIssues(r.error).map((i) => ({
+    ...i,
+    path: i.path === '' ? 'cluster' : `cluster.${i.path}`,
+  }))
+  return err(pgmeshError('CONFIG_INVALID', `the cluster config has ${issues.length} problem(s)`, issues))
+}
 export type ConfigFileInput = z.input<typeof ConfigFileSchema>
 
 /** Zod issues as path + message, the shape every validation error in pgmesh uses. */

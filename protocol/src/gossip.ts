@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { ConfigHashSchema, VersionedConfigSchema } from './cluster-config.js'
 import { type ElectionMessage, ElectionMessageSchema } from './election.js'
 import { err, ok, pgmeshError, type Result } from './errors.js'
 import { NodeIdSchema, PrioritySchema } from './ids.js'
@@ -37,6 +38,8 @@ export const HeartbeatSchema = z.object({
   api: z.string().max(300).nullable(),
   /** version of the cluster config the sender runs */
   configVersion: Uint,
+  /** its hash: the same version with another hash is a conflict the lower hash wins */
+  configHash: ConfigHashSchema.optional(),
   /** the sender's election view, for the status API (the election itself uses direct streams) */
   election: z
     .object({
@@ -47,6 +50,23 @@ export const HeartbeatSchema = z.object({
       leader: NodeIdSchema.nullable(),
       failingChecks: z.array(z.string().max(63)).max(64),
     })
+    .optional(),
+  /** present while an operator has the sender in maintenance (not eligible, listeners closed) */
+  maintenance: z
+    .object({
+      reason: z.string().max(200).nullable(),
+      /** wall clock, ms since the epoch, when maintenance began */
+      since: Uint,
+    })
+    .optional(),
+  /**
+   * members an operator removed, relayed by every node while it remembers them: a member is gone
+   * at every incarnation up to `incarnation`; `ageMs` since the removal lets each node forget it
+   * at about the same time
+   */
+  removed: z
+    .array(z.object({ node: NodeIdSchema, incarnation: Uint, ageMs: Uint }))
+    .max(64)
     .optional(),
   /** the sender's confirmed view of each database node (the primary agreement's input) */
   databases: z
@@ -72,7 +92,19 @@ export const LeaveSchema = z.object({
 })
 export type Leave = z.infer<typeof LeaveSchema>
 
-export const GossipMessageSchema = z.discriminatedUnion('kind', [HeartbeatSchema, LeaveSchema])
+/** A cluster config version, sent when it is made and to any member seen running an older one. */
+export const ConfigMessageSchema = z.object({
+  ...Envelope,
+  kind: z.literal('config'),
+  config: VersionedConfigSchema,
+})
+export type ConfigMessage = z.infer<typeof ConfigMessageSchema>
+
+export const GossipMessageSchema = z.discriminatedUnion('kind', [
+  HeartbeatSchema,
+  LeaveSchema,
+  ConfigMessageSchema,
+])
 export type GossipMessage = z.infer<typeof GossipMessageSchema>
 
 const encoder = new TextEncoder()

@@ -1,5 +1,6 @@
 export * from './address.js'
 export * from './api.js'
+export * from './cluster-config.js'
 export * from './config.js'
 export * from './election.js'
 export * from './errors.js'

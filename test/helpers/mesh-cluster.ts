@@ -22,6 +22,8 @@ export interface NodeSpec {
   readonly extra?: readonly string[]
   /** default debug: test logs are read when a test fails */
   readonly logLevel?: string
+  /** another build of the CLI (benchmarks compare builds); default the current bundle */
+  readonly cli?: string
 }
 
 /** Fast membership timings so failure tests take seconds, written as a config file. */
@@ -48,7 +50,7 @@ export async function startMeshNode(sandbox: Sandbox, spec: NodeSpec): Promise<T
   const gossipPort = await freePort()
   const apiPort = await freePort()
   const args = [
-    CLI,
+    spec.cli ?? CLI,
     'start',
     '--id',
     spec.id,

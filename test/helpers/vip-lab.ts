@@ -21,9 +21,11 @@ export class VipLab {
   client: ChildProcess | null = null
   #secret = ''
 
+  /** `extra.cluster`: YAML lines appended to every node's cluster section (2-space indented) */
   constructor(
     readonly sb: Sandbox,
     readonly lab: NetnsLab,
+    readonly extra: { readonly cluster?: readonly string[] } = {},
   ) {}
 
   async init(): Promise<void> {
@@ -64,6 +66,7 @@ export class VipLab {
       '  vip:',
       `    address: ${VIP}/24`,
       '    driver: linux',
+      ...(this.extra.cluster ?? []),
       '',
     ].join('\n')
     await writeFile(join(this.sb.dir, `${name}.yaml`), yaml)

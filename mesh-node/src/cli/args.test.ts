@@ -60,6 +60,7 @@ describe('command line', () => {
           lastHeardAgoMs: null,
           stateSince: new Date(0).toISOString(),
           configVersion: 0,
+          maintenance: null,
           election: {
             term: 3,
             effectivePriority: 110,
@@ -82,6 +83,7 @@ describe('command line', () => {
           lastHeardAgoMs: 4200,
           stateSince: new Date(0).toISOString(),
           configVersion: 0,
+          maintenance: null,
           election: null,
         },
       ],
@@ -94,6 +96,7 @@ describe('command line', () => {
         dropped: { GOSSIP_NOT_JSON: 2 },
       },
       election: sampleElection,
+      removed: [],
       listeners: [
         {
           name: 'write',

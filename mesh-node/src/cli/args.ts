@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util'
 import type { StartOverrides } from '../load-config.js'
+import type { ConfigCommand } from './config-command.js'
+import type { OperatorCommand } from './operator-command.js'
 
 export const USAGE = `pgmesh — one daemon on every proxy host: a gossip mesh in front of PostgreSQL
 
@@ -7,6 +9,15 @@ Usage:
   pgmesh start [--config FILE] [flags]     run a node
   pgmesh status [--api URL] [--json]       print the cluster view of a running node
   pgmesh keygen [--out FILE] [--force]     write a new cluster secret (stdout without --out)
+  pgmesh config get [--api URL] [--json]   the cluster config the node runs, as YAML to edit
+  pgmesh config apply FILE [--api URL]     FILE's cluster section becomes the next version on every node
+  pgmesh config check FILE                 validate FILE's cluster section offline (same messages as apply)
+      (config get/apply: --token-file FILE, or the PGMESH_TOKEN environment variable, for the API token)
+  pgmesh maintenance on|off [--reason TEXT] [--api URL]
+                                           take the node at --api out of service (it hands MASTER over,
+                                           closes its listeners, drains) or back
+  pgmesh members remove ID [--api URL]     a dead member stops counting toward quorum on every node
+      (maintenance/members: --token-file FILE or PGMESH_TOKEN for the API token; --json for JSON output)
   pgmesh version | help
 
 start flags (override the config file):
@@ -29,6 +40,8 @@ export type Command =
   | { readonly kind: 'start'; readonly config: string | undefined; readonly flags: StartOverrides }
   | { readonly kind: 'status'; readonly api: string; readonly json: boolean }
   | { readonly kind: 'keygen'; readonly out: string | undefined; readonly force: boolean }
+  | ({ readonly kind: 'config' } & ConfigCommand)
+  | ({ readonly kind: 'operator' } & OperatorCommand)
   | { readonly kind: 'version' }
   | { readonly kind: 'help' }
 
@@ -37,6 +50,12 @@ export type ParsedArgs =
   | { readonly ok: false; readonly message: string }
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:7947'
+
+/** `--api` as a base URL: host:port or a URL, default the local node. */
+export function apiUrl(api: string | undefined): string {
+  const a = api ?? DEFAULT_API_URL
+  return (/^https?:\/\//.test(a) ? a : `http://${a}`).replace(/\/+$/, '')
+}
 
 /** Parses argv (without node and script). Never throws: usage errors come back as values. */
 export function parseCommandLine(argv: readonly string[]): ParsedArgs {
@@ -84,12 +103,70 @@ export function parseCommandLine(argv: readonly string[]): ParsedArgs {
           strict: true,
           options: { api: { type: 'string' }, json: { type: 'boolean' } },
         })
-        const api = values.api ?? DEFAULT_API_URL
-        const url = /^https?:\/\//.test(api) ? api : `http://${api}`
+        return { ok: true, command: { kind: 'status', api: apiUrl(values.api), json: values.json === true } }
+      }
+      case 'config': {
+        const [action, ...tail] = rest
+        if (action !== 'apply' && action !== 'get' && action !== 'check') {
+          return { ok: false, message: 'config needs one of: get, apply FILE, check FILE' }
+        }
+        const { values, positionals } = parseArgs({
+          args: tail,
+          strict: true,
+          allowPositionals: true,
+          options: { api: { type: 'string' }, 'token-file': { type: 'string' }, json: { type: 'boolean' } },
+        })
+        if (action !== 'get' && positionals.length !== 1) {
+          return { ok: false, message: `config ${action} needs exactly one FILE` }
+        }
+        if (action === 'get' && positionals.length > 0)
+          return { ok: false, message: 'config get takes no FILE' }
         return {
           ok: true,
-          command: { kind: 'status', api: url.replace(/\/+$/, ''), json: values.json === true },
+          command: {
+            kind: 'config',
+            action,
+            file: positionals[0],
+            api: apiUrl(values.api),
+            tokenFile: values['token-file'],
+            json: values.json === true,
+          },
         }
+      }
+      case 'maintenance':
+      case 'members': {
+        const [action, ...tail] = rest
+        const { values, positionals } = parseArgs({
+          args: tail,
+          strict: true,
+          allowPositionals: true,
+          options: {
+            api: { type: 'string' },
+            'token-file': { type: 'string' },
+            json: { type: 'boolean' },
+            ...(sub === 'maintenance' ? { reason: { type: 'string' as const } } : {}),
+          },
+        })
+        const common = {
+          api: apiUrl(values.api),
+          tokenFile: values['token-file'],
+          json: values.json === true,
+        }
+        if (sub === 'maintenance') {
+          if ((action !== 'on' && action !== 'off') || positionals.length > 0) {
+            return { ok: false, message: 'maintenance needs on or off' }
+          }
+          const reason = typeof values.reason === 'string' ? values.reason : undefined
+          if (action === 'off' && reason !== undefined) return { ok: false, message: '--reason goes with on' }
+          return {
+            ok: true,
+            command: { kind: 'operator', action: 'maintenance', enabled: action === 'on', reason, ...common },
+          }
+        }
+        if (action !== 'remove' || positionals.length !== 1) {
+          return { ok: false, message: 'members needs: remove ID' }
+        }
+        return { ok: true, command: { kind: 'operator', action: 'remove', id: positionals[0]!, ...common } }
       }
       case 'keygen': {
         const { values } = parseArgs({

@@ -2,11 +2,14 @@ import { createControlApi } from '@pgmesh/control-api'
 import { formatError, formatHostPort } from '@pgmesh/protocol'
 import { startApiServer } from '../api-server.js'
 import { ApiTokens } from '../api-tokens.js'
+import { fileConfigStore } from '../config-sync/config-store.js'
+import { initialConfig } from '../config-sync/config-sync.js'
 import { fileElectionStore } from '../election/election-store.js'
 import { loadConfig, type StartOverrides } from '../load-config.js'
 import { createLogger } from '../log.js'
 import { MeshNode } from '../mesh-node.js'
 import { loadNodeIdentity } from '../node-identity.js'
+import { fileMaintenanceStore } from '../operator/maintenance.js'
 import { loadSecret } from '../secret.js'
 import { packageVersion } from '../version.js'
 
@@ -49,13 +52,38 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
     return 2
   }
 
+  const configStore = fileConfigStore(config.node.dataDir!)
+  const stored = await configStore.load()
+  if (!stored.ok)
+    log.error({ code: stored.error.code }, `${formatError(stored.error)}; starting from the file`)
+  const start = initialConfig({
+    self: config.node.id,
+    file: { input: config.clusterInput, parsed: config.cluster },
+    stored: stored.ok ? stored.value : null,
+    founding: config.node.join.length === 0 || config.cluster.members.some((m) => m.id === config.node.id),
+    now: new Date(),
+  })
+  if (start.note !== null) log.warn(start.note)
+  const s0 = start.running.stamp
+  log.info(
+    { version: s0.version, hash: s0.hash.slice(0, 12), origin: s0.origin, source: s0.source },
+    s0.version === 0
+      ? "running the file's cluster config until the mesh's arrives"
+      : `starting on cluster config version ${s0.version}`,
+  )
   const node = new MeshNode({
-    config,
+    config: { ...config, cluster: start.running.parsed },
+    clusterConfig: {
+      initial: start.running,
+      fileHash: start.fileHash,
+      store: configStore,
+    },
     identity: identity.value,
     psk,
     logger,
     version: packageVersion(),
     electionStore: fileElectionStore(config.node.dataDir!),
+    maintenanceStore: fileMaintenanceStore(config.node.dataDir!),
   })
   const tokens = new ApiTokens(config.node.api.tokensFile, config.node.api.protectReads)
   const loadedTokens = await tokens.reload()
@@ -96,6 +124,20 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
     await api.close()
     return 1
   }
+  const reloadClusterFile = async (input: Record<string, unknown>) => {
+    const r = await node.reloadClusterFile(input)
+    if (!r.ok) {
+      log.error(
+        { code: r.error.code, issues: r.error.issues },
+        `the file's cluster section is not applied: ${formatError(r.error)}`,
+      )
+    } else if (r.value !== null) {
+      log.info(
+        { version: r.value.stamp.version },
+        `the file's cluster section is now cluster config version ${r.value.stamp.version}`,
+      )
+    }
+  }
 
   return await new Promise<number>((resolveExit) => {
     let stopping = false
@@ -125,7 +167,7 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
         })
     }
     process.on('SIGHUP', () => {
-      // reload: listeners change in place; anything else in the file needs a restart
+      // reload: API tokens, and the cluster section when the file changed (a new version for all)
       void loadConfig(configFile, flags, process.cwd()).then(async (next) => {
         if (!next.ok) {
           log.error(
@@ -137,7 +179,7 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
         const reloaded = await tokens.reload()
         if (!reloaded.ok)
           log.error({ code: reloaded.error.code }, `API tokens kept: ${formatError(reloaded.error)}`)
-        await node.applyListeners(next.value.cluster.listeners)
+        await reloadClusterFile(next.value.clusterInput)
       })
     })
     process.on('SIGTERM', () => stop('SIGTERM'))

@@ -37,7 +37,15 @@ export function formatStatus(s: ClusterStatus): string {
     rows.push([
       m.self ? `${m.id} *` : m.id,
       m.state,
-      el === null ? '-' : el.holder ? 'MASTER' : el.eligible ? 'BACKUP' : 'FAULT',
+      m.maintenance !== null
+        ? 'MAINTENANCE'
+        : el === null
+          ? '-'
+          : el.holder
+            ? 'MASTER'
+            : el.eligible
+              ? 'BACKUP'
+              : 'FAULT',
       el === null || el.effectivePriority === m.priority
         ? String(m.priority)
         : `${el.effectivePriority} (${m.priority})`,
@@ -81,5 +89,16 @@ export function formatStatus(s: ClusterStatus): string {
             String(l.cut),
           ]),
         ])}\n`
-  return `${head}\n${master}${holders}\n\n${table(rows)}\n${listeners}\n${foot}\n`
+  const maintenance = s.members
+    .filter((m) => m.maintenance !== null)
+    .map(
+      (m) =>
+        `\n${m.id} in maintenance since ${m.maintenance?.since}${m.maintenance?.reason == null ? '' : `: ${m.maintenance.reason}`}`,
+    )
+    .join('')
+  const removed =
+    s.removed.length === 0
+      ? ''
+      : `\nremoved by an operator: ${s.removed.map((r) => `${r.id} (incarnation ${r.incarnation}, ${r.removedAt})`).join(', ')}`
+  return `${head}\n${master}${holders}\n\n${table(rows)}${maintenance}${removed}\n${listeners}\n${foot}\n`
 }

@@ -6,7 +6,7 @@ import type { Draft, PeerView } from './types.js'
 
 export function selfPriority(d: Draft): EffectivePriority {
   const p = effectivePriority(d.opts.priority, d.opts.checks, d.failingChecks)
-  return d.role === 'stopped' ? { priority: p.priority, eligible: false } : p
+  return d.role === 'stopped' || d.maintenance ? { priority: p.priority, eligible: false } : p
 }
 
 export function random(d: Draft): number {

@@ -102,6 +102,11 @@ export class ElectionDriver {
     await this.#d.vip.stop()
   }
 
+  /** Resolves once every event delivered so far has been handled (and its VIP change made). */
+  async settled(): Promise<void> {
+    while (this.#draining !== null) await this.#draining
+  }
+
   /** A connection to a peer came (back) up: if MASTER, re-announce the VIP so switches relearn it. */
   peerReconnected(): void {
     if (this.#entered === 'MASTER') this.#d.vip.announce()
@@ -286,8 +291,12 @@ export class ElectionDriver {
     }
     if (before.eligible !== after.eligible && s.role !== 'stopped') {
       this.#log[after.eligible ? 'info' : 'warn'](
-        { failing: [...s.failingChecks] },
-        after.eligible ? 'eligible again' : 'FAULT: a weight-0 check fails',
+        { failing: [...s.failingChecks], maintenance: s.maintenance },
+        after.eligible
+          ? 'eligible again'
+          : s.maintenance
+            ? 'not eligible: in maintenance'
+            : 'FAULT: a weight-0 check fails',
       )
     }
     // BACKUP <-> FAULT moves (notify scripts); MASTER transitions ran through the actions

@@ -46,6 +46,13 @@ export function stepNone(d: Draft, event: ElectionEvent, now: number, out: Out):
       if (d.role === 'leader' && !selfPriority(d).eligible) stepDown(d, now, out, 'fault')
       break
     }
+    case 'maintenance':
+      if (d.maintenance === event.enabled) break
+      d.maintenance = event.enabled
+      // release first: a status still saying "holder" but not eligible invites every BACKUP to preempt
+      if (d.role === 'leader' && event.enabled) stepDown(d, now, out, 'maintenance')
+      out.push({ type: 'broadcast', msg: statusMessage(d) })
+      break
     case 'shutdown':
       if (d.role === 'leader') stepDown(d, now, out, 'shutdown')
       d.role = 'stopped'

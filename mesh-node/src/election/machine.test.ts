@@ -293,6 +293,57 @@ describe('election state machine (quorum: majority)', () => {
     assert.deepEqual(bench.state('d').voters, voters, 'the joiner learned the configuration')
     assert.equal(bench.master(), 'b', 'without losing the lease')
   })
+
+  it('maintenance: the MASTER hands over at once, keeps voting, and preempts back once it ends', () => {
+    const bench = new Bench(three())
+    bench.runUntil(2_000)
+    assert.equal(bench.master(), 'b')
+    const at = bench.now
+    const actions = bench.step('b', { type: 'maintenance', enabled: true })
+    const release = actions.find((a) => a.type === 'broadcast' && a.msg.kind === 'release')
+    assert.ok(actions.some((a) => a.type === 'releaseVip' && a.reason === 'maintenance'))
+    assert.ok(
+      release?.type === 'broadcast' && release.msg.kind === 'release' && release.msg.successor === 'c',
+    )
+    bench.runUntil(at + 50)
+    assert.equal(bench.master(), 'c', 'the best other node takes over at once')
+    assert.equal(bench.state('b').maintenance, true)
+    bench.runUntil(at + 3_000)
+    assert.equal(bench.master(), 'c', 'a node in maintenance never campaigns')
+    assert.equal(bench.state('b').promise?.to, 'c', 'it still backs the MASTER: it keeps voting')
+    const back = bench.now
+    bench.step('b', { type: 'maintenance', enabled: false })
+    bench.runUntil(back + 1_000)
+    assert.equal(bench.master(), 'b', 'eligible again, it preempts by the normal rules')
+  })
+
+  it('maintenance with nopreempt: the node does not take MASTER back', () => {
+    const bench = new Bench(three(), ElectionConfigSchema.parse({ nopreempt: true }))
+    bench.runUntil(2_000)
+    bench.step('b', { type: 'maintenance', enabled: true })
+    bench.runUntil(2_500)
+    bench.step('b', { type: 'maintenance', enabled: false })
+    bench.runUntil(4_000)
+    assert.equal(bench.master(), 'c')
+  })
+
+  it('a dead voter dropped from the members leaves the voters through a joint configuration', () => {
+    const bench = new Bench(three())
+    bench.runUntil(2_000)
+    assert.equal(bench.master(), 'b')
+    bench.cut.add('a')
+    bench.states.delete('a')
+    bench.timers.delete('a')
+    bench.runUntil(3_000)
+    assert.deepEqual(bench.state('b').voters?.voters, ['a', 'b', 'c'], 'a dead member still counts')
+    for (const id of ['b', 'c']) bench.step(id, { type: 'members', ids: ['b', 'c'] })
+    bench.runUntil(4_000)
+    const voters = bench.state('b').voters
+    assert.deepEqual(voters?.voters, ['b', 'c'])
+    assert.equal(voters?.prev, null)
+    assert.deepEqual(bench.state('c').voters, voters)
+    assert.equal(bench.master(), 'b')
+  })
 })
 
 describe('election state machine (quorum: none)', () => {
@@ -321,5 +372,15 @@ describe('election state machine (quorum: none)', () => {
     bench.runUntil(3_500)
     assert.equal(bench.state('c').role, 'follower')
     assert.equal(bench.state('b').role, 'leader')
+  })
+
+  it('maintenance: the MASTER steps down and the next node takes over', () => {
+    const bench = new Bench(three(), none)
+    bench.runUntil(2_000)
+    assert.equal(bench.master(), 'b')
+    const actions = bench.step('b', { type: 'maintenance', enabled: true })
+    assert.ok(actions.some((a) => a.type === 'releaseVip' && a.reason === 'maintenance'))
+    bench.runUntil(3_000)
+    assert.equal(bench.master(), 'c')
   })
 })

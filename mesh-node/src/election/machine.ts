@@ -42,6 +42,7 @@ export function initElection(start: ElectionStart): StepResult {
     voters: persisted?.voters ?? founding,
     role: 'follower',
     failingChecks: new Set(),
+    maintenance: false,
     members: founding?.voters ?? [opts.self],
     peers: new Map(),
     promise: null,

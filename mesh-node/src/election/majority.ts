@@ -49,6 +49,9 @@ export function stepMajority(d: Draft, event: ElectionEvent, now: number, out: O
     case 'check':
       onCheck(d, event.name, event.passing, now, out)
       break
+    case 'maintenance':
+      onMaintenance(d, event.enabled, now, out)
+      break
     case 'shutdown':
       if (d.role === 'leader') handOver(d, now, out, 'shutdown', bestSuccessor(d, now))
       d.role = 'stopped'
@@ -58,7 +61,7 @@ export function stepMajority(d: Draft, event: ElectionEvent, now: number, out: O
       out.push({ type: 'broadcast', msg: statusMessage(d) })
       return
   }
-  advance(d, now, out, event.type === 'members' || event.type === 'check')
+  advance(d, now, out, event.type === 'members' || event.type === 'check' || event.type === 'maintenance')
 }
 
 function expireLease(d: Draft, now: number, out: Out): void {
@@ -437,6 +440,14 @@ function onCheck(d: Draft, name: string, passing: boolean, now: number, out: Out
   if (d.role === 'leader' && !selfPriority(d).eligible) {
     handOver(d, now, out, 'fault', bestSuccessor(d, now))
   }
+}
+
+/** Like a failing weight-0 check: the MASTER hands over to the best other node at once. */
+function onMaintenance(d: Draft, enabled: boolean, now: number, out: Out): void {
+  if (d.maintenance === enabled) return
+  d.maintenance = enabled
+  out.push({ type: 'broadcast', msg: statusMessage(d) })
+  if (d.role === 'leader' && enabled) handOver(d, now, out, 'maintenance', bestSuccessor(d, now))
 }
 
 function bestSuccessor(d: Draft, now: number): string | null {

@@ -77,6 +77,8 @@ export interface ElectionState {
   readonly voters: VoterConfig | null
   readonly role: ElectionRole
   readonly failingChecks: ReadonlySet<string>
+  /** an operator took this node out of service: not eligible (never MASTER), still a voter */
+  readonly maintenance: boolean
   /** the membership layer's current member list (the MASTER moves `voters` towards it) */
   readonly members: readonly string[]
   readonly peers: ReadonlyMap<string, PeerView>
@@ -106,10 +108,19 @@ export type ElectionEvent =
   /** the membership layer's member list changed (joins, leaves, operator removals) */
   | { readonly type: 'members'; readonly ids: readonly string[] }
   | { readonly type: 'check'; readonly name: string; readonly passing: boolean }
+  /** an operator puts this node in maintenance (or takes it out): it hands MASTER over at once */
+  | { readonly type: 'maintenance'; readonly enabled: boolean }
   /** graceful stop: release the VIP and tell the others at once */
   | { readonly type: 'shutdown' }
 
-export type ReleaseReason = 'leaseExpired' | 'higherTerm' | 'preempted' | 'fault' | 'shutdown' | 'removed'
+export type ReleaseReason =
+  | 'leaseExpired'
+  | 'higherTerm'
+  | 'preempted'
+  | 'fault'
+  | 'shutdown'
+  | 'removed'
+  | 'maintenance'
 
 /**
  * Actions are executed in order. `releaseVip` must be complete (address removed) before any later

@@ -7,6 +7,8 @@ import {
   type MembershipState,
   membershipStep,
   memberViews,
+  removalsToGossip,
+  removedViews,
 } from './membership.js'
 
 const T: MembershipTimings = {
@@ -181,6 +183,7 @@ describe('membership state machine', () => {
         configVersion: 0,
         startedAt: 0,
         election: null,
+        maintenance: { reason: 'kernel upgrade', since: 9_000_000 },
       },
       1500,
       10_000_000,
@@ -193,5 +196,68 @@ describe('membership state machine', () => {
       ],
     )
     assert.equal(views[0]?.lastHeardAt, new Date(10_000_000 - 500).toISOString())
+    assert.equal(views[0]?.maintenance, null)
+    assert.deepEqual(views[1]?.maintenance, {
+      reason: 'kernel upgrade',
+      since: new Date(9_000_000).toISOString(),
+    })
+  })
+
+  it("shows a member's maintenance from its heartbeats, and its end", () => {
+    const m = { reason: null, since: 5 }
+    const { s } = run([[0, { type: 'heartbeat', msg: hb('a', 1, 1, { maintenance: m }) }]])
+    assert.deepEqual(s.members.get('a')?.maintenance, m)
+    const { s: s2 } = run([[10, { type: 'heartbeat', msg: hb('a', 1, 2) }]], s)
+    assert.equal(s2.members.get('a')?.maintenance, null)
+  })
+
+  it('a removed member stays out at its incarnation and rejoins as a new one', () => {
+    const { s, log } = run([
+      [0, { type: 'heartbeat', msg: hb('a', 7, 1) }],
+      [1500, { type: 'tick' }],
+      [1600, { type: 'remove', id: 'a' }],
+      [1700, { type: 'heartbeat', msg: hb('a', 7, 2) }],
+    ])
+    assert.equal(s.members.has('a'), false, 'a late heartbeat of the removed life is ignored')
+    assert.deepEqual(s.removed.get('a'), { incarnation: 7, at: 1600 })
+    assert.deepEqual(log.slice(-1), ['1600 removed a'])
+    const { s: back, log: log2 } = run([[2000, { type: 'heartbeat', msg: hb('a', 8, 1) }]], s)
+    assert.equal(stateOf(back, 'a'), 'alive')
+    assert.equal(back.removed.has('a'), false)
+    assert.deepEqual(log2, ['2000 a null->alive'])
+  })
+
+  it('a relayed removal: a dead member goes at any incarnation, a restarted live one stays', () => {
+    const { s, log } = run([
+      [0, { type: 'heartbeat', msg: hb('dead', 9, 1) }],
+      [0, { type: 'heartbeat', msg: hb('back', 9, 1) }],
+      [1500, { type: 'heartbeat', msg: hb('back', 9, 2) }],
+      [1500, { type: 'tick' }],
+      [1600, { type: 'remove', id: 'dead', incarnation: 3, ageMs: 100 }],
+      [1600, { type: 'remove', id: 'back', incarnation: 3, ageMs: 100 }],
+      [1600, { type: 'remove', id: 'never-heard', incarnation: 0, ageMs: 100 }],
+    ])
+    assert.equal(s.members.has('dead'), false)
+    assert.equal(stateOf(s, 'back'), 'alive')
+    assert.deepEqual([...s.removed.keys()].sort(), ['dead', 'never-heard'])
+    assert.deepEqual(s.removed.get('dead'), { incarnation: 3, at: 1500 })
+    assert.deepEqual(log.slice(-2), ['1600 removed dead', '1600 removed never-heard'])
+  })
+
+  it('forgets a removal after leftRetentionMs counted from the removal, and ignores stale ones', () => {
+    const { s } = run([
+      [1000, { type: 'remove', id: 'a', incarnation: 2, ageMs: 1000 }],
+      [1000, { type: 'remove', id: 'b', incarnation: 2, ageMs: T.leftRetentionMs }],
+      [1000, { type: 'remove', id: 'self', incarnation: 2 }],
+    ])
+    assert.deepEqual([...s.removed.keys()], ['a'])
+    assert.deepEqual(removalsToGossip(s, 2000), [{ node: 'a', incarnation: 2, ageMs: 2000 }])
+    assert.deepEqual(removedViews(s, 2000, 1_000_000), [
+      { id: 'a', incarnation: 2, removedAt: new Date(1_000_000 - 2000).toISOString() },
+    ])
+    const { s: later } = run([[4999, { type: 'tick' }]], s)
+    assert.equal(later.removed.has('a'), true)
+    const { s: gone } = run([[5000, { type: 'tick' }]], s)
+    assert.equal(gone.removed.size, 0)
   })
 })

@@ -1,4 +1,11 @@
-import type { Heartbeat, Leave, MemberState, MembershipTimings, MemberView } from '@pgmesh/protocol'
+import type {
+  Heartbeat,
+  Leave,
+  MemberState,
+  MembershipTimings,
+  MemberView,
+  RemovedMember,
+} from '@pgmesh/protocol'
 
 /**
  * Membership as a pure state machine: `step(state, event, now, timings) → { state, changes }`.
@@ -16,6 +23,8 @@ export interface MemberRecord {
   readonly api: string | null
   readonly configVersion: number
   readonly election: MemberView['election']
+  /** from the member's heartbeats: set while an operator has it in maintenance */
+  readonly maintenance: MaintenanceInfo | null
   readonly state: MemberState
   /** monotonic ms when the member entered `state` */
   readonly stateSince: number
@@ -23,9 +32,24 @@ export interface MemberRecord {
   readonly lastHeard: number
 }
 
+export interface MaintenanceInfo {
+  readonly reason: string | null
+  /** wall clock (ms since the epoch) when maintenance began, as the member reports it */
+  readonly since: number
+}
+
+/** An operator removed the member: every incarnation up to `incarnation` is gone. */
+export interface Removal {
+  readonly incarnation: number
+  /** monotonic ms of the removal on this node's clock (earlier than when it heard of it) */
+  readonly at: number
+}
+
 export interface MembershipState {
   readonly selfId: string
   readonly members: ReadonlyMap<string, MemberRecord>
+  /** removals remembered (and relayed) for `leftRetentionMs`, so a dead member does not come back */
+  readonly removed: ReadonlyMap<string, Removal>
 }
 
 export type MembershipEvent =
@@ -33,8 +57,16 @@ export type MembershipEvent =
   | { readonly type: 'leave'; readonly msg: Leave }
   /** the transport lost every connection to this peer: a fast hint, confirmed or cleared by heartbeats */
   | { readonly type: 'peerDisconnected'; readonly peerId: string }
-  /** an operator removes a member (it no longer counts anywhere) */
-  | { readonly type: 'remove'; readonly id: string }
+  /**
+   * an operator removed a member (here or on the node that relays it): it no longer counts
+   * anywhere. `incarnation` defaults to the one this node knows; `ageMs` is how long ago it happened.
+   */
+  | {
+      readonly type: 'remove'
+      readonly id: string
+      readonly incarnation?: number
+      readonly ageMs?: number
+    }
   | { readonly type: 'tick' }
 
 export type MembershipChange =
@@ -55,7 +87,7 @@ export interface StepResult {
 }
 
 export function initialMembership(selfId: string): MembershipState {
-  return { selfId, members: new Map() }
+  return { selfId, members: new Map(), removed: new Map() }
 }
 
 export function membershipStep(
@@ -72,7 +104,7 @@ export function membershipStep(
     case 'peerDisconnected':
       return onPeerDisconnected(state, event.peerId, now)
     case 'remove':
-      return onRemove(state, event.id)
+      return onRemove(state, event, now, timings)
     case 'tick':
       return onTick(state, now, timings)
   }
@@ -90,9 +122,18 @@ function transition(rec: MemberRecord, to: MemberState): MembershipChange {
   return { type: 'state', id: rec.id, from: rec.state, to, incarnation: rec.incarnation }
 }
 
-function onHeartbeat(state: MembershipState, hb: Heartbeat, now: number): StepResult {
-  if (hb.node === state.selfId)
-    return { state, changes: [{ type: 'idConflict', id: hb.node, peerId: hb.peerId }] }
+function onHeartbeat(before: MembershipState, hb: Heartbeat, now: number): StepResult {
+  if (hb.node === before.selfId)
+    return { state: before, changes: [{ type: 'idConflict', id: hb.node, peerId: hb.peerId }] }
+  let state = before
+  const removal = state.removed.get(hb.node)
+  if (removal !== undefined) {
+    // a removed member may rejoin, but only as a new incarnation (a restart)
+    if (hb.incarnation <= removal.incarnation) return unchanged(state)
+    const removed = new Map(state.removed)
+    removed.delete(hb.node)
+    state = { ...state, removed }
+  }
   const prev = state.members.get(hb.node)
   if (prev !== undefined) {
     if (hb.incarnation < prev.incarnation) return unchanged(state)
@@ -111,6 +152,7 @@ function onHeartbeat(state: MembershipState, hb: Heartbeat, now: number): StepRe
     api: hb.api,
     configVersion: hb.configVersion,
     election: hb.election ?? null,
+    maintenance: hb.maintenance ?? null,
     state: 'alive',
     stateSince: prev !== undefined && prev.state === 'alive' ? prev.stateSince : now,
     lastHeard: now,
@@ -145,11 +187,41 @@ function onPeerDisconnected(state: MembershipState, peerId: string, now: number)
   return unchanged(state)
 }
 
-function onRemove(state: MembershipState, id: string): StepResult {
-  if (!state.members.has(id)) return unchanged(state)
-  const members = new Map(state.members)
-  members.delete(id)
-  return { state: { ...state, members }, changes: [{ type: 'removed', id, reason: 'operator' }] }
+/**
+ * Forgets the member and remembers the removal. A member this node still hears from at a later
+ * incarnation than the removal names (it restarted) stays; one it holds dead or left goes whatever
+ * its incarnation, so a removal made on a node that never heard of the member still applies.
+ */
+function onRemove(
+  state: MembershipState,
+  e: { readonly id: string; readonly incarnation?: number; readonly ageMs?: number },
+  now: number,
+  t: MembershipTimings,
+): StepResult {
+  const ageMs = e.ageMs ?? 0
+  if (e.id === state.selfId || ageMs >= t.leftRetentionMs) return unchanged(state)
+  const rec = state.members.get(e.id)
+  const known = state.removed.get(e.id)
+  const incarnation = Math.max(known?.incarnation ?? 0, e.incarnation ?? rec?.incarnation ?? 0)
+  const at = Math.min(known?.at ?? Number.POSITIVE_INFINITY, now - ageMs)
+  const gone =
+    rec !== undefined && (rec.incarnation <= incarnation || rec.state === 'dead' || rec.state === 'left')
+  // it restarted since (and lives): the removal is obsolete
+  if (rec !== undefined && !gone) return unchanged(state)
+  if (known !== undefined && known.incarnation === incarnation && known.at === at && !gone) {
+    return unchanged(state)
+  }
+  const removed = new Map(state.removed)
+  removed.set(e.id, { incarnation, at })
+  let members = state.members
+  if (gone) {
+    const m = new Map(state.members)
+    m.delete(e.id)
+    members = m
+  }
+  const changes: MembershipChange[] =
+    known === undefined || gone ? [{ type: 'removed', id: e.id, reason: 'operator' }] : []
+  return { state: { ...state, members, removed }, changes }
 }
 
 function onTick(state: MembershipState, now: number, t: MembershipTimings): StepResult {
@@ -176,7 +248,40 @@ function onTick(state: MembershipState, now: number, t: MembershipTimings): Step
       changes.push(transition(rec, due))
     }
   }
-  return members === null ? unchanged(state) : { state: { ...state, members }, changes }
+  let removed: Map<string, Removal> | null = null
+  for (const [id, r] of state.removed) {
+    if (now - r.at < t.leftRetentionMs) continue
+    removed ??= new Map(state.removed)
+    removed.delete(id)
+  }
+  if (members === null && removed === null) return unchanged(state)
+  return {
+    state: { ...state, members: members ?? state.members, removed: removed ?? state.removed },
+    changes,
+  }
+}
+
+/** The removals to relay in a heartbeat (at most `max`, the most recent first). */
+export function removalsToGossip(
+  state: MembershipState,
+  now: number,
+  max = 64,
+): { node: string; incarnation: number; ageMs: number }[] {
+  return [...state.removed]
+    .map(([node, r]) => ({ node, incarnation: r.incarnation, ageMs: Math.max(0, Math.round(now - r.at)) }))
+    .sort((a, b) => a.ageMs - b.ageMs)
+    .slice(0, max)
+}
+
+/** The API view of the removals this node remembers. */
+export function removedViews(state: MembershipState, now: number, wallNow: number): RemovedMember[] {
+  return [...state.removed]
+    .map(([id, r]) => ({
+      id,
+      incarnation: r.incarnation,
+      removedAt: new Date(wallNow - (now - r.at)).toISOString(),
+    }))
+    .sort((a, b) => a.id.localeCompare(b.id))
 }
 
 function rank(s: MemberState): number {
@@ -192,6 +297,11 @@ export interface SelfInfo {
   readonly configVersion: number
   readonly startedAt: number
   readonly election: MemberView['election']
+  readonly maintenance: MaintenanceInfo | null
+}
+
+function maintenanceView(m: MaintenanceInfo | null): MemberView['maintenance'] {
+  return m === null ? null : { reason: m.reason, since: new Date(m.since).toISOString() }
 }
 
 /**
@@ -219,6 +329,7 @@ export function memberViews(
       lastHeardAgoMs: null,
       stateSince: iso(self.startedAt),
       configVersion: self.configVersion,
+      maintenance: maintenanceView(self.maintenance),
       election: self.election,
     },
   ]
@@ -236,6 +347,7 @@ export function memberViews(
       lastHeardAgoMs: Math.max(0, Math.round(now - r.lastHeard)),
       stateSince: iso(r.stateSince),
       configVersion: r.configVersion,
+      maintenance: maintenanceView(r.maintenance),
       election: r.election,
     })
   }

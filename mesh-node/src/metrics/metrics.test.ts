@@ -39,6 +39,7 @@ function status(): ClusterStatus {
       voters: { voters: ['n1', 'n2', 'n3'], prev: null },
       masterChanges: 2,
     },
+    removed: [],
     listeners: [
       {
         name: 'write',

@@ -29,6 +29,7 @@ function specOf(c: ListenerConfig): ListenerSpec {
     connectTimeoutMs: c.connectTimeoutMs,
     idleTimeoutMs: c.idleTimeoutMs,
     keepAliveMs: c.keepAliveMs,
+    startupPeek: c.role !== 'servers',
   }
 }
 
@@ -41,6 +42,9 @@ function serversOf(c: ListenerConfig): BackendTarget[] {
     maxconn: s.maxconn,
   }))
 }
+
+/** How often a paused listener looks whether its sessions have ended. */
+const PAUSE_POLL_MS = 50
 
 const sameBind = (a: ListenerConfig, b: ListenerConfig) =>
   a.bind.host === b.bind.host && a.bind.port === b.bind.port
@@ -55,6 +59,9 @@ export class ProxyService {
   readonly #running = new Map<string, Running>()
   readonly #draining = new Set<Promise<void>>()
   #failed: ApplyResult['failed'] = []
+  #paused = false
+  /** bumped by every pause and resume: a drain of an older pause stops waiting */
+  #pauseRun = 0
 
   /**
    * `route` gives the backends a role listener (primary, replica, any) may use now; `servers`
@@ -113,6 +120,8 @@ export class ProxyService {
       try {
         const b = await listener.start()
         entry.bound = formatHostPort(b)
+        // in maintenance a new listener proves its address is free, then takes no connections
+        if (this.#paused) listener.stopAccepting()
       } catch (e) {
         const error = `cannot listen on ${formatHostPort(c.bind)}: ${(e as Error).message}`
         this.#log.error({ listener: c.name }, error)
@@ -132,6 +141,69 @@ export class ProxyService {
     const all = [...this.#running.values()]
     this.#running.clear()
     await Promise.all([...all.map((r) => r.listener.drain(r.config.drainTimeoutMs)), ...this.#draining])
+  }
+
+  get paused(): boolean {
+    return this.#paused
+  }
+
+  /** Sessions open on every listener (draining ones included). */
+  activeSessions(): number {
+    let n = 0
+    for (const r of this.#running.values()) n += r.listener.counters.active
+    return n
+  }
+
+  /**
+   * Maintenance: every listener stops accepting (its port closes, so new connections are refused
+   * at once) and its sessions may run for up to its `drainTimeoutMs`; the rest are closed then.
+   * Listeners applied while paused stay closed. Resolves when drained, or when `resume()` is called.
+   */
+  async pause(): Promise<void> {
+    if (this.#paused) return
+    this.#paused = true
+    const run = ++this.#pauseRun
+    await Promise.all(
+      [...this.#running.values()].map(async (r) => {
+        r.listener.stopAccepting()
+        const name = r.config.name
+        const timeoutMs = r.config.drainTimeoutMs
+        this.#log.info(
+          { listener: name, sessions: r.listener.counters.active, timeoutMs },
+          'maintenance: listener closed, draining its sessions',
+        )
+        const deadline = Date.now() + timeoutMs
+        while (this.#pauseRun === run && r.listener.counters.active > 0 && Date.now() < deadline) {
+          await new Promise((done) => setTimeout(done, PAUSE_POLL_MS))
+        }
+        if (this.#pauseRun !== run) return
+        let cut = 0
+        for (const b of r.listener.activeBackends()) {
+          cut += r.listener.cutBackend(b, 'maintenance: drain timeout')
+        }
+        this.#log.info({ listener: name, cut }, 'maintenance: listener drained')
+      }),
+    )
+  }
+
+  /** Ends maintenance: every listener listens again; returns those that cannot bind now. */
+  async resume(): Promise<ApplyResult['failed']> {
+    if (!this.#paused) return []
+    this.#paused = false
+    this.#pauseRun++
+    const failed: ApplyResult['failed'] = []
+    for (const r of this.#running.values()) {
+      if (r.listener.accepting) continue
+      try {
+        r.bound = formatHostPort(await r.listener.start())
+      } catch (e) {
+        const error = `cannot listen on ${formatHostPort(r.config.bind)}: ${(e as Error).message}`
+        this.#log.error({ listener: r.config.name }, error)
+        failed.push({ name: r.config.name, error })
+      }
+    }
+    this.#failed = [...this.#failed, ...failed]
+    return failed
   }
 
   failed(): ApplyResult['failed'] {

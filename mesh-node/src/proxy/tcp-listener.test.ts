@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { randomBytes, randomInt } from 'node:crypto'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { after, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -172,5 +173,56 @@ describe('TCP listener', () => {
       return Number.POSITIVE_INFINITY
     })()
     assert.ok(through < 16 * 1024 * 1024, `proxy read ${through} bytes`)
+  })
+
+  it('keeps many concurrent streams intact (backend reads share one buffer)', async () => {
+    const echo = await backend('echo', (s) => s.pipe(s))
+    const { port } = await listen(spec(), () => [echo])
+    const streams = Array.from({ length: 20 }, () => randomBytes(256 * 1024 + randomInt(64 * 1024)))
+    const echoed = await Promise.all(
+      streams.map(
+        (data) =>
+          new Promise<Buffer>((done, fail) => {
+            const c = connect({ host: '127.0.0.1', port })
+            const got: Buffer[] = []
+            c.on('data', (d: Buffer) => got.push(d))
+            c.on('error', fail)
+            c.on('close', () => done(Buffer.concat(got)))
+            // in pieces of random size, so reads of different sessions interleave
+            c.on('connect', async () => {
+              for (let i = 0; i < data.length; ) {
+                const n = 1 + randomInt(32 * 1024)
+                c.write(data.subarray(i, i + n))
+                i += n
+                if (randomInt(4) === 0) await sleep(1)
+              }
+              c.end()
+            })
+          }),
+      ),
+    )
+    for (const [i, data] of streams.entries()) assert.ok(echoed[i]!.equals(data), `stream ${i} corrupted`)
+  })
+
+  it('closes a session idle for idleTimeoutMs (up to a quarter more), not a busy one', async () => {
+    const echo = await backend('idle-echo')
+    const { port } = await listen(spec({ idleTimeoutMs: 200 }), () => [echo])
+    const started = Date.now()
+    const quiet = await session(port, undefined, 2_000)
+    const quietFor = quiet.closedAt - started
+    assert.ok(quietFor >= 190 && quietFor < 400, `quiet session closed after ${quietFor} ms`)
+
+    const busy = connect({ host: '127.0.0.1', port })
+    busy.on('error', () => undefined)
+    let closed = false
+    busy.on('close', () => {
+      closed = true
+    })
+    for (let i = 0; i < 12; i++) {
+      await sleep(50)
+      busy.write('x')
+    }
+    assert.equal(closed, false, 'a session with traffic every 50 ms was closed')
+    busy.destroy()
   })
 })

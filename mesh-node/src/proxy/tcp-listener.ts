@@ -1,6 +1,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { Logger } from '../log.js'
 import { type BalanceAlgorithm, type BalancerState, newBalancerState, pickBackend } from './balancer.js'
+import { StartupPeek } from './pg-startup.js'
 
 export interface BackendTarget {
   readonly id: string
@@ -20,12 +21,19 @@ export interface ListenerSpec {
   readonly maxconn: number
   /** clients waiting for a backend (none routable, or all at maxconn); beyond it they are refused */
   readonly queueSize: number
+  /** the longest a client waits for a backend that takes it, from its accept */
   readonly queueTimeoutMs: number
   readonly connectTimeoutMs: number
-  /** a connection with no traffic either way for this long is closed */
+  /** a connection with no traffic either way for this long (up to a quarter more) is closed */
   readonly idleTimeoutMs: number
   /** TCP keepalive probes on both sides after this much idle time; 0 = off */
   readonly keepAliveMs: number
+  /**
+   * PostgreSQL backends: read each server's first answer before committing a client to it; a
+   * server that is not accepting sessions (57P03, or it closes without answering) is skipped and
+   * the client's startup replayed to another one, or the client waits in the queue for one
+   */
+  readonly startupPeek?: boolean
 }
 
 export interface ListenerRouting {
@@ -36,6 +44,7 @@ export interface ListenerRouting {
 export interface BackendCounters {
   active: number
   total: number
+  /** connects that failed, and sessions it refused at start (57P03) */
   connectErrors: number
   /** client → backend bytes of ended sessions */
   bytesIn: number
@@ -54,25 +63,54 @@ export interface ListenerCounters {
   cut: number
 }
 
-interface Session {
-  readonly client: Socket
-  upstream: Socket | null
-  backend: string | null
+/** A backend that failed a connect or refused a session is skipped by new dispatches this long. */
+export const HOLD_OFF_MS = 200
+
+/** idle checks per idle timeout */
+const IDLE_CHECKS = 4
+
+/**
+ * Every backend socket reads into this one buffer (net's `onread`) and each read is copied out at
+ * once: no stream machinery per chunk on that side, and no read buffer per connection. Sharing is
+ * safe because a read's callback runs before the next read anywhere in the process.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024)
+
+function takeRead(n: number): Buffer {
+  const b = Buffer.allocUnsafe(n)
+  READ_BUFFER.copy(b, 0, 0, n)
+  return b
 }
 
-interface Waiting {
+/** One client, from accept to close: waiting in the queue, trying a backend, or spliced to one. */
+interface Conn {
   readonly client: Socket
-  readonly timer: NodeJS.Timeout
-  readonly retriesLeft: number
+  /** Date.now() after which it stops waiting for a backend */
+  readonly deadline: number
+  /** backends it may still try after one failed (role listeners retry until the deadline instead) */
+  retriesLeft: number
+  /** the session start under inspection; null once committed to a backend (or never inspected) */
+  peek: StartupPeek | null
+  upstream: Socket | null
+  backend: string | null
+  connected: boolean
+  /** `client.bytesRead` when this backend was picked, less what it was replayed: for bytesIn */
+  readBase: number
+  /** the queue timeout, while queued */
+  timer: NodeJS.Timeout | null
+  /** the idle check, while connected */
+  idle: NodeJS.Timeout | null
 }
 
 /** One listening socket: accept, queue, pick a backend, connect, splice both ways. */
 export class TcpListener {
   readonly #log: Logger
   readonly #balancer: BalancerState = newBalancerState()
-  readonly #sessions = new Set<Session>()
-  readonly #queue: Waiting[] = []
+  readonly #sessions = new Set<Conn>()
+  readonly #queue: Conn[] = []
   readonly #backends = new Map<string, BackendCounters>()
+  /** backend id → Date.now() until which new dispatches skip it */
+  readonly #holds = new Map<string, number>()
   readonly counters: ListenerCounters = {
     active: 0,
     total: 0,
@@ -132,9 +170,10 @@ export class TcpListener {
   kick(): void {
     while (this.#queue.length > 0) {
       const w = this.#queue[0]!
-      if (!this.#tryDispatch(w.client, w.retriesLeft)) return
+      if (!this.#tryDispatch(w)) return
       this.#queue.shift()
-      clearTimeout(w.timer)
+      clearTimeout(w.timer ?? undefined)
+      w.timer = null
       this.counters.queued = this.#queue.length
     }
   }
@@ -164,6 +203,21 @@ export class TcpListener {
     return out
   }
 
+  /**
+   * Closes the listening socket (new connections are refused) and drops the queue, but keeps
+   * established sessions; `start()` listens again.
+   */
+  stopAccepting(): void {
+    this.#accepting = false
+    this.#server?.close()
+    this.#server = null
+    this.#dropQueue()
+  }
+
+  get accepting(): boolean {
+    return this.#accepting
+  }
+
   /** Stops accepting; resolves when every session ended or `timeoutMs` passed (then closes the rest). */
   async drain(timeoutMs: number): Promise<void> {
     this.#accepting = false
@@ -171,10 +225,7 @@ export class TcpListener {
     this.#server = null
     const closed =
       server === null ? Promise.resolve() : new Promise<void>((done) => server.close(() => done()))
-    for (const w of this.#queue.splice(0)) {
-      clearTimeout(w.timer)
-      w.client.destroy()
-    }
+    this.#dropQueue()
     const deadline = Date.now() + timeoutMs
     while (this.#sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
     for (const s of this.#sessions) {
@@ -182,6 +233,15 @@ export class TcpListener {
       s.upstream?.destroy()
     }
     await closed
+  }
+
+  #dropQueue(): void {
+    for (const w of this.#queue.splice(0)) {
+      clearTimeout(w.timer ?? undefined)
+      w.timer = null
+      w.client.destroy()
+    }
+    this.counters.queued = 0
   }
 
   #counter(id: string): BackendCounters {
@@ -200,84 +260,104 @@ export class TcpListener {
       return
     }
     this.counters.total++
-    if (this.#sessions.size >= this.#spec.maxconn || !this.#tryDispatch(client, 1)) this.#enqueue(client, 1)
+    const conn: Conn = {
+      client,
+      deadline: Date.now() + this.#spec.queueTimeoutMs,
+      retriesLeft: 1,
+      peek: this.#spec.startupPeek === true ? new StartupPeek() : null,
+      upstream: null,
+      backend: null,
+      connected: false,
+      readBase: 0,
+      timer: null,
+      idle: null,
+    }
+    // explicitly paused, so the data listener does not start reading before a backend is connected
+    client.pause()
+    client.on('data', (chunk: Buffer) => this.#fromClient(conn, chunk))
+    client.on('end', () => {
+      // a client that half-closes mid-startup gets whatever this backend answers
+      if (conn.peek !== null) this.#commit(conn)
+      conn.upstream?.end()
+    })
+    client.on('drain', () => conn.upstream?.resume())
+    client.on('close', (hadError) => this.#clientClosed(conn, hadError))
+    if (this.#sessions.size >= this.#spec.maxconn || !this.#tryDispatch(conn)) this.#enqueue(conn)
   }
 
-  #enqueue(client: Socket, retriesLeft: number): void {
+  /** `first`: it was waiting before the ones queued now (a backend turned it down) */
+  #enqueue(conn: Conn, first = false): void {
+    const { client } = conn
     if (this.#queue.length >= this.#spec.queueSize) {
       this.counters.refused++
       client.destroy()
       return
     }
-    const w: Waiting = {
-      client,
-      retriesLeft,
-      timer: setTimeout(() => {
-        const i = this.#queue.indexOf(w)
-        if (i >= 0) this.#queue.splice(i, 1)
-        this.counters.queued = this.#queue.length
-        this.counters.queueTimeouts++
-        client.destroy()
-      }, this.#spec.queueTimeoutMs),
+    const left = conn.deadline - Date.now()
+    if (left <= 0) {
+      this.counters.queueTimeouts++
+      client.destroy()
+      return
     }
-    // a client that gives up while queued leaves the queue
-    client.once('close', () => {
-      const i = this.#queue.indexOf(w)
-      if (i < 0) return
-      this.#queue.splice(i, 1)
-      clearTimeout(w.timer)
+    conn.timer = setTimeout(() => {
+      conn.timer = null
+      const i = this.#queue.indexOf(conn)
+      if (i >= 0) this.#queue.splice(i, 1)
       this.counters.queued = this.#queue.length
-    })
-    this.#queue.push(w)
+      this.counters.queueTimeouts++
+      client.destroy()
+    }, left)
+    if (first) this.#queue.unshift(conn)
+    else this.#queue.push(conn)
     this.counters.queued = this.#queue.length
   }
 
-  /** Starts a session for `client` if a backend can take it now; false when it must wait. */
-  #tryDispatch(client: Socket, retriesLeft: number): boolean {
-    if (client.destroyed) return true
+  /** Starts a session for `conn` if a backend can take it now; false when it must wait. */
+  #tryDispatch(conn: Conn): boolean {
+    if (conn.client.destroyed) return true
     if (this.#sessions.size >= this.#spec.maxconn) return false
-    const candidates = this.routing
-      .candidates()
-      .filter((b) => this.#counter(b.id).active < b.maxconn)
-      .map((b) => ({ ...b, active: this.#counter(b.id).active }))
-    const picked = pickBackend(this.#spec.balance, candidates, this.#balancer, client.remoteAddress ?? '')
+    const now = this.#holds.size > 0 ? Date.now() : 0
+    const candidates: (BackendTarget & { active: number })[] = []
+    for (const b of this.routing.candidates()) {
+      const active = this.#counter(b.id).active
+      if (active >= b.maxconn || (now > 0 && (this.#holds.get(b.id) ?? 0) > now)) continue
+      candidates.push({ ...b, active })
+    }
+    const picked = pickBackend(
+      this.#spec.balance,
+      candidates,
+      this.#balancer,
+      conn.client.remoteAddress ?? '',
+    )
     if (picked === null) return false
-    const target = candidates.find((b) => b.id === picked.id)!
-    this.#connect(client, target, retriesLeft)
+    this.#connect(conn, candidates.find((b) => b.id === picked.id)!)
     return true
   }
 
-  #connect(client: Socket, target: BackendTarget, retriesLeft: number): void {
+  #connect(conn: Conn, target: BackendTarget): void {
     const spec = this.#spec
-    const session: Session = { client, upstream: null, backend: target.id }
-    this.#sessions.add(session)
-    this.counters.active = this.#sessions.size
+    const { client } = conn
     const counters = this.#counter(target.id)
+    this.#sessions.add(conn)
+    this.counters.active = this.#sessions.size
     counters.active++
-    const upstream = connect({ host: target.host, port: target.port, allowHalfOpen: true })
-    session.upstream = upstream
-    let connected = false
+    const replay = conn.peek?.replay() ?? null
+    conn.backend = target.id
+    conn.connected = false
+    conn.readBase = client.bytesRead - (replay?.length ?? 0)
+    const upstream: Socket = connect({
+      host: target.host,
+      port: target.port,
+      allowHalfOpen: true,
+      onread: { buffer: READ_BUFFER, callback: (n) => this.#fromUpstream(conn, upstream, n) },
+    })
+    conn.upstream = upstream
     const connectTimer = setTimeout(
       () => upstream.destroy(new Error('connect timeout')),
       spec.connectTimeoutMs,
     )
-    let finished = false
-    const finish = () => {
-      if (finished) return
-      finished = true
-      clearTimeout(connectTimer)
-      // the sockets count their own bytes: nothing extra on the per-chunk path
-      if (connected) {
-        counters.bytesIn += client.bytesRead
-        counters.bytesOut += upstream.bytesRead
-      }
-      this.#sessions.delete(session)
-      this.counters.active = this.#sessions.size
-      counters.active--
-      this.kick()
-    }
     upstream.once('connect', () => {
-      connected = true
+      conn.connected = true
       clearTimeout(connectTimer)
       counters.total++
       upstream.setNoDelay(true)
@@ -286,40 +366,173 @@ export class TcpListener {
         upstream.setKeepAlive(true, spec.keepAliveMs)
         client.setKeepAlive(true, spec.keepAliveMs)
       }
-      upstream.setTimeout(spec.idleTimeoutMs)
-      client.setTimeout(spec.idleTimeoutMs)
-      const idle = () => {
-        client.destroy()
-        upstream.destroy()
-      }
-      upstream.on('timeout', idle)
-      client.on('timeout', idle)
-      // pipe() pauses the reader while the writer's buffer is full: a client that stops reading
-      // holds at most one socket buffer per direction, never more
-      client.pipe(upstream)
-      upstream.pipe(client)
+      conn.idle = this.#watchIdle(conn, upstream, spec.idleTimeoutMs)
+      if (replay !== null && replay.length > 0) upstream.write(replay)
       client.resume()
     })
+    // backpressure, client → backend: the client was paused when a write filled the buffer
+    upstream.on('drain', () => {
+      if (conn.upstream === upstream) client.resume()
+    })
     upstream.on('error', (e) => {
-      if (connected) return
+      if (conn.connected) return
       counters.connectErrors++
       this.counters.connectErrors++
       this.#log.warn({ backend: target.id, err: e.message }, `cannot connect to ${target.id}`)
     })
+    upstream.on('end', () => {
+      if (conn.upstream !== upstream) return
+      if (conn.peek !== null) {
+        if (conn.peek.awaitingReply()) return this.#refused(conn, 'closed the connection before answering')
+        this.#commit(conn)
+      }
+      client.end()
+    })
     upstream.on('close', (hadError) => {
-      if (!connected && !client.destroyed && retriesLeft > 0) {
-        // redispatch once: another backend may take it
-        finish()
-        if (!this.#tryDispatch(client, retriesLeft - 1)) this.#enqueue(client, retriesLeft - 1)
+      clearTimeout(connectTimer)
+      if (conn.upstream !== upstream) return
+      if (!conn.connected) {
+        // held off first: the release serves the queue, which must not be sent to it again
+        if (!client.destroyed) this.#holdOff(target.id, 'cannot connect')
+        this.#release(conn)
+        return this.#retry(conn)
+      }
+      if (conn.peek?.awaitingReply()) return this.#refused(conn, 'closed the connection before answering')
+      // a clean close has already ended the client side (upstream 'end'), data flushed first
+      if (hadError || conn.peek !== null) client.destroy()
+      if (client.destroyed) this.#release(conn)
+    })
+  }
+
+  /**
+   * Closes the session once no byte was read either way for `idleMs` (up to a quarter more),
+   * checked a quarter of it apart: socket timeouts would re-arm a timer on every read and write.
+   */
+  #watchIdle(conn: Conn, upstream: Socket, idleMs: number): NodeJS.Timeout {
+    let seen = conn.client.bytesRead + upstream.bytesRead
+    let quiet = 0
+    const timer = setTimeout(
+      () => {
+        const now = conn.client.bytesRead + upstream.bytesRead
+        if (now !== seen) {
+          seen = now
+          quiet = 0
+        } else if (++quiet >= IDLE_CHECKS) {
+          conn.client.destroy()
+          upstream.destroy()
+          return
+        }
+        timer.refresh()
+      },
+      Math.ceil(idleMs / IDLE_CHECKS),
+    )
+    return timer.unref()
+  }
+
+  #fromClient(conn: Conn, chunk: Buffer): void {
+    const upstream = conn.upstream
+    if (upstream === null) {
+      // only reachable if data slipped past a pause between backends: keep it for the next one
+      conn.client.pause()
+      conn.client.unshift(chunk)
+      return
+    }
+    if (conn.peek !== null && conn.peek.client(chunk) === 'commit') this.#commit(conn)
+    if (!upstream.write(chunk)) conn.client.pause()
+  }
+
+  /** A read from the backend, in READ_BUFFER; false pauses its reading (until the client drains). */
+  #fromUpstream(conn: Conn, upstream: Socket, n: number): boolean {
+    if (conn.upstream !== upstream) return false
+    const chunk = takeRead(n)
+    if (conn.peek === null) return conn.client.write(chunk)
+    const step = conn.peek.server(chunk)
+    if (step.state === 'reject') {
+      this.#refused(conn, 'is not accepting sessions (57P03)')
+      return false
+    }
+    if (step.state === 'commit') conn.peek = null
+    return step.toClient === null || conn.client.write(step.toClient)
+  }
+
+  /** No more inspection: what the backend sent so far goes to the client, then bytes flow as they come. */
+  #commit(conn: Conn): void {
+    const held = conn.peek?.release()
+    conn.peek = null
+    if (held !== undefined && held.length > 0) conn.client.write(held)
+  }
+
+  /** The backend turned the session down before the client saw anything: another one gets it. */
+  #refused(conn: Conn, why: string): void {
+    const backend = conn.backend!
+    conn.client.pause()
+    const upstream = conn.upstream
+    this.#counter(backend).connectErrors++
+    this.counters.connectErrors++
+    this.#holdOff(backend, why)
+    this.#release(conn)
+    upstream?.destroy()
+    this.#retry(conn)
+  }
+
+  /** After a failed connect or a refused session: the next backend, the queue, or the end. */
+  #retry(conn: Conn): void {
+    if (conn.client.destroyed) return
+    // role listeners wait for a backend until the deadline; a `servers` listener redispatches once
+    if (this.#spec.startupPeek !== true) {
+      if (conn.retriesLeft <= 0) {
+        conn.client.destroy()
         return
       }
-      // a clean close has already ended the client side through pipe(), data flushed first
-      if (hadError || !connected) client.destroy()
-      if (client.destroyed) finish()
-    })
-    client.on('close', (hadError) => {
-      if (hadError || !connected) upstream.destroy()
-      if (upstream.destroyed) finish()
-    })
+      conn.retriesLeft--
+    }
+    if (!this.#tryDispatch(conn)) this.#enqueue(conn, true)
+  }
+
+  #holdOff(backend: string, why: string): void {
+    const now = Date.now()
+    if ((this.#holds.get(backend) ?? 0) <= now) {
+      this.#log.warn({ backend, reason: why }, `${backend} ${why}: skipped for ${HOLD_OFF_MS} ms`)
+    }
+    this.#holds.set(backend, now + HOLD_OFF_MS)
+    setTimeout(() => {
+      if ((this.#holds.get(backend) ?? 0) <= Date.now()) this.#holds.delete(backend)
+      this.kick()
+    }, HOLD_OFF_MS + 1).unref()
+  }
+
+  #clientClosed(conn: Conn, hadError: boolean): void {
+    if (conn.timer !== null) {
+      clearTimeout(conn.timer)
+      conn.timer = null
+      const i = this.#queue.indexOf(conn)
+      if (i >= 0) this.#queue.splice(i, 1)
+      this.counters.queued = this.#queue.length
+    }
+    const upstream = conn.upstream
+    if (upstream === null) return
+    if (hadError || !conn.connected || conn.peek !== null) upstream.destroy()
+    if (upstream.destroyed) this.#release(conn)
+  }
+
+  /** Ends the client's use of its current backend (once per backend tried). */
+  #release(conn: Conn): void {
+    const upstream = conn.upstream
+    const backend = conn.backend
+    if (upstream === null || backend === null) return
+    conn.upstream = null
+    conn.backend = null
+    clearTimeout(conn.idle ?? undefined)
+    conn.idle = null
+    const counters = this.#counter(backend)
+    // the sockets count their own bytes: nothing extra on the per-chunk path
+    if (conn.connected && conn.peek === null) {
+      counters.bytesIn += conn.client.bytesRead - conn.readBase
+      counters.bytesOut += upstream.bytesRead
+    }
+    this.#sessions.delete(conn)
+    this.counters.active = this.#sessions.size
+    counters.active--
+    this.kick()
   }
 }

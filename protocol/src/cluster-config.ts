@@ -1,0 +1,66 @@
+import { z } from 'zod'
+import { NodeIdSchema } from './ids.js'
+
+/**
+ * The cluster config travels as the operator wrote it (`cluster` = the input object); every node
+ * parses it with its own schema. Versions only go up: an edit is the current version + 1. Two
+ * edits of the same version made at once: the lower hash wins, the other is reported as lost.
+ */
+export const ConfigHashSchema = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in hex')
+
+export const ConfigStampSchema = z.object({
+  /**
+   * 1 = the founding file; each accepted edit adds 1. 0 = a joining node's own file, run only
+   * until the mesh's version arrives, never sent
+   */
+  version: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  /** sha256 of the canonical JSON of `cluster` */
+  hash: ConfigHashSchema,
+  /** the node the version was made on */
+  origin: NodeIdSchema,
+  /** how: the founding file, an API edit, or a file reload (SIGHUP) */
+  source: z.enum(['file', 'api', 'reload']),
+  /** wall clock of the edit, ISO 8601 */
+  at: z.string().max(40),
+})
+export type ConfigStamp = z.infer<typeof ConfigStampSchema>
+
+export const VersionedConfigSchema = ConfigStampSchema.extend({
+  cluster: z.record(z.string(), z.unknown()),
+})
+export type VersionedConfig = z.infer<typeof VersionedConfigSchema>
+
+/** Which of two versions every node ends up running: higher version, then lower hash. */
+export function newerConfig<T extends Pick<ConfigStamp, 'version' | 'hash'>>(a: T, b: T): T {
+  if (a.version !== b.version) return a.version > b.version ? a : b
+  return a.hash <= b.hash ? a : b
+}
+
+/** `PUT /v1/config` */
+export const ConfigPutBodySchema = z
+  .object({
+    cluster: z.record(z.string(), z.unknown()),
+    /** the version the edit was made on; another current version → 409 (nothing is merged) */
+    baseVersion: z.number().int().min(0).optional(),
+  })
+  .strict()
+export type ConfigPutBody = z.infer<typeof ConfigPutBodySchema>
+
+export const ConfigPutResponseSchema = z.object({ version: z.number().int(), hash: ConfigHashSchema })
+export type ConfigPutResponse = z.infer<typeof ConfigPutResponseSchema>
+
+/** An edit that lost to a concurrent one of the same version (or arrived on top of an older one). */
+export const ConfigConflictSchema = z.object({
+  lost: ConfigStampSchema,
+  to: ConfigStampSchema,
+  seenAt: z.string(),
+})
+
+/** `GET /v1/config` */
+export const ConfigViewSchema = VersionedConfigSchema.extend({
+  /** cluster sections that differ from what this node started with and need a restart to apply */
+  pendingRestart: z.array(z.string()),
+  /** edits reported as lost on this node, newest first (at most 10) */
+  conflicts: z.array(ConfigConflictSchema),
+})
+export type ConfigView = z.infer<typeof ConfigViewSchema>
