@@ -104,6 +104,7 @@ function summary(s: ClusterStatus): Html {
 
 function memberRole(m: MemberView, master: string | null): Html {
   if (m.id === master) return badge('MASTER', 'master')
+  if (m.maintenance !== null) return badge('MAINTENANCE', 'warn')
   if (m.election === null) return html`${DASH}`
   if (m.election.holder) return badge('VIP', 'warn')
   return m.election.eligible ? badge('BACKUP', 'ok') : badge('FAULT', 'bad')
@@ -130,7 +131,7 @@ function memberRow(m: MemberView, master: string | null): Html {
   }">
 <td class="id">${m.id}${m.self ? html` <span class="muted">(this node)</span>` : ''}</td>
 <td>${memberRole(m, master)}</td><td>${badge(m.state, STATE_KIND[m.state])}</td><td>${priorityCell(m)}</td>
-<td>${failing}</td><td>${m.self ? 'self' : ago(m.lastHeardAgoMs)}</td>
+<td>${failing}</td><td>${m.configVersion}</td><td>${m.self ? 'self' : ago(m.lastHeardAgoMs)}</td>
 <td>${orDash(m.api)}</td><td>${m.incarnation}</td></tr>`
 }
 
@@ -140,7 +141,7 @@ function members(s: ClusterStatus): Html {
   return html`<section><h2>Members <span class="muted">${c.alive} alive, ${c.suspect} suspect, ${c.dead} dead, ${
     c.left
   } left</span></h2>
-${table('members', ['id', 'role', 'state', 'priority', 'failing checks', 'last heard', 'API', 'incarnation'], rows)}
+${table('members', ['id', 'role', 'state', 'priority', 'failing checks', 'config', 'last heard', 'API', 'incarnation'], rows)}
 <p class="muted">gossip: ${s.gossip.connectedPeers} connected, ${s.gossip.topicPeers} exchanging, ${
     s.gossip.messagesIn
   } in, ${s.gossip.messagesOut} out</p></section>`

@@ -154,6 +154,15 @@ export class NodeMetrics {
         for (const st of VIP_STATES) emit({ state: st }, e(s).state === st ? 1 : 0)
       },
     )
+    this.#gauge(
+      'pgmesh_maintenance',
+      '1 while this node is in maintenance (an operator took it out)',
+      [],
+      (s, emit) => emit({}, s.status.members.some((m) => m.self && m.maintenance !== null) ? 1 : 0),
+    )
+    this.#gauge('pgmesh_config_version', 'Version of the cluster config this node runs', [], (s, emit) =>
+      emit({}, s.status.config?.version ?? 0),
+    )
     this.#gauge('pgmesh_election_eligible', '1 while no weight-0 tracked check fails', [], (s, emit) =>
       emit({}, e(s).eligible ? 1 : 0),
     )
