@@ -7,7 +7,7 @@
  *
  * `--bundle label=path` (repeatable) runs more pgmesh builds side by side (e.g. a copy of the
  * previous bundle), each as its own node; the default is the current mesh-node/dist/pgmesh.mjs.
- * Usage (root): node --conditions=source --import tsx test/bench/proxy-cpu.bench.ts [--runs 3] [--transactions 80000] [--clients 16,64] [--bundle before=/tmp/before.mjs]
+ * Usage (root): node --conditions=source --import tsx test/bench/proxy-cpu.bench.ts [--runs 3] [--transactions 80000 | --seconds 10] [--clients 16,64] [--bundle before=/tmp/before.mjs]
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -27,12 +27,15 @@ const { values } = parseArgs({
   options: {
     runs: { type: 'string' },
     transactions: { type: 'string' },
+    seconds: { type: 'string' },
     clients: { type: 'string' },
     bundle: { type: 'string', multiple: true },
   },
 })
 const runs = Number(values.runs ?? '3')
 const totalTx = Number(values.transactions ?? '80000')
+/** a fixed duration instead of a fixed transaction count (TPS like pgbench.bench.ts, CPU still per transaction) */
+const seconds = values.seconds === undefined ? null : Number(values.seconds)
 const clientCounts = (values.clients ?? '16,64').split(',').map(Number)
 const bundles = (values.bundle ?? [`pgmesh=${CLI}`]).map((b) => {
   const i = b.indexOf('=')
@@ -138,8 +141,7 @@ try {
             String(c),
             '-j',
             '2',
-            '-t',
-            String(perClient),
+            ...(seconds === null ? ['-t', String(perClient)] : ['-T', String(seconds)]),
             ...base,
             '-p',
             String(p.port),
@@ -182,7 +184,7 @@ try {
     }
   }
   process.stdout.write(
-    `\n${new Date().toISOString()} on ${cpus().length}× ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; pgbench -S -t (${totalTx} transactions per path), ${runs} runs, scale 10; idle CPU subtracted\n${lines.join('\n')}\n`,
+    `\n${new Date().toISOString()} on ${cpus().length}× ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; pgbench -S ${seconds === null ? `-t (${totalTx} transactions per path)` : `-T ${seconds}`}, ${runs} runs, scale 10; idle CPU subtracted\n${lines.join('\n')}\n`,
   )
 } finally {
   await sb.cleanup()
