@@ -21,6 +21,7 @@ export interface ConfigStore {
 
 export function fileConfigStore(dataDir: string): ConfigStore {
   const file = join(dataDir, 'cluster-config.json')
+  let saves = 0
   return {
     async load() {
       let text: string
@@ -44,7 +45,7 @@ export function fileConfigStore(dataDir: string): ConfigStore {
       )
     },
     async save(state) {
-      const tmp = `${file}.tmp-${process.pid}`
+      const tmp = `${file}.tmp-${process.pid}-${++saves}`
       const fh = await open(tmp, 'w', 0o600)
       try {
         await fh.writeFile(`${JSON.stringify(state)}\n`)

@@ -165,11 +165,11 @@ export class ConfigSync {
       this.#adopt(next, 'file reload before the mesh config arrived')
       return ok(next)
     }
+    // set before the edit's queued save runs, so the stored state carries it
+    const previous = this.#fileHash
+    this.#fileHash = hash
     const r = this.edit(input, 'reload')
-    if (r.ok) {
-      this.#fileHash = hash
-      void this.#save()
-    }
+    if (!r.ok) this.#fileHash = previous
     return r
   }
 
@@ -218,6 +218,9 @@ export class ConfigSync {
     // persisted before it is applied: a crash in between restarts on the new version
     this.#applying = this.#applying
       .then(() => this.#save())
+      .catch((e: unknown) => {
+        this.#log.error({ err: (e as Error).message, version: next.stamp.version }, 'cannot store the config')
+      })
       .then(() => this.#o.apply(next, prev))
       .catch((e: unknown) => {
         this.#log.error(
