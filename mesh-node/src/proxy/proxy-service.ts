@@ -68,7 +68,7 @@ export class ProxyService {
    * listeners use their own list.
    */
   constructor(
-    logger: Logger,
+    private readonly logger: Logger,
     private readonly route: (listener: ListenerConfig) => readonly BackendTarget[] = () => [],
   ) {
     this.#log = logger.child({ component: 'proxy' })
@@ -114,7 +114,8 @@ export class ProxyService {
       const listener = new TcpListener(
         specOf(c),
         { candidates: () => (live.config.role === 'servers' ? live.servers : this.route(live.config)) },
-        this.#log,
+        // the listener adds its own component and listener name (a child of #log would repeat the field)
+        this.logger,
       )
       const entry: Running = Object.assign(live, { listener, bound: '' })
       try {
