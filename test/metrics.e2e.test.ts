@@ -76,7 +76,10 @@ describe('metrics: /metrics on 3 processes with a listener and bad gossip', { ti
     )
     // n2 and n3 receive n1's cluster config (the listener with it) and serve it on ports of their own
     const joiners = join(sb.dir, 'joiners.yaml')
-    await writeFile(joiners, `node:\n  listenerBinds: { echo: "127.0.0.1:0" }\n${await readFile(fast, 'utf8')}`)
+    await writeFile(
+      joiners,
+      `node:\n  listenerBinds: { echo: "127.0.0.1:0" }\n${await readFile(fast, 'utf8')}`,
+    )
     const n1 = await startMeshNode(sb, {
       id: 'n1',
       priority: 110,
