@@ -16,7 +16,7 @@ import { runCli, Sandbox, waitFor } from './helpers/processes.js'
  * silenced the mesh. Slow heartbeats keep 16 processes within 2 cores, and each node is started
  * once the previous one serves, so 16 start-ups never compete for the CPU at once.
  */
-describe('mesh: 16 nodes sharing one address', { timeout: 240_000 }, () => {
+describe('mesh: 16 nodes sharing one address', { timeout: 330_000 }, () => {
   const sb = new Sandbox()
   let secret = ''
   let config = ''
@@ -56,7 +56,7 @@ describe('mesh: 16 nodes sharing one address', { timeout: 240_000 }, () => {
     }
     const all = Object.fromEntries(nodes.map((n) => [n.id, 'alive' as const]))
     try {
-      await waitFor('16 alive members on every node', 120_000, everyoneSees(nodes, all), 500)
+      await waitFor('16 alive members on every node', 180_000, everyoneSees(nodes, all), 500)
     } catch (e) {
       throw new Error(`${String(e)}\n${await describeCluster(sb, nodes)}`)
     }

@@ -78,7 +78,7 @@ export function restartMeshNode(sandbox: Sandbox, node: TestNode): void {
 }
 
 export async function fetchStatus(node: TestNode): Promise<ClusterStatus> {
-  const res = await fetch(`${node.apiUrl}/v1/status`, { signal: AbortSignal.timeout(2000) })
+  const res = await fetch(`${node.apiUrl}/v1/status`, { signal: AbortSignal.timeout(5000) })
   return ClusterStatusSchema.parse(await res.json())
 }
 
