@@ -117,6 +117,8 @@ describe('metrics: /metrics on 3 processes with a listener and bad gossip', { ti
     const masters = await waitFor('exactly one MASTER by the metrics', 30_000, async () => {
       const all = await Promise.all(nodes.map(scrape))
       if (all.some((s) => sampleValue(s, 'pgmesh_members', { state: 'alive' }) !== 3)) return undefined
+      // a node that just joined knows the MASTER's term a heartbeat later
+      if (all.some((s) => sampleValue(s, 'pgmesh_election_term') < 1)) return undefined
       const m = nodes.filter((_, i) => sampleValue(all[i]!, 'pgmesh_master') === 1).map((n) => n.id)
       return m.length === 1 ? { m, all } : undefined
     })

@@ -10,15 +10,21 @@ export const ROOT = resolve(import.meta.dirname, '..', '..')
 export const CLI = join(ROOT, 'mesh-node', 'dist', 'pgmesh.mjs')
 
 /** A port that was free a moment ago on 127.0.0.1. */
+/**
+ * A free loopback port below the kernel's ephemeral range (32768+): a port from that range can be
+ * taken by any outgoing connection between this check and the node binding it.
+ */
 export async function freePort(): Promise<number> {
-  return await new Promise((done, fail) => {
-    const s = createServer()
-    s.once('error', fail)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      s.close(() => (typeof a === 'object' && a !== null ? done(a.port) : fail(new Error('no port'))))
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 30_000 + Math.floor(Math.random() * 2_700)
+    const free = await new Promise<boolean>((done) => {
+      const s = createServer()
+      s.once('error', () => done(false))
+      s.listen(port, '127.0.0.1', () => s.close(() => done(true)))
     })
-  })
+    if (free) return port
+  }
+  throw new Error('no free port in 30000-32699')
 }
 
 /**
