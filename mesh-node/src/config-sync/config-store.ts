@@ -1,7 +1,7 @@
-import { open, readFile, rename } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
-import { ConfigHashSchema, err, ok, pgmeshError, type Result, VersionedConfigSchema } from '@pgmesh/protocol'
+import { join } from 'node:path'
+import { ConfigHashSchema, ok, type Result, VersionedConfigSchema } from '@pgmesh/protocol'
 import { z } from 'zod'
+import { readStateFile, writeStateFile } from '../json-file.js'
 
 /** What a node keeps of the cluster config across restarts. */
 export const StoredConfigSchema = z
@@ -21,46 +21,15 @@ export interface ConfigStore {
 
 export function fileConfigStore(dataDir: string): ConfigStore {
   const file = join(dataDir, 'cluster-config.json')
-  let saves = 0
   return {
-    async load() {
-      let text: string
-      try {
-        text = await readFile(file, 'utf8')
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return ok(null)
-        return err(pgmeshError('CONFIG_STATE_INVALID', `cannot read ${file}: ${(e as Error).message}`))
-      }
-      try {
-        const r = StoredConfigSchema.safeParse(JSON.parse(text))
-        if (r.success) return ok(r.data)
-      } catch {
-        // fall through: not JSON
-      }
-      return err(
-        pgmeshError(
-          'CONFIG_STATE_INVALID',
-          `${file} is damaged; move it away and the node takes the cluster config from its file and the mesh`,
-        ),
-      )
-    },
-    async save(state) {
-      const tmp = `${file}.tmp-${process.pid}-${++saves}`
-      const fh = await open(tmp, 'w', 0o600)
-      try {
-        await fh.writeFile(`${JSON.stringify(state)}\n`)
-        await fh.sync()
-      } finally {
-        await fh.close()
-      }
-      await rename(tmp, file)
-      const dir = await open(dirname(file), 'r')
-      try {
-        await dir.sync()
-      } finally {
-        await dir.close()
-      }
-    },
+    load: () =>
+      readStateFile(
+        file,
+        StoredConfigSchema,
+        'CONFIG_STATE_INVALID',
+        'move it away and the node takes the cluster config from its file and the mesh',
+      ),
+    save: (state) => writeStateFile(file, state),
   }
 }
 

@@ -1,7 +1,7 @@
-import { open, readFile, rename } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
-import { err, ok, pgmeshError, type Result, VoterConfigSchema } from '@pgmesh/protocol'
+import { join } from 'node:path'
+import { ok, type Result, VoterConfigSchema } from '@pgmesh/protocol'
 import { z } from 'zod'
+import { readStateFile, writeStateFile } from '../json-file.js'
 import type { PersistedElection } from './types.js'
 
 /** The file the election keeps its term, vote and voters in (Raft's "persistent state"). */
@@ -22,44 +22,14 @@ export interface ElectionStore {
 export function fileElectionStore(dataDir: string): ElectionStore {
   const file = join(dataDir, 'election.json')
   return {
-    async load() {
-      let text: string
-      try {
-        text = await readFile(file, 'utf8')
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return ok(null)
-        return err(pgmeshError('ELECTION_STATE_INVALID', `cannot read ${file}: ${(e as Error).message}`))
-      }
-      try {
-        const r = ElectionFileSchema.safeParse(JSON.parse(text))
-        if (r.success) return ok(r.data)
-      } catch {
-        // fall through: not JSON
-      }
-      return err(
-        pgmeshError(
-          'ELECTION_STATE_INVALID',
-          `${file} is damaged; if this node is stopped on every peer's side, move it away to rejoin as a new voter`,
-        ),
-      )
-    },
-    async save(state) {
-      const tmp = `${file}.tmp-${process.pid}`
-      const fh = await open(tmp, 'w', 0o600)
-      try {
-        await fh.writeFile(`${JSON.stringify(state)}\n`)
-        await fh.sync()
-      } finally {
-        await fh.close()
-      }
-      await rename(tmp, file)
-      const dir = await open(dirname(file), 'r')
-      try {
-        await dir.sync()
-      } finally {
-        await dir.close()
-      }
-    },
+    load: () =>
+      readStateFile(
+        file,
+        ElectionFileSchema,
+        'ELECTION_STATE_INVALID',
+        "if this node is stopped on every peer's side, move it away to rejoin as a new voter",
+      ),
+    save: (state) => writeStateFile(file, state),
   }
 }
 

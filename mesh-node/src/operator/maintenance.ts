@@ -1,7 +1,8 @@
-import { open, readFile, rename, unlink } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { unlink } from 'node:fs/promises'
+import { join } from 'node:path'
 import { err, type MaintenanceView, ok, pgmeshError, type Result } from '@pgmesh/protocol'
 import { z } from 'zod'
+import { readStateFile, writeStateFile } from '../json-file.js'
 import type { Logger } from '../log.js'
 
 /** An operator took the node out of service: why, and since when (wall clock, ms since the epoch). */
@@ -24,49 +25,18 @@ export interface MaintenanceStore {
 export function fileMaintenanceStore(dataDir: string): MaintenanceStore {
   const file = join(dataDir, 'maintenance.json')
   return {
-    async load() {
-      let text: string
-      try {
-        text = await readFile(file, 'utf8')
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return ok(null)
-        return err(pgmeshError('MAINTENANCE_STATE_INVALID', `cannot read ${file}: ${(e as Error).message}`))
-      }
-      try {
-        const r = MaintenanceFileSchema.safeParse(JSON.parse(text))
-        if (r.success) return ok(r.data)
-      } catch {
-        // fall through: not JSON
-      }
-      return err(
-        pgmeshError(
-          'MAINTENANCE_STATE_INVALID',
-          `${file} is damaged; remove it to start out of maintenance, or fix it`,
-        ),
-      )
-    },
+    load: () =>
+      readStateFile(
+        file,
+        MaintenanceFileSchema,
+        'MAINTENANCE_STATE_INVALID',
+        'remove it to start out of maintenance, or fix it',
+      ),
     async save(state) {
-      if (state === null) {
-        await unlink(file).catch((e: NodeJS.ErrnoException) => {
-          if (e.code !== 'ENOENT') throw e
-        })
-        return
-      }
-      const tmp = `${file}.tmp-${process.pid}`
-      const fh = await open(tmp, 'w', 0o600)
-      try {
-        await fh.writeFile(`${JSON.stringify(state)}\n`)
-        await fh.sync()
-      } finally {
-        await fh.close()
-      }
-      await rename(tmp, file)
-      const dir = await open(dirname(file), 'r')
-      try {
-        await dir.sync()
-      } finally {
-        await dir.close()
-      }
+      if (state !== null) return writeStateFile(file, state)
+      await unlink(file).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e
+      })
     },
   }
 }
