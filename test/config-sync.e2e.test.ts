@@ -4,7 +4,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type ConfigView, ConfigViewSchema } from '@pgmesh/protocol'
-import { everyoneSees, startMeshNode, type TestNode } from './helpers/mesh-cluster.js'
+import { everyoneSees, fetchStatus, startMeshNode, type TestNode } from './helpers/mesh-cluster.js'
 import { freePort, runCli, Sandbox, waitFor } from './helpers/processes.js'
 
 const TOKEN = 'config-e2e-token-0123456789'
@@ -289,5 +289,66 @@ describe('one cluster config everywhere: versioned, gossiped, applied live', { t
     ])
     assert.equal(applied.code, 0, applied.stderr)
     assert.match(applied.stdout, new RegExp(`cluster config version ${mesh.version + 1} `))
+  })
+
+  it('checks, election timings and the VIP apply live: a failing check puts every node in FAULT and back', async () => {
+    const elections = async () => await Promise.all(nodes.map(async (n) => (await fetchStatus(n)).election))
+    const edit = async (cluster: Record<string, unknown>) => {
+      const base = await getConfig(nodes[0]!)
+      const res = await putConfig(nodes[1]!, { cluster, baseVersion: base.version })
+      assert.equal(res.status, 200, await res.clone().text())
+      const { version } = (await res.json()) as { version: number }
+      for (const n of nodes) {
+        await waitFor(`${n.id} on version ${version}`, 20_000, async () =>
+          (await getConfig(n)).version === version ? true : undefined,
+        )
+      }
+    }
+    await waitFor('a MASTER', 20_000, async () =>
+      (await elections()).every((e) => e.master !== null) ? true : undefined,
+    )
+    const closed = await freePort()
+    const timings = { leaseMs: 600, heartbeatIntervalMs: 100, statusIntervalMs: 200 }
+    const vip = { driver: 'none', address: '198.18.0.10/24' }
+    const gate = {
+      name: 'gate',
+      kind: 'tcp',
+      host: '127.0.0.1',
+      port: closed,
+      weight: 0,
+      intervalMs: 200,
+      timeoutMs: 200,
+    }
+    await edit({ ...baseCluster, election: timings, vip, checks: [gate] })
+    await waitFor('every node in FAULT, nobody MASTER', 20_000, async () => {
+      const es = await elections()
+      return es.every(
+        (e) => e.state === 'FAULT' && e.failingChecks.includes('gate') && e.vipHolders.length === 0,
+      )
+        ? true
+        : undefined
+    })
+    for (const e of await elections()) assert.equal(e.vip.address, '198.18.0.10/24')
+    for (const n of nodes)
+      assert.deepEqual((await getConfig(n)).pendingRestart, [], `${n.id} needs no restart`)
+    for (const n of nodes) {
+      const log = await readFile(join(sb.dir, `${n.id}.log`), 'utf8')
+      assert.match(log, /"leaseMs":600.*"msg":"election settings applied"/, `${n.id} runs the new timings`)
+    }
+
+    await edit({ ...baseCluster, election: timings, vip })
+    await waitFor('a MASTER again, the same on every node', 20_000, async () => {
+      const es = await elections()
+      const masters = new Set(es.map((e) => e.master))
+      return masters.size === 1 && !masters.has(null) && es.every((e) => e.failingChecks.length === 0)
+        ? true
+        : undefined
+    })
+
+    await edit({ ...baseCluster, election: { ...timings, quorum: 'none' }, vip })
+    for (const n of nodes) {
+      assert.deepEqual((await getConfig(n)).pendingRestart, ['election.quorum'], `${n.id}: quorum waits`)
+    }
+    for (const e of await elections()) assert.equal(e.quorum, 'majority', 'the running mode is unchanged')
   })
 })

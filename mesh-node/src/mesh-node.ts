@@ -30,6 +30,7 @@ import {
   ok,
   type ReadyResponse,
   type Result,
+  type VipConfig,
 } from '@pgmesh/protocol'
 import { createTrackedChecks, type TrackedChecks } from './checks/tracked-checks.js'
 import { canonicalJson, configHash } from './config-sync/config-hash.js'
@@ -38,6 +39,7 @@ import { ConfigSync, type RunningConfig } from './config-sync/config-sync.js'
 import { DatabaseMonitor, type DbState } from './database/database-monitor.js'
 import { ElectionDriver } from './election/election-driver.js'
 import { type ElectionStore, memoryElectionStore } from './election/election-store.js'
+import type { ElectionOptions } from './election/types.js'
 import { GossipTransport } from './gossip/gossip-transport.js'
 import { runJoinLoop } from './gossip/join-loop.js'
 import { type Logger, RateLimitedLog } from './log.js'
@@ -52,7 +54,7 @@ import {
   removedViews,
 } from './membership/membership.js'
 import { NodeMetrics } from './metrics/metrics.js'
-import { countVipTransitions } from './metrics/vip-counter.js'
+import { type CountingVipDriver, countVipTransitions } from './metrics/vip-counter.js'
 import type { NodeIdentity } from './node-identity.js'
 import { Maintenance, type MaintenanceStore, memoryMaintenanceStore } from './operator/maintenance.js'
 import { checkRemovable } from './operator/remove-member.js'
@@ -107,8 +109,18 @@ const LEAVE_SPACING_MS = 40
 const EXTRA_HEARTBEAT_COALESCE_MS = 50
 /** A member seen on an older config version gets ours at most this often. */
 const CONFIG_RESEND_MS = 1_000
-/** Cluster sections that apply only at the next start; the others apply live. */
-const RESTART_SECTIONS = ['gossip', 'election', 'members', 'checks', 'vip'] as const
+/**
+ * What of the cluster config applies only at the next start (everything else applies live): the
+ * gossip tuning (libp2p's settings are fixed at start), the election's quorum mode (the two modes
+ * keep different state) and the VIP driver kind.
+ */
+function restartOnly(started: ClusterConfig, now: ClusterConfig): string[] {
+  const out: string[] = []
+  if (canonicalJson(started.gossip) !== canonicalJson(now.gossip)) out.push('gossip')
+  if (started.election.quorum !== now.election.quorum) out.push('election.quorum')
+  if (started.vip.driver !== now.vip.driver) out.push('vip.driver')
+  return out
+}
 
 /**
  * One pgmesh node: the gossip transport, the membership state machine fed by heartbeats, and the
@@ -152,6 +164,9 @@ export class MeshNode implements ClusterSource {
   #configSentAt = Number.NEGATIVE_INFINITY
   readonly #metrics: NodeMetrics
   readonly #maintenance: Maintenance
+  readonly #vip: CountingVipDriver
+  /** the checks and timings last given to the election, to skip no-op reconfigurations */
+  #electionOptionsKey = ''
 
   constructor(o: MeshNodeOptions) {
     this.#o = o
@@ -232,23 +247,23 @@ export class MeshNode implements ClusterSource {
     this.#checks = createTrackedChecks({
       checks: cluster.checks,
       onChange: (name, passing) => {
+        // a check added live starts counting with this first result
+        this.#reconfigureElection()
         this.#election.deliver({ type: 'check', name, passing })
         this.#heartbeatSoon()
       },
       logger: o.logger,
     })
-    const vip = countVipTransitions(
+    this.#vip = countVipTransitions(
       o.vip ??
         createVipDriver({ config: cluster.vip, iface: node.vip.interface, node: node.id, logger: o.logger }),
     )
+    const vip = this.#vip
     const founders = cluster.members.map((m) => m.id)
+    const electionOptions = this.#electionOptions(cluster)
+    this.#electionOptionsKey = electionOptionsKey(electionOptions, cluster.vip)
     this.#election = new ElectionDriver({
-      options: {
-        self: node.id,
-        priority: node.priority,
-        checks: cluster.checks.map((c) => ({ name: c.name, weight: c.weight })),
-        config: cluster.election,
-      },
+      options: electionOptions,
       // listed founders, else the seed (a node started without --join) founds the cluster alone
       // and the MASTER adds every node that joins
       initialVoters: founders.length > 0 ? founders : node.join.length === 0 ? [node.id] : null,
@@ -551,9 +566,26 @@ export class MeshNode implements ClusterSource {
   }
 
   #pendingRestart(): string[] {
-    const started = this.#o.config.cluster
-    const now = this.#cluster
-    return RESTART_SECTIONS.filter((k) => canonicalJson(started[k]) !== canonicalJson(now[k]))
+    return restartOnly(this.#o.config.cluster, this.#cluster)
+  }
+
+  #electionOptions(c: ClusterConfig): ElectionOptions {
+    return {
+      self: this.id,
+      priority: this.#o.config.node.priority,
+      checks: this.#checks.weighted(),
+      config: c.election,
+    }
+  }
+
+  /** Gives the election the running config's checks and timings, when they changed. */
+  #reconfigureElection(): void {
+    const c = this.#cluster
+    const options = this.#electionOptions(c)
+    const key = electionOptionsKey(options, c.vip)
+    if (key === this.#electionOptionsKey) return
+    this.#electionOptionsKey = key
+    this.#election.reconfigure(options, c.vip)
   }
 
   /** The cluster's listeners with this node's own bind addresses (`node.listenerBinds`). */
@@ -610,6 +642,21 @@ export class MeshNode implements ClusterSource {
       this.#scheduleReroute()
     }
     if (changed('membership')) this.#scheduleMembership()
+    if (changed('members')) this.#syncElectionMembers()
+    if (changed('checks')) this.#checks.update(next.parsed.checks)
+    if (changed('vip') && next.parsed.vip.driver === this.#o.config.cluster.vip.driver) {
+      try {
+        // TEMP until the VIP drivers gain reconfigure()
+        const v = this.#vip as CountingVipDriver & { reconfigure?: (c: VipConfig) => Promise<void> }
+        await v.reconfigure?.(next.parsed.vip)
+      } catch (e) {
+        this.#log.error(
+          { code: 'VIP_RECONFIGURE_FAILED', err: e instanceof Error ? e.message : String(e) },
+          'could not apply the new VIP settings',
+        )
+      }
+    }
+    this.#reconfigureElection()
     const r = await this.#proxy.apply(this.#listenerConfigs())
     this.#log.info(
       {
@@ -711,7 +758,7 @@ export class MeshNode implements ClusterSource {
    */
   async removeMember(id: string): Promise<Result<MemberRemoveResponse>> {
     const listed = [
-      ...this.#o.config.cluster.members.map((m) => m.id),
+      ...this.#cluster.members.map((m) => m.id),
       ...(this.#election.view().voters?.voters ?? []),
     ]
     const r = checkRemovable(id, this.id, this.#membership, listed)
@@ -898,7 +945,7 @@ export class MeshNode implements ClusterSource {
    */
   #syncElectionMembers(): void {
     const ids = new Set([this.id])
-    for (const m of this.#o.config.cluster.members) {
+    for (const m of this.#cluster.members) {
       if (this.#membership.members.get(m.id)?.state !== 'left' && !this.#membership.removed.has(m.id)) {
         ids.add(m.id)
       }
@@ -999,6 +1046,10 @@ export class MeshNode implements ClusterSource {
       }
     }
   }
+}
+
+function electionOptionsKey(o: ElectionOptions, vip: VipConfig): string {
+  return canonicalJson({ checks: o.checks, election: o.config, vip })
 }
 
 function viewState(v: DbView): DbState {

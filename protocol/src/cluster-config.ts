@@ -58,7 +58,10 @@ export const ConfigConflictSchema = z.object({
 
 /** `GET /v1/config` */
 export const ConfigViewSchema = VersionedConfigSchema.extend({
-  /** cluster sections that differ from what this node started with and need a restart to apply */
+  /**
+   * settings that differ from what this node started with and apply only at its next start:
+   * `gossip`, `election.quorum`, `vip.driver` (everything else applies live)
+   */
   pendingRestart: z.array(z.string()),
   /** edits reported as lost on this node, newest first (at most 10) */
   conflicts: z.array(ConfigConflictSchema),

@@ -199,6 +199,11 @@ export const VoteResponseSchema = z
     granted: z.boolean(),
     /** the request's `sentAt`, echoed */
     sentAt: MonotonicMs,
+    /**
+     * a granted real vote: how long (voter's clock, from receipt) the voter promised to back the
+     * candidate. Absent (an older node): the candidate's own `leaseMs`
+     */
+    promiseMs: z.number().int().min(0).max(3_600_000).optional(),
   })
   .strict()
 
@@ -221,6 +226,12 @@ export const LeaseAckSchema = z
     /** the renewal's `sentAt`, echoed: the MASTER's lease runs from its own send time */
     sentAt: MonotonicMs,
     ok: z.boolean(),
+    /**
+     * `ok`: how long (voter's clock, from receipt) the voter promised to back the MASTER; the lease
+     * is counted from it, so nodes may run different `leaseMs` while an edit spreads. Absent (an
+     * older node): the MASTER's own `leaseMs`
+     */
+    promiseMs: z.number().int().min(0).max(3_600_000).optional(),
     effectivePriority: EffectivePrioritySchema,
     eligible: z.boolean(),
     config: VoterConfigIdSchema.nullable(),

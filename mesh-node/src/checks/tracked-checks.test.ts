@@ -237,3 +237,44 @@ describe('tracked checks', () => {
     )
   })
 })
+
+describe('tracked checks: live update (a cluster config edit)', () => {
+  it('keeps unchanged checks, counts a new one only from its first result, stops removed ones', async () => {
+    const kept = flagged('upd-kept', { intervalMs: 150, timeoutMs: 150 })
+    const gone = flagged('upd-gone', { intervalMs: 150, timeoutMs: 150 })
+    const { tc, changes } = make([kept.check, gone.check])
+    tc.start()
+    await until('both pass', () => tc.failing().size === 0 && tc.views().every((v) => v.ran))
+    const added = flagged('upd-new', { intervalMs: 150, timeoutMs: 150, weight: 0 })
+    writeFileSync(added.flag, '')
+    const r = tc.update([kept.check, added.check])
+    assert.deepEqual(r, { added: ['upd-new'], changed: [], removed: ['upd-gone'] })
+    assert.deepEqual(
+      tc.weighted().map((c) => c.name),
+      ['upd-kept'],
+      'the new check has no result yet: not counted',
+    )
+    assert.equal(tc.failing().size, 0)
+    assert.equal(tc.views().find((v) => v.name === 'upd-kept')?.passing, true, 'kept its state')
+    await until('the new check reports', () => changes.some(([n]) => n === 'upd-new'))
+    assert.deepEqual(changes.at(-1), ['upd-new', false], 'its first result is reported, failing or not')
+    assert.deepEqual(tc.weighted().map((c) => c.name).sort(), ['upd-kept', 'upd-new'])
+    assert.deepEqual([...tc.failing()], ['upd-new'])
+    const goneRuns = gone.runs().length
+    await new Promise((r) => setTimeout(r, 500))
+    assert.equal(gone.runs().length, goneRuns, 'a removed check no longer runs')
+  })
+
+  it('a changed check keeps its state and runs the new definition', async () => {
+    const a = flagged('upd-a', { intervalMs: 150, timeoutMs: 150 })
+    const b = flagged('upd-b', { intervalMs: 150, timeoutMs: 150 })
+    const { tc } = make([a.check])
+    tc.start()
+    await until('a passes', () => tc.views()[0]?.passing === true)
+    const changed = { ...b.check, name: 'upd-a', weight: -5 }
+    assert.deepEqual(tc.update([changed]).changed, ['upd-a'])
+    assert.equal(tc.views()[0]?.passing, true, 'no flap while the new definition has not run')
+    assert.equal(tc.weighted()[0]?.weight, -5)
+    await until('the new command runs', () => b.runs().length > 0)
+  })
+})

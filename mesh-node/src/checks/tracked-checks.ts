@@ -1,4 +1,5 @@
 import type { TrackedCheck } from '@pgmesh/protocol'
+import type { WeightedCheck } from '../election/priority.js'
 import type { Logger } from '../log.js'
 import type { CheckResult } from './check-result.js'
 import { errorMessage } from './check-result.js'
@@ -27,6 +28,15 @@ export interface TrackedChecks {
   views(): TrackedCheckView[]
   /** names of the checks that count as failing (every check until its first pass) */
   failing(): ReadonlySet<string>
+  /** the checks the election counts: all of them, except one added live that has no result yet */
+  weighted(): WeightedCheck[]
+  /**
+   * A cluster config edit: an unchanged check keeps running with its state; a changed one keeps its
+   * state and restarts with the new definition; a removed one is stopped; a new one starts at once
+   * and counts only from its first result (counting it as failing until then would take the VIP
+   * from every node at the same moment).
+   */
+  update(checks: readonly TrackedCheck[]): { added: string[]; changed: string[]; removed: string[] }
 }
 
 export interface TrackedChecksOptions {
@@ -54,6 +64,10 @@ function runOnce(check: TrackedCheck, signal: AbortSignal): Promise<CheckResult>
 
 interface CheckState {
   readonly check: TrackedCheck
+  /** aborted when the check is stopped, replaced or removed */
+  readonly abort: AbortController
+  /** false for a check added live until its first result */
+  counted: boolean
   passing: boolean
   ran: boolean
   passes: number
@@ -72,13 +86,18 @@ interface CheckState {
  */
 export function createTrackedChecks(opts: TrackedChecksOptions): TrackedChecks {
   const log = opts.logger.child({ component: 'checks' })
-  const seen = new Set<string>()
-  for (const c of opts.checks) {
-    if (seen.has(c.name)) throw new Error(`duplicate check name "${c.name}"`)
-    seen.add(c.name)
+  const stopping = new AbortController()
+  const unique = (checks: readonly TrackedCheck[]) => {
+    const seen = new Set<string>()
+    for (const c of checks) {
+      if (seen.has(c.name)) throw new Error(`duplicate check name "${c.name}"`)
+      seen.add(c.name)
+    }
   }
-  const states: CheckState[] = opts.checks.map((check) => ({
+  const fresh = (check: TrackedCheck, counted: boolean): CheckState => ({
     check,
+    abort: new AbortController(),
+    counted,
     passing: false,
     ran: false,
     passes: 0,
@@ -87,8 +106,9 @@ export function createTrackedChecks(opts: TrackedChecksOptions): TrackedChecks {
     lastRunAt: null,
     timer: null,
     running: null,
-  }))
-  const stopping = new AbortController()
+  })
+  unique(opts.checks)
+  let states: CheckState[] = opts.checks.map((check) => fresh(check, true))
   let started = false
   let stopped: Promise<void> | null = null
 
@@ -117,6 +137,16 @@ export function createTrackedChecks(opts: TrackedChecksOptions): TrackedChecks {
     }
     const first = !s.ran
     s.ran = true
+    if (!s.counted) {
+      s.counted = true
+      s.passing = r.ok
+      log.info(
+        { check: c.name, kind: c.kind, weight: c.weight, passing: s.passing, reason: s.lastError },
+        `new check ${s.passing ? 'passing' : 'failing'}`,
+      )
+      notify(c.name, s.passing)
+      return
+    }
     let change = false
     if (first) change = r.ok
     else if (r.ok && !s.passing && s.passes >= c.rise) change = true
@@ -142,7 +172,7 @@ export function createTrackedChecks(opts: TrackedChecksOptions): TrackedChecks {
   }
 
   const schedule = (s: CheckState, delayMs: number) => {
-    if (stopping.signal.aborted) return
+    if (s.abort.signal.aborted) return
     s.timer = setTimeout(() => {
       s.timer = null
       run(s)
@@ -151,12 +181,12 @@ export function createTrackedChecks(opts: TrackedChecksOptions): TrackedChecks {
   }
 
   const run = (s: CheckState) => {
-    if (stopping.signal.aborted || s.running !== null) return
+    if (s.abort.signal.aborted || s.running !== null) return
     const startedAt = performance.now()
     const c = s.check
     const ac = new AbortController()
     const onStop = () => ac.abort()
-    stopping.signal.addEventListener('abort', onStop, { once: true })
+    s.abort.signal.addEventListener('abort', onStop, { once: true })
     const attempt = Promise.resolve()
       .then(() => runOnce(c, ac.signal))
       .catch((e: unknown): CheckResult => ({ ok: false, error: errorMessage(e) }))
@@ -164,7 +194,7 @@ export function createTrackedChecks(opts: TrackedChecksOptions): TrackedChecks {
     // safety net for a runner stuck past its own timeout: the run counts as failed now, but the
     // next one starts only once this one has really finished, so runs never overlap
     const guard = setTimeout(() => {
-      if (stopping.signal.aborted) return
+      if (s.abort.signal.aborted) return
       recorded = true
       ac.abort()
       record(s, { ok: false, error: `did not finish within ${c.timeoutMs} ms` })
@@ -172,12 +202,19 @@ export function createTrackedChecks(opts: TrackedChecksOptions): TrackedChecks {
     guard.unref()
     s.running = attempt.then((r) => {
       clearTimeout(guard)
-      stopping.signal.removeEventListener('abort', onStop)
+      s.abort.signal.removeEventListener('abort', onStop)
       s.running = null
-      if (stopping.signal.aborted) return
+      if (s.abort.signal.aborted) return
       if (!recorded) record(s, r)
       schedule(s, Math.max(0, startedAt + c.intervalMs - performance.now()))
     })
+  }
+
+  /** a replaced or removed check: its timer cleared, a run in progress killed */
+  const retire = (s: CheckState) => {
+    s.abort.abort()
+    if (s.timer !== null) clearTimeout(s.timer)
+    s.timer = null
   }
 
   return {
@@ -190,6 +227,7 @@ export function createTrackedChecks(opts: TrackedChecksOptions): TrackedChecks {
       if (stopped !== null) return stopped
       stopping.abort()
       for (const s of states) {
+        s.abort.abort()
         if (s.timer !== null) clearTimeout(s.timer)
         s.timer = null
       }
@@ -216,7 +254,42 @@ export function createTrackedChecks(opts: TrackedChecksOptions): TrackedChecks {
       }))
     },
     failing() {
-      return new Set(states.filter((s) => !s.passing).map((s) => s.check.name))
+      return new Set(states.filter((s) => s.counted && !s.passing).map((s) => s.check.name))
+    },
+    weighted() {
+      return states.filter((s) => s.counted).map((s) => ({ name: s.check.name, weight: s.check.weight }))
+    },
+    update(checks) {
+      unique(checks)
+      const before = new Map(states.map((s) => [s.check.name, s]))
+      const out = { added: [] as string[], changed: [] as string[], removed: [] as string[] }
+      const next = checks.map((check) => {
+        const prev = before.get(check.name)
+        before.delete(check.name)
+        if (prev !== undefined && JSON.stringify(prev.check) === JSON.stringify(check)) return prev
+        if (prev === undefined) {
+          out.added.push(check.name)
+          return fresh(check, false)
+        }
+        out.changed.push(check.name)
+        retire(prev)
+        return {
+          ...fresh(check, prev.counted),
+          passing: prev.passing,
+          ran: prev.ran,
+          lastError: prev.lastError,
+          lastRunAt: prev.lastRunAt,
+        }
+      })
+      for (const s of before.values()) {
+        out.removed.push(s.check.name)
+        retire(s)
+      }
+      states = next
+      if (started && !stopping.signal.aborted)
+        for (const s of states) if (s.running === null && s.timer === null) run(s)
+      if (out.added.length + out.changed.length + out.removed.length > 0) log.info(out, 'checks updated')
+      return out
     },
   }
 }

@@ -37,9 +37,13 @@ export class ElectionDriver {
   #stopped = false
   #masterChanges = 0
   #lastLeader: string | null = null
+  #options: ElectionOptions
+  #vipConfig: VipConfig
 
   constructor(deps: ElectionDriverDeps) {
     this.#d = deps
+    this.#options = deps.options
+    this.#vipConfig = deps.vipConfig
     this.#log = deps.logger.child({ component: 'election' })
   }
 
@@ -52,20 +56,20 @@ export class ElectionDriver {
     if (!loaded.ok) throw new Error(`${loaded.error.code}: ${loaded.error.message}`)
     await this.#d.vip.start()
     const r = initElection({
-      opts: this.#d.options,
+      opts: this.#options,
       now: this.#d.now(),
       seed,
       persisted: loaded.value,
       initialVoters: loaded.value?.voters != null ? null : this.#d.initialVoters,
     })
     this.#state = r.state
-    const c = this.#d.options.config
+    const c = this.#options.config
     this.#log.info(
       {
         term: r.state.term,
         voters: r.state.voters?.voters ?? null,
         quorum: c.quorum,
-        priority: this.#d.options.priority,
+        priority: this.#options.priority,
         leaseMs: c.leaseMs,
         heartbeatIntervalMs: c.heartbeatIntervalMs,
       },
@@ -85,6 +89,28 @@ export class ElectionDriver {
     if (this.#stopped) return
     this.#queue.push(event)
     if (this.#state !== null) this.#kick()
+  }
+
+  /**
+   * A cluster config edit: checks, priorities' weights and timings apply from the next step (the
+   * quorum mode stays what the node started with); `vipConfig` is what the view shows.
+   */
+  reconfigure(options: ElectionOptions, vipConfig: VipConfig): void {
+    const quorum = this.#options.config.quorum
+    this.#options = { ...options, config: { ...options.config, quorum } }
+    this.#vipConfig = vipConfig
+    const c = this.#options.config
+    this.#log.info(
+      {
+        checks: this.#options.checks.map((x) => `${x.name}:${x.weight}`),
+        leaseMs: c.leaseMs,
+        heartbeatIntervalMs: c.heartbeatIntervalMs,
+        electionTimeoutMs: [c.electionTimeoutMinMs, c.electionTimeoutMaxMs],
+        vip: vipConfig.address?.cidr ?? null,
+      },
+      'election settings applied',
+    )
+    this.deliver({ type: 'options', opts: this.#options })
   }
 
   /** Graceful stop: the VIP is released and the others told at once (Keepalived's priority-0 advert). */
@@ -133,9 +159,9 @@ export class ElectionDriver {
 
   view(): Omit<ElectionView, 'vipHolders' | 'checks'> {
     const s = this.#state
-    const c = this.#d.options.config
+    const c = this.#options.config
     const vip = {
-      address: this.#d.vipConfig.address?.cidr ?? null,
+      address: this.#vipConfig.address?.cidr ?? null,
       driver: this.#d.vip.kind,
       held: this.#d.vip.holds(),
     }
@@ -148,8 +174,8 @@ export class ElectionDriver {
         master: null,
         vip,
         leaseRemainingMs: null,
-        priority: this.#d.options.priority,
-        effectivePriority: this.#d.options.priority,
+        priority: this.#options.priority,
+        effectivePriority: this.#options.priority,
         eligible: false,
         failingChecks: [],
         voters: null,
@@ -163,10 +189,10 @@ export class ElectionDriver {
       state: this.#vrrpState(s),
       role: s.role,
       term: s.term,
-      master: s.role === 'leader' ? this.#d.options.self : s.leader,
+      master: s.role === 'leader' ? this.#options.self : s.leader,
       vip,
       leaseRemainingMs: until === null ? null : Math.max(0, Math.round(until - this.#d.now())),
-      priority: this.#d.options.priority,
+      priority: this.#options.priority,
       effectivePriority: st.effectivePriority,
       eligible: st.eligible,
       failingChecks: [...s.failingChecks].sort(),
@@ -230,7 +256,7 @@ export class ElectionDriver {
         case 'acquireVip':
           this.#masterChanges++
           this.#log.info(
-            { term: this.#state?.term, vip: this.#d.vipConfig.address?.cidr ?? null },
+            { term: this.#state?.term, vip: this.#vipConfig.address?.cidr ?? null },
             'became MASTER; acquiring the VIP',
           )
           await this.#enter('MASTER')
@@ -283,7 +309,7 @@ export class ElectionDriver {
     after: ReturnType<typeof electionStatus>,
     s: ElectionState,
   ): void {
-    const leader = s.role === 'leader' ? this.#d.options.self : s.leader
+    const leader = s.role === 'leader' ? this.#options.self : s.leader
     if (leader !== this.#lastLeader) {
       if (leader !== null) this.#log.info({ master: leader, term: s.term }, `MASTER is ${leader}`)
       else this.#log.warn({ term: s.term, previous: this.#lastLeader }, 'no MASTER known')

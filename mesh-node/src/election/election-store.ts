@@ -10,6 +10,8 @@ export const ElectionFileSchema = z
     term: z.number().int().min(0),
     votedFor: z.string().nullable(),
     voters: VoterConfigSchema.nullable(),
+    /** the longest lease promise that may still run: the quiet time after a restart */
+    promiseMs: z.number().int().min(0).max(3_600_000).optional(),
   })
   .strict()
 

@@ -53,6 +53,11 @@ export function stepNone(d: Draft, event: ElectionEvent, now: number, out: Out):
       if (d.role === 'leader' && event.enabled) stepDown(d, now, out, 'maintenance')
       out.push({ type: 'broadcast', msg: statusMessage(d) })
       break
+    case 'options':
+      // applied by electionStep; the effective priority may have moved
+      out.push({ type: 'broadcast', msg: statusMessage(d) })
+      if (d.role === 'leader' && !selfPriority(d).eligible) stepDown(d, now, out, 'fault')
+      break
     case 'shutdown':
       if (d.role === 'leader') stepDown(d, now, out, 'shutdown')
       d.role = 'stopped'

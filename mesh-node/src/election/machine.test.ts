@@ -346,6 +346,92 @@ describe('election state machine (quorum: majority)', () => {
   })
 })
 
+describe('election state machine: options changed live (a cluster config edit)', () => {
+  const withLease = (leaseMs: number): ElectionConfig => ElectionConfigSchema.parse({ leaseMs })
+  const options = (bench: Bench, id: string, config: ElectionConfig, checks: readonly WeightedCheck[] = []) =>
+    bench.step(id, {
+      type: 'options',
+      opts: { self: id, priority: bench.state(id).opts.priority, checks, config },
+    })
+
+  it('a MASTER that lengthens its lease first counts only what the voters promised', () => {
+    const bench = new Bench(three())
+    bench.runUntil(2_000)
+    assert.equal(bench.master(), 'b')
+    // the edit reached b first: a and c still promise 250 ms
+    options(bench, 'b', withLease(2_000))
+    bench.runUntil(2_200)
+    const lease = vipLeaseUntil(bench.state('b'))
+    assert.ok(lease !== null && lease <= bench.now + 250, `lease ends ${lease} (now ${bench.now})`)
+    bench.cut.add('b')
+    const cutAt = bench.now
+    // Bench asserts a single holder at every acquire: a longer lease on b would fail here
+    bench.runUntil(cutAt + 3_000)
+    assert.equal(bench.master(), 'c')
+    const release = bench.actions.find((a) => a.id === 'b' && a.action.type === 'releaseVip' && a.at > cutAt)
+    assert.ok(release && release.at <= cutAt + 250, 'b gave up within the promised 250 ms')
+  })
+
+  it('voters that shorten their lease keep the longer promise already running', () => {
+    const bench = new Bench(three(), withLease(2_000))
+    bench.runUntil(3_000)
+    assert.equal(bench.master(), 'b')
+    const before = bench.state('a').promise
+    assert.ok(before !== null && before.to === 'b')
+    for (const id of ['a', 'c']) options(bench, id, withLease(250))
+    bench.runUntil(3_100)
+    const after = bench.state('a').promise
+    assert.ok(after !== null && after.until >= before.until, 'a renewal does not shorten the promise')
+    assert.equal(bench.state('a').promiseMs, 2_000, 'the longer length is still running')
+    // b still counts 2000 ms from its last acknowledged renewal: nobody may take over before that
+    bench.cut.add('b')
+    bench.runUntil(bench.now + 5_000)
+    assert.equal(bench.master(), 'c')
+    const persisted = bench.actions.filter(
+      (x) => x.id === 'a' && x.action.type === 'persist' && x.action.state.promiseMs === 250,
+    )
+    assert.ok(persisted.length > 0, 'once the long promise ran out, the shorter length is persisted')
+  })
+
+  it('after a restart, a node stays quiet for the longest promise it persisted', () => {
+    const r = initElection({
+      opts: { self: 'a', priority: 100, checks: [], config: withLease(250) },
+      now: 10_000,
+      seed: 1,
+      persisted: { term: 3, votedFor: 'b', voters: null, promiseMs: 2_000 },
+      initialVoters: ['a', 'b', 'c'],
+    })
+    assert.equal(r.state.quietUntil, 12_000)
+  })
+
+  it('a check added live counts from its result; one removed stops counting', () => {
+    const pg = { name: 'pg', weight: 0 }
+    const specs = three().map((s) => ({ ...s, checks: [pg] }))
+    const bench = new Bench(specs)
+    for (const id of ['a', 'b', 'c']) bench.step(id, { type: 'check', name: 'pg', passing: true })
+    bench.runUntil(2_000)
+    bench.step('b', { type: 'check', name: 'pg', passing: false })
+    bench.runUntil(2_100)
+    assert.equal(bench.master(), 'c', 'b is in FAULT')
+    options(bench, 'b', CONFIG, [])
+    assert.equal(bench.state('b').failingChecks.size, 0, 'the removed check no longer fails')
+    bench.runUntil(3_000)
+    assert.equal(bench.master(), 'b', 'eligible again, b preempts')
+    const actions = options(bench, 'b', CONFIG, [{ name: 'route', weight: 0 }])
+    assert.ok(!actions.some((x) => x.type === 'releaseVip'), 'a new check without a result changes nothing')
+    const fault = bench.step('b', { type: 'check', name: 'route', passing: false })
+    assert.ok(fault.some((x) => x.type === 'releaseVip' && x.reason === 'fault'))
+  })
+
+  it('never switches the quorum mode live', () => {
+    const bench = new Bench(three())
+    bench.runUntil(2_000)
+    options(bench, 'a', ElectionConfigSchema.parse({ quorum: 'none', leaseMs: 300 }))
+    assert.equal(bench.state('a').opts.config.quorum, 'majority')
+    assert.equal(bench.state('a').opts.config.leaseMs, 300)
+  })
+})
+
 describe('election state machine (quorum: none)', () => {
   const none = ElectionConfigSchema.parse({ quorum: 'none' })
 

@@ -34,6 +34,8 @@ export function initElection(start: ElectionStart): StepResult {
     initialVoters === null || initialVoters.length === 0
       ? null
       : { term: 0, version: 0, voters: [...new Set(initialVoters)].sort(), prev: null }
+  // a promise made before the restart may have been longer than today's leaseMs (a config edit)
+  const promiseMs = Math.max(opts.config.leaseMs, persisted?.promiseMs ?? 0)
   const state: ElectionState = {
     opts,
     rng: start.seed | 0,
@@ -46,11 +48,13 @@ export function initElection(start: ElectionStart): StepResult {
     members: founding?.voters ?? [opts.self],
     peers: new Map(),
     promise: null,
+    promiseMs,
+    promiseMsUntil: now + promiseMs,
     // we may have promised someone a lease just before a restart: make no promise for one lease
-    quietUntil: now + opts.config.leaseMs,
+    quietUntil: now + promiseMs,
     leader: null,
     lostLeader: null,
-    electionAt: now + opts.config.leaseMs + opts.config.electionTimeoutMinMs,
+    electionAt: now + promiseMs + opts.config.electionTimeoutMinMs,
     nextStatusAt: now,
     round: null,
     deferred: new Map(),
@@ -67,6 +71,7 @@ export function electionStep(state: ElectionState, event: ElectionEvent, now: nu
   beginStep()
   const out: ElectionAction[] = []
   if (event.type === 'timer') d.wakeAt = null
+  if (event.type === 'options') applyOptions(d, event.opts)
   const majority = d.opts.config.quorum === 'majority'
   if (majority) stepMajority(d, event, now, out)
   else stepNone(d, event, now, out)
@@ -75,8 +80,16 @@ export function electionStep(state: ElectionState, event: ElectionEvent, now: nu
     out.push({ type: 'setTimer', name: 'wake', at: wake })
     d.wakeAt = wake
   }
-  if (d.term !== state.term || d.votedFor !== state.votedFor || d.voters !== state.voters) {
-    out.unshift({ type: 'persist', state: { term: d.term, votedFor: d.votedFor, voters: d.voters } })
+  if (
+    d.term !== state.term ||
+    d.votedFor !== state.votedFor ||
+    d.voters !== state.voters ||
+    d.promiseMs !== state.promiseMs
+  ) {
+    out.unshift({
+      type: 'persist',
+      state: { term: d.term, votedFor: d.votedFor, voters: d.voters, promiseMs: d.promiseMs },
+    })
   }
   return { state: d, actions: out }
 }
@@ -96,5 +109,18 @@ export function electionStatus(state: ElectionState): ElectionStatus {
     holder: state.role === 'leader',
     leader: state.leader,
     config: configId(state.voters),
+  }
+}
+
+/**
+ * New checks or timings from a config edit. Failing checks no longer configured are forgotten; a
+ * check added live only counts once it has a result (the driver adds it to `checks` then). The
+ * quorum mode never changes here: the two modes keep different state.
+ */
+function applyOptions(d: Draft, opts: ElectionOptions): void {
+  d.opts = { ...opts, config: { ...opts.config, quorum: d.opts.config.quorum } }
+  const names = new Set(opts.checks.map((c) => c.name))
+  if ([...d.failingChecks].some((n) => !names.has(n))) {
+    d.failingChecks = new Set([...d.failingChecks].filter((n) => names.has(n)))
   }
 }

@@ -52,6 +52,13 @@ export function stepMajority(d: Draft, event: ElectionEvent, now: number, out: O
     case 'maintenance':
       onMaintenance(d, event.enabled, now, out)
       break
+    case 'options':
+      // applied by electionStep; the effective priority may have moved
+      out.push({ type: 'broadcast', msg: statusMessage(d) })
+      if (d.role === 'leader' && !selfPriority(d).eligible) {
+        handOver(d, now, out, 'fault', bestSuccessor(d, now))
+      }
+      break
     case 'shutdown':
       if (d.role === 'leader') handOver(d, now, out, 'shutdown', bestSuccessor(d, now))
       d.role = 'stopped'
@@ -61,7 +68,15 @@ export function stepMajority(d: Draft, event: ElectionEvent, now: number, out: O
       out.push({ type: 'broadcast', msg: statusMessage(d) })
       return
   }
-  advance(d, now, out, event.type === 'members' || event.type === 'check' || event.type === 'maintenance')
+  advance(
+    d,
+    now,
+    out,
+    event.type === 'members' ||
+      event.type === 'check' ||
+      event.type === 'maintenance' ||
+      event.type === 'options',
+  )
 }
 
 function expireLease(d: Draft, now: number, out: Out): void {
@@ -198,7 +213,7 @@ function answerVote(d: Draft, from: string, r: VoteRequest, grant: boolean, now:
   if (grant && !r.preVote) {
     adoptTerm(d, r.term)
     d.votedFor = from
-    d.promise = { to: from, term: r.term, until: now + d.opts.config.leaseMs }
+    promise(d, from, r.term, now)
     d.role = 'follower'
     d.round = null
     d.leader = null
@@ -210,6 +225,7 @@ function answerVote(d: Draft, from: string, r: VoteRequest, grant: boolean, now:
     term: grant ? r.term : d.term,
     granted: grant,
     sentAt: r.sentAt,
+    ...(grant && !r.preVote ? { promiseMs: d.opts.config.leaseMs } : {}),
   }
   out.push({ type: 'send', to: from, msg })
 }
@@ -235,7 +251,7 @@ function onVoteResponse(d: Draft, from: string, r: VoteResponse, now: number, ou
   const round = d.round
   if (d.role === 'leader' && r.granted && !r.preVote && r.term === d.term) {
     // a vote that arrives after we won is a lease ack for our vote request
-    recordAck(d, from, r.sentAt, null)
+    recordAck(d, from, r.sentAt, r.promiseMs, null)
     return
   }
   if (!r.granted && r.term > d.term) {
@@ -252,7 +268,9 @@ function onVoteResponse(d: Draft, from: string, r: VoteResponse, now: number, ou
   if (!isVoter(d.voters, from) && !(d.voters.prev?.includes(from) ?? false)) return
   const grants = new Set(round.grants)
   grants.add(from)
-  d.round = { ...round, grants }
+  const promised = new Map(round.promised)
+  if (!round.preVote) promised.set(from, r.promiseMs ?? d.opts.config.leaseMs)
+  d.round = { ...round, grants, promised }
   tallyRound(d, now, out)
 }
 
@@ -282,7 +300,7 @@ function startVote(d: Draft, now: number, preVote: boolean, out: Out): void {
   }
   const term = preVote ? d.term + 1 : d.term
   d.role = preVote ? 'precandidate' : 'candidate'
-  d.round = { preVote, term, sentAt: now, grants: new Set([d.opts.self]) }
+  d.round = { preVote, term, sentAt: now, grants: new Set([d.opts.self]), promised: new Map() }
   d.electionAt = now + electionDelay(d, now, noExclusions)
   const msg: VoteRequest = {
     kind: 'voteRequest',
@@ -303,8 +321,10 @@ function becomeLeader(d: Draft, now: number, out: Out): void {
   if (round === null || voters === null) return
   const c = d.opts.config
   const acks = new Map<string, number>()
-  for (const id of round.grants) if (id !== d.opts.self) acks.set(id, round.sentAt)
-  const leaseUntil = leaseDeadline(voters, acks, d.opts.self, c.leaseMs, c.maxClockDriftMs)
+  for (const id of round.grants) {
+    if (id !== d.opts.self) acks.set(id, round.sentAt + (round.promised.get(id) ?? c.leaseMs))
+  }
+  const leaseUntil = leaseDeadline(voters, acks, d.opts.self, c.maxClockDriftMs)
   d.round = null
   if (leaseUntil <= now) {
     d.role = 'follower'
@@ -329,6 +349,7 @@ function onRenewal(d: Draft, from: string, m: LeaseRenew, now: number, out: Out)
       term: d.term,
       sentAt: m.sentAt,
       ok,
+      ...(ok ? { promiseMs: d.opts.config.leaseMs } : {}),
       effectivePriority: self.priority,
       eligible: self.eligible,
       config: configId(d.voters),
@@ -353,7 +374,7 @@ function onRenewal(d: Draft, from: string, m: LeaseRenew, now: number, out: Out)
   }
   d.leader = from
   d.lostLeader = null
-  d.promise = { to: from, term: m.term, until: now + d.opts.config.leaseMs }
+  promise(d, from, m.term, now)
   if (compareConfigIds(configId(m.config), configId(d.voters)) > 0) d.voters = m.config
   d.electionAt = now + followTimeout(d, now, from)
   reply(true)
@@ -380,20 +401,41 @@ function onAck(d: Draft, from: string, a: LeaseAck, now: number, out: Out): void
     adoptTerm(d, a.term)
     return
   }
-  if (a.ok && a.term === d.term) recordAck(d, from, a.sentAt, a.config)
+  if (a.ok && a.term === d.term) recordAck(d, from, a.sentAt, a.promiseMs, a.config)
 }
 
-function recordAck(d: Draft, from: string, sentAt: number, config: VoterConfigId | null): void {
+/**
+ * A promise to back `to` for this node's `leaseMs`. It never ends earlier than a promise already
+ * running (after `leaseMs` shrank, the MASTER still counts on the longer one), and the longest
+ * length still running is persisted for the quiet time after a restart.
+ */
+function promise(d: Draft, to: string, term: number, now: number): void {
+  const ms = d.opts.config.leaseMs
+  const until = Math.max(now + ms, d.promise?.until ?? Number.NEGATIVE_INFINITY)
+  d.promise = { to, term, until }
+  if (ms >= d.promiseMs || now >= d.promiseMsUntil) {
+    d.promiseMs = ms
+    d.promiseMsUntil = until
+  }
+}
+
+function recordAck(
+  d: Draft,
+  from: string,
+  sentAt: number,
+  promiseMs: number | undefined,
+  config: VoterConfigId | null,
+): void {
   const lead = d.lead
   if (lead === null || d.voters === null) return
   const acks = new Map(lead.acks)
-  acks.set(from, Math.max(acks.get(from) ?? Number.NEGATIVE_INFINITY, sentAt))
+  const end = sentAt + (promiseMs ?? d.opts.config.leaseMs)
+  acks.set(from, Math.max(acks.get(from) ?? Number.NEGATIVE_INFINITY, end))
   let configAcks = lead.configAcks
   if (compareConfigIds(config, configId(d.voters)) === 0 && !configAcks.has(from)) {
     configAcks = new Set([...configAcks, from])
   }
-  const c = d.opts.config
-  const leaseUntil = leaseDeadline(d.voters, acks, d.opts.self, c.leaseMs, c.maxClockDriftMs)
+  const leaseUntil = leaseDeadline(d.voters, acks, d.opts.self, d.opts.config.maxClockDriftMs)
   d.lead = { ...lead, acks, configAcks, leaseUntil: Math.max(lead.leaseUntil, leaseUntil) }
 }
 
@@ -536,8 +578,7 @@ function progressVoterConfig(d: Draft, now: number, out: Out): void {
   }
   if (next === voters) return
   d.voters = next
-  const c = d.opts.config
-  const leaseUntil = leaseDeadline(next, lead.acks, d.opts.self, c.leaseMs, c.maxClockDriftMs)
+  const leaseUntil = leaseDeadline(next, lead.acks, d.opts.self, d.opts.config.maxClockDriftMs)
   d.lead = {
     ...lead,
     configAcks: new Set([d.opts.self]),
@@ -555,10 +596,10 @@ function progressVoterConfig(d: Draft, now: number, out: Out): void {
  */
 function desiredVoters(d: Draft, current: readonly string[], now: number): string[] {
   const acks = d.lead?.acks
-  const recent = now - d.opts.config.leaseMs
   const desired = new Set<string>([d.opts.self])
   for (const id of d.members) {
-    if (current.includes(id) || (acks?.get(id) ?? Number.NEGATIVE_INFINITY) >= recent) desired.add(id)
+    // a promise still running: it acknowledged a renewal within one lease
+    if (current.includes(id) || (acks?.get(id) ?? Number.NEGATIVE_INFINITY) >= now) desired.add(id)
   }
   for (const id of current) {
     const p = d.peers.get(id)
@@ -578,7 +619,7 @@ function checkPreemption(d: Draft, now: number, out: Out): void {
   const c = d.opts.config
   const best = c.nopreempt ? null : bestSuccessor(d, now)
   const bestView = best === null ? undefined : d.peers.get(best)
-  const ackedRecently = best !== null && (lead.acks.get(best) ?? Number.NEGATIVE_INFINITY) >= now - c.leaseMs
+  const ackedRecently = best !== null && (lead.acks.get(best) ?? Number.NEGATIVE_INFINITY) >= now
   const better =
     best !== null &&
     bestView !== undefined &&

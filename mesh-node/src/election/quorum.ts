@@ -28,27 +28,27 @@ export function compareConfigIds(a: VoterConfigId | null, b: VoterConfigId | nul
 }
 
 /**
- * The MASTER's lease deadline on its own clock. `acks` maps each voter to the send time (MASTER's
- * clock) of the latest renewal it acknowledged; the voter promised to back no one else for
- * `leaseMs` of its own clock from when it received that renewal, i.e. from no earlier than the send
- * time. The quorum-th most recent acknowledgement bounds the lease; `driftMs` covers a voter clock
- * that measures `leaseMs` faster than ours. The MASTER itself counts as always acknowledging.
+ * The MASTER's lease deadline on its own clock. `acks` maps each voter to the end of its latest
+ * promise on the MASTER's clock: the acknowledged renewal's send time plus the promise length the
+ * voter reported (it backs no one else for that long of its own clock from when it received the
+ * renewal, i.e. from no earlier than the send time). The quorum-th latest end bounds the lease;
+ * `driftMs` covers a voter clock that measures the promise faster than ours. The MASTER itself
+ * counts as always promising.
  */
 export function leaseDeadline(
   config: VoterConfig,
   acks: ReadonlyMap<string, number>,
   self: string,
-  leaseMs: number,
   driftMs: number,
 ): number {
   const t =
     config.prev === null
       ? quorumAckTime(config.voters, acks, self)
       : Math.min(quorumAckTime(config.voters, acks, self), quorumAckTime(config.prev, acks, self))
-  return t + leaseMs - driftMs
+  return t - driftMs
 }
 
-/** The send time by which a majority of `set` had acknowledged (the majority-th most recent ack). */
+/** The time until which a majority of `set` has promised (the majority-th latest promise end). */
 function quorumAckTime(set: readonly string[], acks: ReadonlyMap<string, number>, self: string): number {
   const times: number[] = []
   for (const id of set) {

@@ -20,6 +20,11 @@ export interface PersistedElection {
   readonly term: number
   readonly votedFor: string | null
   readonly voters: VoterConfig | null
+  /**
+   * the longest lease promise (ms) this node may still be bound by: after a restart it makes no
+   * promise for this long. Absent in files written before `leaseMs` could change live
+   */
+  readonly promiseMs?: number
 }
 
 export type ElectionRole = 'follower' | 'precandidate' | 'candidate' | 'leader' | 'stopped'
@@ -50,10 +55,15 @@ export interface VoteRound {
   readonly term: number
   readonly sentAt: number
   readonly grants: ReadonlySet<string>
+  /** real votes: voter → the promise length its grant reported */
+  readonly promised: ReadonlyMap<string, number>
 }
 
 export interface LeaderState {
-  /** voter → send time (my clock) of the latest renewal it acknowledged in my term */
+  /**
+   * voter → when (my clock) the promise behind its latest acknowledgement in my term runs out: the
+   * acknowledged renewal's send time plus the promise length the voter reported
+   */
   readonly acks: ReadonlyMap<string, number>
   readonly leaseUntil: number
   /** voters that acknowledged my current voter configuration in my term */
@@ -83,6 +93,10 @@ export interface ElectionState {
   readonly members: readonly string[]
   readonly peers: ReadonlyMap<string, PeerView>
   readonly promise: LeasePromise | null
+  /** the longest promise length (ms) that may still be running (persisted; see PersistedElection) */
+  readonly promiseMs: number
+  /** until when (my clock) a promise of `promiseMs` may run; after that a shorter length replaces it */
+  readonly promiseMsUntil: number
   /** after a (re)start: no promises until then, we may have made one before the restart */
   readonly quietUntil: number
   /** the MASTER this node follows */
@@ -112,6 +126,11 @@ export type ElectionEvent =
   | { readonly type: 'maintenance'; readonly enabled: boolean }
   /** graceful stop: release the VIP and tell the others at once */
   | { readonly type: 'shutdown' }
+  /**
+   * a new cluster config version changed this node's checks or election timings (never `quorum`,
+   * which needs a restart): they apply from now on; a running promise keeps its length
+   */
+  | { readonly type: 'options'; readonly opts: ElectionOptions }
 
 export type ReleaseReason =
   | 'leaseExpired'
