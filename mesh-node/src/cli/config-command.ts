@@ -1,14 +1,13 @@
-import { readFile } from 'node:fs/promises'
 import {
   ConfigPutResponseSchema,
   ConfigViewSchema,
   formatError,
-  type Issue,
   type PgmeshError,
   validateClusterConfig,
 } from '@pgmesh/protocol'
 import { stringify } from 'yaml'
 import { readConfigDocument } from '../load-config.js'
+import { apiFailure, callApi, type Io, issueLines, stdio, unexpectedBody } from './api-client.js'
 
 export interface ConfigCommand {
   readonly action: 'apply' | 'get' | 'check'
@@ -16,16 +15,6 @@ export interface ConfigCommand {
   readonly api: string
   readonly tokenFile: string | undefined
   readonly json: boolean
-}
-
-interface Io {
-  out(text: string): void
-  err(text: string): void
-}
-
-const stdio: Io = {
-  out: (t) => void process.stdout.write(t),
-  err: (t) => void process.stderr.write(t),
 }
 
 /**
@@ -46,49 +35,13 @@ async function clusterSection(
   return { ok: true, cluster: doc }
 }
 
-const issueLines = (issues: readonly Issue[] | undefined) =>
-  (issues ?? []).map((i) => `  ${i.path}: ${i.message}\n`).join('')
-
-async function bearer(tokenFile: string | undefined): Promise<Record<string, string>> {
-  const token =
-    tokenFile === undefined
-      ? process.env.PGMESH_TOKEN
-      : (await readFile(tokenFile, 'utf8')).split(/\r?\n/).find((l) => l.trim() !== '' && !l.startsWith('#'))
-  return token === undefined || token.trim() === '' ? {} : { authorization: `Bearer ${token.trim()}` }
-}
-
-async function call(api: string, path: string, init: RequestInit, io: Io): Promise<Response | null> {
-  try {
-    return await fetch(`${api}${path}`, { ...init, signal: AbortSignal.timeout(15_000) })
-  } catch (e) {
-    const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message
-    io.err(`pgmesh: cannot reach the pgmesh API at ${api}: ${cause}\n`)
-    return null
-  }
-}
-
-/** Prints an API error body (code, message, every issue); exit status 2 for a refused config. */
-async function apiFailure(res: Response, io: Io): Promise<number> {
-  const body = (await res.json().catch(() => null)) as {
-    error?: { code?: string; message?: string; issues?: Issue[] }
-  } | null
-  const e = body?.error
-  io.err(
-    `pgmesh: ${res.status} ${e?.code ?? ''}: ${e?.message ?? 'unexpected answer'}\n${issueLines(e?.issues)}`,
-  )
-  return res.status === 400 || res.status === 409 ? 2 : 1
-}
-
 export async function runConfigCommand(c: ConfigCommand, io: Io = stdio): Promise<number> {
   if (c.action === 'get') {
-    const res = await call(c.api, '/v1/config', { headers: await bearer(c.tokenFile) }, io)
-    if (res === null) return 1
+    const res = await callApi(c.api, '/v1/config', { tokenFile: c.tokenFile }, io)
+    if (typeof res === 'number') return res
     if (!res.ok) return apiFailure(res, io)
-    const view = ConfigViewSchema.safeParse(await res.json().catch(() => null))
-    if (!view.success) {
-      io.err(`pgmesh: ${c.api}/v1/config answered with an unexpected body\n`)
-      return 1
-    }
+    const view = ConfigViewSchema.safeParse(res.body)
+    if (!view.success) return unexpectedBody(c.api, '/v1/config', io)
     const v = view.data
     if (c.json) {
       io.out(`${JSON.stringify(v, null, 2)}\n`)
@@ -124,26 +77,15 @@ export async function runConfigCommand(c: ConfigCommand, io: Io = stdio): Promis
     )
     return 0
   }
-  const res = await call(
-    c.api,
-    '/v1/config',
-    {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json', ...(await bearer(c.tokenFile)) },
-      body: JSON.stringify({
-        cluster: section.cluster,
-        ...(section.baseVersion === undefined ? {} : { baseVersion: section.baseVersion }),
-      }),
-    },
-    io,
-  )
-  if (res === null) return 1
-  if (!res.ok) return apiFailure(res, io)
-  const done = ConfigPutResponseSchema.safeParse(await res.json().catch(() => null))
-  if (!done.success) {
-    io.err(`pgmesh: ${c.api}/v1/config answered with an unexpected body\n`)
-    return 1
+  const json = {
+    cluster: section.cluster,
+    ...(section.baseVersion === undefined ? {} : { baseVersion: section.baseVersion }),
   }
+  const res = await callApi(c.api, '/v1/config', { method: 'PUT', json, tokenFile: c.tokenFile }, io)
+  if (typeof res === 'number') return res
+  if (!res.ok) return apiFailure(res, io)
+  const done = ConfigPutResponseSchema.safeParse(res.body)
+  if (!done.success) return unexpectedBody(c.api, '/v1/config', io)
   io.out(
     `cluster config version ${done.data.version} (${done.data.hash.slice(0, 12)}) is applied here and sent to every node\n`,
   )
