@@ -71,9 +71,10 @@ describe('maintenance moves the VIP with no failed new connections (network name
       .map((l) => Date.parse(/"time":"([^"]+)"/.exec(l)?.[1] ?? ''))
       .filter((t) => t >= since)
   /**
-   * Sorts the failed attempts: one in flight at the instant an address was removed (its reply can
-   * no longer leave from the VIP: inherent to moving an IP, Keepalived's too) is told apart from
-   * a connection that started before or after and failed anyway, the kind this test is about.
+   * The attempts of the window that failed, and the VIP releases since `since`. An attempt in
+   * flight at the instant an address is removed loses its reply (inherent to moving an IP,
+   * Keepalived's too) unless the releasing node held new connections off and let its sessions end
+   * first (`quiesce`, what maintenance does): those are told apart as `straddling`.
    */
   const judge = async (window: readonly Attempt[], since: number) => {
     const releases = (
@@ -84,10 +85,9 @@ describe('maintenance moves the VIP with no failed new connections (network name
     const leaseLost = (await Promise.all(NODE_NAMES.map((n) => logged(n, '"leaseExpired"', since)))).flat()
     return {
       failed,
-      other: failed.filter((a) => !straddling.includes(a)),
       straddling,
       releases: releases.length,
-      note: `VIP releases ${releases.length}, leases lost (a starved process) ${leaseLost.length}`,
+      note: `VIP releases ${releases.length}, leases lost (a starved process) ${leaseLost.length}, failed: ${JSON.stringify(failed)}`,
     }
   }
 
@@ -197,12 +197,23 @@ describe('maintenance moves the VIP with no failed new connections (network name
     const window = (await attempts()).filter((a) => a.t >= t0)
     const j = await judge(window, t0)
     const slowest = Math.max(...window.map((a) => a.ms))
+    const quiesced = await logged('n1', 'handing the VIP over: new connections to it are dropped', t0)
+    const drained = await logged('n1', 'no session through the VIP left', t0)
     process.stdout.write(
-      `# maintenance on: VIP served by n2 ${movedAt - t0} ms after the command; ${window.length} new connections, ${j.failed.length} failed (${j.straddling.length} in flight as the VIP left n1), slowest ${slowest} ms; ${j.note}\n`,
+      `# maintenance on: VIP served by n2 ${movedAt - t0} ms after the command; ${window.length} new connections (${window.filter((a) => a.t < movedAt).length} before n2 served), ${j.failed.length} failed (${j.straddling.length} in flight as the VIP left n1), slowest ${slowest} ms; n1 quiesced the VIP ${quiesced.length}x, drained ${drained.length}x; ${j.note}\n`,
     )
     assert.ok(window.length > 20, `only ${window.length} attempts`)
-    assert.deepEqual(j.other, [], `a new connection failed while the VIP moved (${j.note})`)
-    assert.ok(j.straddling.length <= j.releases, `${j.straddling.length} attempts lost in flight (${j.note})`)
+    // the hand-over happened under load: the VIP left n1 while the client kept dialling
+    assert.ok(j.releases >= 1, `no VIP release logged (${j.note})`)
+    const duringMove = window.filter((a) => a.t < movedAt)
+    assert.ok(duringMove.length >= 3, `only ${duringMove.length} attempts while the VIP moved (${j.note})`)
+    // n1 held new connections off (nftables) and let its sessions end before removing the address
+    assert.equal(
+      quiesced.length,
+      1,
+      'n1 quiesced the VIP before the release (is nftables installed? deploy/install-deps.sh)',
+    )
+    assert.deepEqual(j.failed, [], `a new connection failed while the VIP moved (${j.note})`)
   })
 
   it('`pgmesh maintenance off`: n1 listens again and takes MASTER back, still no failed connection', async () => {
@@ -224,7 +235,14 @@ describe('maintenance moves the VIP with no failed new connections (network name
     process.stdout.write(
       `# maintenance off: n1 serves again ${back - t0} ms after the command; ${window.length} new connections, ${j.failed.length} failed (${j.straddling.length} in flight as the VIP left n2); ${j.note}\n`,
     )
-    assert.deepEqual(j.other, [], `a new connection failed while the VIP moved back (${j.note})`)
+    // n2 gives MASTER back by preemption, a release the election makes by itself: the VIP driver
+    // cannot tell it from a lost lease (which must not wait), so it is not quiesced, and one
+    // attempt per release may still lose its reply in flight
+    assert.deepEqual(
+      j.failed.filter((a) => !j.straddling.includes(a)),
+      [],
+      `a new connection failed while the VIP moved back (${j.note})`,
+    )
     assert.ok(j.straddling.length <= j.releases, `${j.straddling.length} attempts lost in flight (${j.note})`)
   })
 })

@@ -256,7 +256,13 @@ export class MeshNode implements ClusterSource {
     })
     this.#vip = countVipTransitions(
       o.vip ??
-        createVipDriver({ config: cluster.vip, iface: node.vip.interface, node: node.id, logger: o.logger }),
+        createVipDriver({
+          config: cluster.vip,
+          iface: node.vip.interface,
+          node: node.id,
+          logger: o.logger,
+          sessionsTo: (ip) => this.#proxy.sessionsTo(ip),
+        }),
     )
     const vip = this.#vip
     const founders = cluster.members.map((m) => m.id)
@@ -284,6 +290,7 @@ export class MeshNode implements ClusterSource {
         await this.#election.settled()
       },
       proxy: this.#proxy,
+      vip: this.#vip,
       wall: () => this.#clock.wall(),
       logger: o.logger,
       onChange: () => this.#heartbeatSoon(),
@@ -646,9 +653,7 @@ export class MeshNode implements ClusterSource {
     if (changed('checks')) this.#checks.update(next.parsed.checks)
     if (changed('vip') && next.parsed.vip.driver === this.#o.config.cluster.vip.driver) {
       try {
-        // TEMP until the VIP drivers gain reconfigure()
-        const v = this.#vip as CountingVipDriver & { reconfigure?: (c: VipConfig) => Promise<void> }
-        await v.reconfigure?.(next.parsed.vip)
+        await this.#vip.reconfigure(next.parsed.vip)
       } catch (e) {
         this.#log.error(
           { code: 'VIP_RECONFIGURE_FAILED', err: e instanceof Error ? e.message : String(e) },

@@ -48,6 +48,15 @@ export const VipConfigSchema = z
     garpCount: z.number().int().min(0).max(100).default(3),
     /** Default 10 */
     garpIntervalMs: ms(10, 0, 10_000),
+    /**
+     * `linux`, before a maintenance hand-over: new TCP connections to the VIP are no longer
+     * accepted on this node (an nftables rule drops their SYNs; clients resend them after ~1 s and
+     * reach the next MASTER), and the sessions through the VIP get up to this long to end (the
+     * wait is at least min(100 ms, drainMs), for handshakes under way) before the address is
+     * removed. Below the 1 s SYN retransmission, the first resent SYN already finds the next
+     * MASTER. 0: the address goes at once. Default 500
+     */
+    drainMs: ms(500, 0, 60_000),
     notify: NotifyScriptsSchema.prefault({}),
   })
   .strict()

@@ -258,7 +258,13 @@ describe('tracked checks: live update (a cluster config edit)', () => {
     assert.equal(tc.views().find((v) => v.name === 'upd-kept')?.passing, true, 'kept its state')
     await until('the new check reports', () => changes.some(([n]) => n === 'upd-new'))
     assert.deepEqual(changes.at(-1), ['upd-new', false], 'its first result is reported, failing or not')
-    assert.deepEqual(tc.weighted().map((c) => c.name).sort(), ['upd-kept', 'upd-new'])
+    assert.deepEqual(
+      tc
+        .weighted()
+        .map((c) => c.name)
+        .sort(),
+      ['upd-kept', 'upd-new'],
+    )
     assert.deepEqual([...tc.failing()], ['upd-new'])
     const goneRuns = gone.runs().length
     await new Promise((r) => setTimeout(r, 500))

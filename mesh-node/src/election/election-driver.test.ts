@@ -13,6 +13,7 @@ class RecordingVip implements VipDriver {
   readonly entered: VipState[] = []
   #held = false
   async start() {}
+  async reconfigure() {}
   async enter(state: VipState) {
     this.entered.push(state)
     this.#held = state === 'MASTER'

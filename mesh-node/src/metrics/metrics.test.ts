@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { ClusterStatus } from '@pgmesh/protocol'
+import { type ClusterStatus, VipConfigSchema } from '@pgmesh/protocol'
 import { parseExposition, sampleValue } from '../../../test/helpers/prometheus.js'
 import type { DbStatus } from '../database/database-monitor.js'
 import type { VipDriver, VipState } from '../vip/vip-driver.js'
@@ -281,6 +281,9 @@ describe('VIP transition counter', () => {
       },
       announce: () => undefined,
       holds: () => entered.at(-1) === 'MASTER',
+      reconfigure: async () => {
+        entered.push('reconfigure' as VipState)
+      },
       stop: async () => undefined,
     }
   }
@@ -302,5 +305,23 @@ describe('VIP transition counter', () => {
     assert.deepEqual(d.counts(), { acquired: 1, acquireFailed: 1, released: 1, releaseFailed: 1 })
     assert.deepEqual(inner.entered, ['BACKUP', 'FAULT', 'MASTER', 'BACKUP', 'MASTER', 'STOP', 'FAULT'])
     assert.equal(d.kind, 'none')
+  })
+
+  it('passes reconfigure through, and quiesce only when the driver has it', async () => {
+    const inner = fakeDriver(new Set())
+    const d = countVipTransitions(inner)
+    await d.reconfigure(VipConfigSchema.parse({}))
+    assert.deepEqual(inner.entered, ['reconfigure'])
+    assert.equal(d.quiesce, undefined)
+    const calls: string[] = []
+    const linux = countVipTransitions({
+      ...inner,
+      quiesce: async () => void calls.push('quiesce'),
+      unquiesce: async () => void calls.push('unquiesce'),
+    })
+    await linux.quiesce?.()
+    await linux.unquiesce?.()
+    assert.deepEqual(calls, ['quiesce', 'unquiesce'])
+    assert.deepEqual(linux.counts(), { acquired: 0, acquireFailed: 0, released: 0, releaseFailed: 0 })
   })
 })

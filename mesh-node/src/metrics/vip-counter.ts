@@ -40,6 +40,12 @@ export function countVipTransitions(inner: VipDriver): CountingVipDriver {
     enter,
     announce: () => inner.announce(),
     holds: () => inner.holds(),
+    reconfigure: (config, signal) => inner.reconfigure(config, signal),
+    // only what the driver has: a caller asks `vip.quiesce?.()`
+    ...(inner.quiesce === undefined
+      ? {}
+      : { quiesce: (signal?: AbortSignal) => inner.quiesce?.(signal) ?? Promise.resolve() }),
+    ...(inner.unquiesce === undefined ? {} : { unquiesce: () => inner.unquiesce?.() ?? Promise.resolve() }),
     stop: () => inner.stop(),
     counts: () => ({ ...c }),
   }

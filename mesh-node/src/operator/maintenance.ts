@@ -66,6 +66,14 @@ export interface MaintenanceDeps {
     resume(): Promise<readonly { name: string; error: string }[]>
     activeSessions(): number
   }
+  /**
+   * The VIP driver's hand-over preparation (linux): before MASTER is given up, new connections
+   * to the VIP are held off and its sessions get `vip.drainMs` to end, so no client loses one.
+   */
+  readonly vip?: {
+    quiesce?(): Promise<void>
+    unquiesce?(): Promise<void>
+  }
   readonly wall: () => number
   readonly logger: Logger
   /** the state changed: a moment to gossip it */
@@ -77,7 +85,10 @@ export interface MaintenanceDeps {
  * check), closes its listeners and drains their sessions, and otherwise stays a full member: it
  * gossips, votes and checks the databases. The order matters for clients on the VIP: the VIP
  * goes first, then the listeners close, so no connection reaching this node through the VIP is
- * refused; coming back, the listeners open before the node may take MASTER again.
+ * refused; coming back, the listeners open before the node may take MASTER again. Before the VIP
+ * goes, the driver stops taking new connections on it and lets its sessions end (`quiesce`),
+ * while this node is still a MASTER with a live lease: a release the election makes by itself
+ * (a lost lease) never waits for that.
  */
 export class Maintenance {
   readonly #d: MaintenanceDeps
@@ -153,7 +164,7 @@ export class Maintenance {
         { reason: next.reason },
         'entering maintenance: handing MASTER over, then closing the listeners',
       )
-      await this.#d.setEligible(false)
+      await this.#handOver()
       const draining = this.#d.proxy.pause()
       this.#log.info(
         { sessions: this.#d.proxy.activeSessions() },
@@ -169,5 +180,21 @@ export class Maintenance {
       'maintenance ended: listeners open, eligible for MASTER again',
     )
     return ok(this.view())
+  }
+
+  /** Not eligible any more: a MASTER quiesces the VIP, then releases it (the driver lifts its block once the address is gone). */
+  async #handOver(): Promise<void> {
+    const vip = this.#d.vip
+    await vip
+      ?.quiesce?.()
+      .catch((e: unknown) =>
+        this.#log.warn({ err: (e as Error).message }, 'could not quiesce the VIP; handing it over at once'),
+      )
+    try {
+      await this.#d.setEligible(false)
+    } finally {
+      // a no-op once released; lifts the block if this node kept the VIP after all
+      await vip?.unquiesce?.().catch(() => undefined)
+    }
   }
 }

@@ -130,6 +130,52 @@ function hb(node: string, incarnation: number): Heartbeat {
   }
 }
 
+describe('maintenance: handing the VIP over', () => {
+  function vipRig(opts: { quiesceFails?: boolean } = {}) {
+    const calls: string[] = []
+    const m = new Maintenance({
+      node: 'n1',
+      store: memoryMaintenanceStore(),
+      setEligible: async (eligible) => {
+        calls.push(`eligible=${eligible}`)
+      },
+      proxy: {
+        pause: async () => void calls.push('pause'),
+        resume: async () => {
+          calls.push('resume')
+          return []
+        },
+        activeSessions: () => 0,
+      },
+      vip: {
+        quiesce: async () => {
+          calls.push('quiesce')
+          if (opts.quiesceFails) throw new Error('nft exploded')
+        },
+        unquiesce: async () => void calls.push('unquiesce'),
+      },
+      wall: () => 1_000_000,
+      logger: log,
+      onChange: () => undefined,
+    })
+    return { m, calls }
+  }
+
+  it('quiesces the VIP before giving MASTER up, lifts the block after, and not when leaving maintenance', async () => {
+    const { m, calls } = vipRig()
+    assert.ok((await m.set(true, 'r')).ok)
+    assert.deepEqual(calls, ['quiesce', 'eligible=false', 'unquiesce', 'pause'])
+    assert.ok((await m.set(false, undefined)).ok)
+    assert.deepEqual(calls.slice(4), ['resume', 'eligible=true'])
+  })
+
+  it('a quiesce that fails does not hold the hand-over up', async () => {
+    const { m, calls } = vipRig({ quiesceFails: true })
+    assert.ok((await m.set(true, 'r')).ok)
+    assert.deepEqual(calls, ['quiesce', 'eligible=false', 'unquiesce', 'pause'])
+  })
+})
+
 describe('checkRemovable', () => {
   let s: MembershipState = initialMembership('self')
   for (const [now, e] of [

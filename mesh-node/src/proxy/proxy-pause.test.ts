@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { type ListenerConfig, ListenerConfigSchema } from '@pgmesh/protocol'
 import { pino } from 'pino'
 import { ProxyService } from './proxy-service.js'
+import { localIp } from './tcp-listener.js'
 
 const log = pino({ level: 'silent' })
 const servers: Server[] = []
@@ -121,5 +122,41 @@ describe('proxy service: maintenance pause and resume', () => {
     assert.equal(await roundTrip(s, 'y'), 'y')
     s.destroy()
     await sleep(10)
+  })
+})
+
+describe('proxy service: sessions by local address', () => {
+  it('counts the clients that connected to an address until they close, draining listeners included', async () => {
+    const cfg = await listener('l4', await echo(), 1_000)
+    const proxy = new ProxyService(log)
+    services.push(proxy)
+    await proxy.apply([cfg])
+    assert.equal(proxy.sessionsTo('127.0.0.1'), 0)
+    const a = await dial(cfg.bind.port)
+    const b = await dial(cfg.bind.port)
+    assert.ok(typeof a !== 'string' && typeof b !== 'string')
+    assert.equal(await roundTrip(a, 'a'), 'a')
+    assert.equal(await roundTrip(b, 'b'), 'b')
+    assert.equal(proxy.sessionsTo('127.0.0.1'), 2)
+    assert.equal(proxy.sessionsTo('::ffff:127.0.0.1'), 2, 'an IPv4-mapped address is the same address')
+    assert.equal(proxy.sessionsTo('127.0.0.2'), 0)
+    a.destroy()
+    for (let i = 0; i < 100 && proxy.sessionsTo('127.0.0.1') !== 1; i++) await sleep(10)
+    assert.equal(proxy.sessionsTo('127.0.0.1'), 1)
+    // a listener a reload removed still counts while it drains
+    await proxy.apply([])
+    assert.equal(proxy.sessionsTo('127.0.0.1'), 1)
+    b.destroy()
+    for (let i = 0; i < 100 && proxy.sessionsTo('127.0.0.1') !== 0; i++) await sleep(10)
+    assert.equal(proxy.sessionsTo('127.0.0.1'), 0)
+  })
+
+  it('compares addresses as sockets report them', () => {
+    assert.equal(localIp('::ffff:198.18.0.100'), '198.18.0.100')
+    assert.equal(localIp('::FFFF:198.18.0.100'), '198.18.0.100')
+    assert.equal(localIp('fd00:0:0::100'), 'fd00::100')
+    assert.equal(localIp('FD00::1'), 'fd00::1')
+    assert.equal(localIp('198.18.0.1'), '198.18.0.1')
+    assert.equal(localIp(undefined), '')
   })
 })

@@ -1,6 +1,6 @@
 import { formatHostPort, type ListenerConfig, type ListenerStatus } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
-import { type BackendTarget, type ListenerSpec, TcpListener } from './tcp-listener.js'
+import { type BackendTarget, type ListenerSpec, localIp, TcpListener } from './tcp-listener.js'
 
 interface Running {
   config: ListenerConfig
@@ -58,6 +58,8 @@ export class ProxyService {
   readonly #log: Logger
   readonly #running = new Map<string, Running>()
   readonly #draining = new Set<Promise<void>>()
+  /** listeners removed or re-bound by a reload, still draining */
+  readonly #drainingListeners = new Set<TcpListener>()
   #failed: ApplyResult['failed'] = []
   #paused = false
   /** bumped by every pause and resume: a drain of an older pause stops waiting */
@@ -156,6 +158,18 @@ export class ProxyService {
   }
 
   /**
+   * Clients connected to the local address `address` (a VIP, say) on any listener, draining ones
+   * included: in a session or queued for one.
+   */
+  sessionsTo(address: string): number {
+    const ip = localIp(address)
+    let n = 0
+    for (const r of this.#running.values()) n += r.listener.sessionsTo(ip)
+    for (const l of this.#drainingListeners) n += l.sessionsTo(ip)
+    return n
+  }
+
+  /**
    * Maintenance: every listener stops accepting (its port closes, so new connections are refused
    * at once) and its sessions may run for up to its `drainTimeoutMs`; the rest are closed then.
    * Listeners applied while paused stay closed. Resolves when drained, or when `resume()` is called.
@@ -224,7 +238,12 @@ export class ProxyService {
 
   #drainInBackground(r: Running): void {
     this.#log.info({ listener: r.config.name, timeoutMs: r.config.drainTimeoutMs }, 'draining listener')
-    const p = r.listener.drain(r.config.drainTimeoutMs).finally(() => this.#draining.delete(p))
+    const listener = r.listener
+    this.#drainingListeners.add(listener)
+    const p = listener.drain(r.config.drainTimeoutMs).finally(() => {
+      this.#draining.delete(p)
+      this.#drainingListeners.delete(listener)
+    })
     this.#draining.add(p)
   }
 }

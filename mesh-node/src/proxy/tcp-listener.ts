@@ -82,6 +82,22 @@ function takeRead(n: number): Buffer {
   return b
 }
 
+/**
+ * An address as a socket's `localAddress` would compare: an IPv4-mapped IPv6 address (a dual-stack
+ * listener) as plain IPv4, IPv6 in canonical lower-case form.
+ */
+export function localIp(address: string | undefined): string {
+  if (address === undefined) return ''
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
+  if (mapped !== null) return mapped[1]!
+  if (!address.includes(':')) return address
+  try {
+    return new URL(`http://[${address}]/`).hostname.slice(1, -1)
+  } catch {
+    return address.toLowerCase()
+  }
+}
+
 /** One client, from accept to close: waiting in the queue, trying a backend, or spliced to one. */
 interface Conn {
   readonly client: Socket
@@ -201,6 +217,14 @@ export class TcpListener {
     const out = new Set<string>()
     for (const s of this.#sessions) if (s.backend !== null) out.add(s.backend)
     return out
+  }
+
+  /** Clients (in a session, or queued for one) that connected to the local address `ip`, given in {@link localIp} form. */
+  sessionsTo(ip: string): number {
+    let n = 0
+    for (const s of this.#sessions) if (localIp(s.client.localAddress) === ip) n++
+    for (const w of this.#queue) if (localIp(w.client.localAddress) === ip) n++
+    return n
   }
 
   /**

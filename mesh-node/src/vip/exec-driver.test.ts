@@ -170,6 +170,83 @@ describe('exec VIP driver', () => {
   })
 })
 
+describe('script VIP drivers: live reconfigure', () => {
+  it('a MASTER whose address changed runs its master script again with the new PGMESH_VIP', async () => {
+    const out = join(dir, 'reconf-master.log')
+    const { logger, records } = logCapture()
+    const d = exec(
+      { driver: 'exec', address: '198.18.0.100/24', notify: { master: script(out, 'master') } },
+      logger,
+    )
+    await d.enter('MASTER')
+    await until('the first master script', () => lines(out).length === 2)
+    await d.reconfigure(
+      VipConfigSchema.parse({
+        driver: 'exec',
+        address: '198.18.0.101/24',
+        notify: { master: script(out, 'm2') },
+      }),
+    )
+    await until('the master script again', () => lines(out).length === 4)
+    assert.deepEqual(lines(out).slice(2), ['start m2 MASTER|198.18.0.101/24|n1|', 'end m2'])
+    assert.equal(d.holds(), true)
+    const info = records.find((r) => r.msg === 'VIP settings changed')
+    assert.equal(info?.from, '198.18.0.100/24')
+    assert.equal(info?.vip, '198.18.0.101/24')
+  })
+
+  it('new scripts only: nothing runs now; a BACKUP with a new address runs nothing; the next state uses them', async () => {
+    const out = join(dir, 'reconf-backup.log')
+    const d = exec({ driver: 'exec', address: '198.18.0.100/24', notify: { master: script(out, 'old') } })
+    await d.enter('MASTER')
+    await until('the old master script', () => lines(out).length === 2)
+    await d.reconfigure(
+      VipConfigSchema.parse({
+        driver: 'exec',
+        address: '198.18.0.100/24',
+        notify: { master: script(out, 'new'), backup: script(out, 'backup') },
+      }),
+    )
+    await d.enter('BACKUP')
+    await until('the new backup script', () => lines(out).length === 4)
+    await d.reconfigure(
+      VipConfigSchema.parse({
+        driver: 'exec',
+        address: '198.18.0.102/24',
+        notify: { master: script(out, 'new'), backup: script(out, 'backup') },
+      }),
+    )
+    await new Promise((r) => setTimeout(r, 100))
+    assert.equal(lines(out).length, 4, 'a BACKUP runs no script on an address change')
+    await d.enter('MASTER')
+    await until('the new master script', () => lines(out).length === 6)
+    assert.deepEqual(lines(out), [
+      'start old MASTER|198.18.0.100/24|n1|',
+      'end old',
+      'start backup BACKUP|198.18.0.100/24|n1|',
+      'end backup',
+      'start new MASTER|198.18.0.102/24|n1|',
+      'end new',
+    ])
+  })
+
+  it('a change of driver is left for the restart', async () => {
+    const out = join(dir, 'reconf-kind.log')
+    const { logger, records } = logCapture()
+    const d = exec(
+      { driver: 'exec', address: '198.18.0.100/24', notify: { master: script(out, 'm') } },
+      logger,
+    )
+    await d.enter('MASTER')
+    await d.reconfigure(VipConfigSchema.parse({ driver: 'none', address: '198.18.0.103/24' }))
+    assert.equal(d.kind, 'exec')
+    assert.match(String(records.find((r) => r.level === 40)?.msg), /next restart/)
+    await until('the master script', () => lines(out).length === 2)
+    await new Promise((r) => setTimeout(r, 100))
+    assert.deepEqual(lines(out), ['start m MASTER|198.18.0.100/24|n1|', 'end m'])
+  })
+})
+
 describe('none VIP driver', () => {
   it('records the holder and runs notify scripts if any', async () => {
     const out = join(dir, 'none.log')

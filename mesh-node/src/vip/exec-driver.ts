@@ -12,12 +12,16 @@ export interface ScriptDriverOptions {
 
 /**
  * A driver that holds no address itself: it records the state and runs the notify scripts
- * (`exec`: they move the VIP, a cloud IP say; `none`: optional hooks). `enter()` never waits for a script.
+ * (`exec`: they move the VIP, a cloud IP say; `none`: optional hooks). `enter()` never waits for a
+ * script. `reconfigure()` swaps the scripts and PGMESH_VIP for the next runs; a MASTER whose
+ * address changed runs its master script again, with the new PGMESH_VIP, so the scripts move
+ * the VIP to the new address (the old one is theirs to let go).
  */
 export function createScriptDriver(kind: 'exec' | 'none', opts: ScriptDriverOptions): VipDriver {
+  let config = opts.config
   const notifier = createNotifier({
-    scripts: opts.config.notify,
-    vip: opts.config.address?.cidr ?? '',
+    scripts: config.notify,
+    vip: config.address?.cidr ?? '',
     node: opts.node,
     logger: opts.logger,
   })
@@ -42,6 +46,27 @@ export function createScriptDriver(kind: 'exec' | 'none', opts: ScriptDriverOpti
       // nothing to announce: the scripts own the address
     },
     holds: () => state === 'MASTER',
+    reconfigure(next) {
+      if (next.driver !== kind) {
+        opts.logger.warn(
+          { driver: next.driver, running: kind },
+          'vip.driver changed: applies at the next restart; the running driver keeps its settings',
+        )
+        return Promise.resolve()
+      }
+      const from = config.address?.cidr ?? ''
+      const to = next.address?.cidr ?? ''
+      const notifyChanged = JSON.stringify(config.notify) !== JSON.stringify(next.notify)
+      config = next
+      notifier.update(next.notify, to)
+      if (from === to && !notifyChanged) return Promise.resolve()
+      opts.logger.info(
+        { driver: kind, vip: to, ...(from !== to ? { from } : {}), notify: notifyChanged, state },
+        'VIP settings changed',
+      )
+      if (from !== to && state === 'MASTER' && !stopped) notifier.notify('MASTER')
+      return Promise.resolve()
+    },
     stop() {
       if (stopping !== null) return stopping
       stopped = true

@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { VipAddress, VipConfig } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
 import { type CommandResult, describeFailure, runCommand } from '../run-command.js'
 import { createNotifier } from './notifier.js'
+import { createSynBlock } from './syn-block.js'
 import type { VipDriver, VipState } from './types.js'
 
 export interface LinuxDriverOptions {
@@ -16,9 +18,18 @@ export interface LinuxDriverOptions {
   readonly netns?: string
   /** every `ip` command is killed after this long. Default 5000 */
   readonly commandTimeoutMs?: number
+  /**
+   * How many sessions through the proxy have `ip` as their local address now: `quiesce()` waits
+   * for none (up to `vip.drainMs`). Without it, `quiesce()` only blocks new connections.
+   */
+  readonly sessionsTo?: (ip: string) => number
 }
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 5_000
+/** `quiesce()` waits at least this long (bounded by `drainMs`): handshakes under way when the block began get accepted */
+export const QUIESCE_SETTLE_MS = 100
+/** how often `quiesce()` counts the sessions through the VIP */
+const QUIESCE_POLL_MS = 20
 const ADD_PRESENT = /File exists|already assigned/i
 const DEL_ABSENT = /Cannot assign requested address|Address not found/i
 
@@ -58,13 +69,18 @@ function arpsSent(out: string): number | null {
 /**
  * `ip addr add/del` on the interface, plus gratuitous ARP through arping (either Debian's
  * `arping` package, Thomas Habets' tool, or iputils-arping: the flags differ, so the first GARP
- * asks `arping -h` which one is installed). Notify scripts run as with the exec driver.
+ * asks `arping -h` which one is installed). Notify scripts run as with the exec driver. Before an
+ * orderly hand-over, `quiesce()` drops new connections to the VIP (nftables) and lets the
+ * sessions through it end; the rule goes once the address is gone.
  */
 export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
-  const { address, iface, config } = opts
+  const { iface } = opts
   const log = opts.logger
   const cmdTimeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS
-  const cidr = `${canonicalIp(address.ip)}/${address.prefix}`
+  // a live reconfigure() swaps these
+  let config = opts.config
+  let address = opts.address
+  let cidr = `${canonicalIp(address.ip)}/${address.prefix}`
   const notifier = createNotifier({ scripts: config.notify, vip: address.cidr, node: opts.node, logger: log })
   const ip = binary('ip')
   const arping = binary('arping')
@@ -76,6 +92,8 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
   let tail: Promise<unknown> = Promise.resolve()
   let garp: { run: Promise<void>; abort: AbortController } | null = null
   let variant: Promise<ArpingVariant | null> | null = null
+  /** the wait of a quiesce() under way: a release ends it */
+  let quiescing: AbortController | null = null
 
   const exec = (argv: string[], signal?: AbortSignal, timeoutMs = cmdTimeoutMs): Promise<CommandResult> => {
     const full = opts.netns === undefined ? argv : [ip, 'netns', 'exec', opts.netns, ...argv]
@@ -84,6 +102,14 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
   const shown = (argv: string[]) => argv.map((a) => (a === ip ? 'ip' : a)).join(' ')
   const failed = (argv: string[], r: CommandResult, timeoutMs = cmdTimeoutMs) =>
     new Error(`'${shown(argv)}' failed: ${describeFailure(r, timeoutMs)}`)
+  const synBlock = createSynBlock({
+    iface,
+    node: opts.node,
+    nft: binary('nft'),
+    exec: (argv) => exec(argv),
+    timeoutMs: cmdTimeoutMs,
+    logger: log,
+  })
 
   /** one address operation at a time: a release never runs while an acquire is under way */
   const serial = <T>(op: () => Promise<T>): Promise<T> => {
@@ -92,27 +118,42 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
     return p
   }
 
-  /** whether the VIP is on the interface now (exactly this ip/prefix), and any other prefix it has there */
-  const present = async (signal?: AbortSignal): Promise<{ exact: boolean; other: string[] }> => {
+  /** whether `target` is on the interface now (exactly this ip/prefix), and any other prefix it has there */
+  const present = async (
+    target: { ip: string; cidr: string },
+    signal?: AbortSignal,
+  ): Promise<{ exact: boolean; other: string[] }> => {
     const argv = [ip, '-o', 'addr', 'show', 'dev', iface]
     const r = await exec(argv, signal)
     if (r.code !== 0) throw failed(argv, r)
-    const mine = parseAddrShow(r.stdout).filter((a) => a.startsWith(`${canonicalIp(address.ip)}/`))
-    return { exact: mine.includes(cidr), other: mine.filter((a) => a !== cidr) }
+    const mine = parseAddrShow(r.stdout).filter((a) => a.startsWith(`${canonicalIp(target.ip)}/`))
+    return { exact: mine.includes(target.cidr), other: mine.filter((a) => a !== target.cidr) }
   }
 
   /** after a failed command the address may or may not be there: ask; if that fails too, nothing changed */
   const recheck = async () => {
     try {
-      holding = (await present()).exact
+      holding = (await present({ ip: address.ip, cidr })).exact
     } catch {
       // the interface is gone or `ip` does not answer: keep what we knew
     }
   }
 
+  const addArgv = (a: VipAddress, c: string) => [
+    ip,
+    'addr',
+    'add',
+    c,
+    'dev',
+    iface,
+    ...(a.family === 'ipv6' ? ['nodad'] : []),
+  ]
+
   const acquire = async (signal?: AbortSignal) => {
     if (signal?.aborted) throw new Error(`acquiring VIP ${cidr} aborted`)
-    const argv = [ip, 'addr', 'add', cidr, 'dev', iface, ...(address.family === 'ipv6' ? ['nodad'] : [])]
+    // a block a failed release left must not outlive it: this node accepts on the VIP again
+    await synBlock.remove()
+    const argv = addArgv(address, cidr)
     const r = await exec(argv, signal)
     if (r.code === 0 || (r.code !== null && ADD_PRESENT.test(r.stderr))) {
       if (!holding) log.info({ vip: cidr, iface }, 'VIP acquired')
@@ -123,17 +164,27 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
     throw failed(argv, r)
   }
 
+  /** `ip addr del`; true if the address is gone (or was not there) */
+  const del = async (c: string): Promise<{ ok: true } | { ok: false; error: Error }> => {
+    const argv = [ip, 'addr', 'del', c, 'dev', iface]
+    const r = await exec(argv)
+    if (r.code === 0 || (r.code !== null && DEL_ABSENT.test(r.stderr))) return { ok: true }
+    return { ok: false, error: failed(argv, r) }
+  }
+
   /** never aborted: a VIP left behind is worse than a slow release (the command timeout bounds it) */
   const release = async () => {
-    const argv = [ip, 'addr', 'del', cidr, 'dev', iface]
-    const r = await exec(argv)
-    if (r.code === 0 || (r.code !== null && DEL_ABSENT.test(r.stderr))) {
+    quiescing?.abort()
+    const r = await del(cidr)
+    if (r.ok) {
       if (holding) log.info({ vip: cidr, iface }, 'VIP released')
       holding = false
+      // only now: a SYN that reached us while the address was still here was dropped, not refused
+      await synBlock.remove()
       return
     }
     await recheck()
-    throw failed(argv, r)
+    throw r.error
   }
 
   const detectArping = (): Promise<ArpingVariant | null> => {
@@ -191,6 +242,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
       return
     }
     const abort = new AbortController()
+    const vip = cidr
     const run = (async () => {
       const v = await detectArping()
       if (v === null || abort.signal.aborted) return
@@ -199,15 +251,15 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
       if (abort.signal.aborted) return
       const sent = arpsSent(r.stdout)
       if (r.code === 0 || (sent !== null && sent > 0)) {
-        log.debug({ vip: cidr, iface, sent }, 'gratuitous ARP sent')
+        log.debug({ vip, iface, sent }, 'gratuitous ARP sent')
       } else {
         log.warn(
-          { vip: cidr, iface, exitCode: r.code, reason: describeFailure(r, timeoutMs) },
+          { vip, iface, exitCode: r.code, reason: describeFailure(r, timeoutMs) },
           'gratuitous ARP failed',
         )
       }
     })()
-      .catch((e: unknown) => log.warn({ vip: cidr, err: String(e) }, 'gratuitous ARP failed'))
+      .catch((e: unknown) => log.warn({ vip, err: String(e) }, 'gratuitous ARP failed'))
       .finally(() => {
         if (garp?.run === run) garp = null
       })
@@ -242,11 +294,133 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
     })
   }
 
+  /** Waits until no session goes through `vipIp`, at least QUIESCE_SETTLE_MS and at most drainMs; returns how many are left. */
+  const drainSessions = async (vipIp: string, drainMs: number, signal: AbortSignal): Promise<number> => {
+    const started = performance.now()
+    const settleUntil = started + Math.min(QUIESCE_SETTLE_MS, drainMs)
+    const deadline = started + drainMs
+    for (;;) {
+      const left = opts.sessionsTo?.(vipIp) ?? 0
+      const now = performance.now()
+      if (signal.aborted || now >= deadline || (left === 0 && now >= settleUntil)) return left
+      try {
+        await sleep(Math.min(QUIESCE_POLL_MS, deadline - now), undefined, { signal })
+      } catch {
+        // aborted: the VIP was released, or the caller gave up
+      }
+    }
+  }
+
+  const quiesce = async (signal?: AbortSignal): Promise<void> => {
+    if (stopped || signal?.aborted) return
+    const blocked = await serial(async () => {
+      if (!holding) return null
+      const ok = await synBlock.add(address.ip, address.family)
+      return ok ? { ip: address.ip, cidr, drainMs: config.drainMs } : null
+    }).catch(() => null)
+    // no block (nft missing, or not holding): today's behaviour, the release goes ahead at once
+    if (blocked === null) return
+    const abort = new AbortController()
+    quiescing?.abort()
+    quiescing = abort
+    const started = performance.now()
+    log.info(
+      { vip: blocked.cidr, drainMs: blocked.drainMs, sessions: opts.sessionsTo?.(blocked.ip) ?? null },
+      'handing the VIP over: new connections to it are dropped (clients retry), waiting for its sessions',
+    )
+    const left = await drainSessions(
+      blocked.ip,
+      blocked.drainMs,
+      signal === undefined ? abort.signal : AbortSignal.any([signal, abort.signal]),
+    )
+    if (quiescing === abort) quiescing = null
+    const waitedMs = Math.round(performance.now() - started)
+    if (left === 0) log.info({ vip: blocked.cidr, waitedMs }, 'no session through the VIP left')
+    else
+      log.warn(
+        { vip: blocked.cidr, waitedMs, sessions: left },
+        'drainMs over: sessions through the VIP remain',
+      )
+  }
+
+  /** live config change: same address → swap settings; a new one → add, announce, remove the old */
+  const reconfigure = (next: VipConfig, signal?: AbortSignal): Promise<void> =>
+    serial(async () => {
+      if (next.driver !== 'linux' || next.address === undefined) {
+        log.warn(
+          { driver: next.driver, running: 'linux' },
+          'vip.driver changed: applies at the next restart; the running driver keeps its settings',
+        )
+        return
+      }
+      const changed = changedFields(config, next)
+      const to = next.address
+      const toCidr = `${canonicalIp(to.ip)}/${to.prefix}`
+      const from = { address, cidr }
+      const sameIp = canonicalIp(to.ip) === canonicalIp(from.address.ip)
+      config = next
+      if (toCidr === from.cidr || !holding) {
+        // nothing held, or the same address: the interface is not touched (sessions do not notice)
+        address = to
+        cidr = toCidr
+        notifier.update(next.notify, to.cidr)
+        if (changed.length > 0) log.info({ vip: cidr, changed, held: holding }, 'VIP settings changed')
+        return
+      }
+      notifier.update(next.notify, from.address.cidr)
+      if (sameIp) {
+        // a new prefix for the same IP: the kernel (IPv6) would take the add as a duplicate, so
+        // the old one goes first; sessions survive the moment without it (TCP retransmits)
+        const d = await del(from.cidr)
+        if (!d.ok) throw d.error
+      }
+      const argv = addArgv(to, toCidr)
+      const r = await exec(argv, signal)
+      if (r.code !== 0 && !(r.code !== null && ADD_PRESENT.test(r.stderr))) {
+        // the old address stays (put back if its prefix was removed above)
+        if (sameIp) await acquire().catch(() => undefined)
+        throw failed(argv, r)
+      }
+      await stopGarp()
+      address = to
+      cidr = toCidr
+      notifier.update(next.notify, to.cidr)
+      sendGarp()
+      log.info({ vip: cidr, from: from.cidr, changed }, 'VIP moved to its new address on this MASTER')
+      // a quiesce under way was for the old address
+      quiescing?.abort()
+      if (!sameIp) {
+        const d = await del(from.cidr)
+        if (!d.ok) {
+          log.error(
+            { code: 'VIP_COMMAND_FAILED', vip: from.cidr, err: d.error.message },
+            'could not remove the old VIP address',
+          )
+        } else if (!(await present({ ip: to.ip, cidr }).catch(() => ({ exact: true }))).exact) {
+          // the old address was the primary one of its subnet on this interface, and the kernel
+          // (promote_secondaries off) took the new one, its secondary, with it
+          log.warn(
+            { vip: cidr, from: from.cidr, iface },
+            'the new VIP went with the old one (net.ipv4.conf.*.promote_secondaries is off): adding it again',
+          )
+          holding = false
+          await stopGarp()
+          await acquire()
+          sendGarp()
+        }
+      }
+      await synBlock.remove()
+      // as a new MASTER would: the scripts learn the new PGMESH_VIP
+      if (lastState === 'MASTER') notifier.notify('MASTER')
+    })
+
   return {
     kind: 'linux',
     start(signal) {
       return serial(async () => {
-        const { exact, other } = await present(signal)
+        // a predecessor killed while handing the VIP over left its nftables table
+        await synBlock.remove(true)
+        const { exact, other } = await present({ ip: address.ip, cidr }, signal)
         if (other.length > 0) {
           log.warn(
             { vip: cidr, iface, found: other },
@@ -266,6 +440,12 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
       sendGarp()
     },
     holds: () => holding,
+    reconfigure,
+    quiesce,
+    unquiesce() {
+      quiescing?.abort()
+      return serial(() => synBlock.remove())
+    },
     stop() {
       if (stopping !== null) return stopping
       stopped = true
@@ -279,10 +459,22 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
             ),
           )
         }
-        await serial(stopGarp)
+        await serial(async () => {
+          await stopGarp()
+          if (!holding) await synBlock.remove()
+        })
         await notifier.stop()
       })()
       return stopping
     },
   }
+}
+
+/** The `cluster.vip` fields that differ, for the log. */
+function changedFields(a: VipConfig, b: VipConfig): string[] {
+  const out: string[] = []
+  if (a.address?.cidr !== b.address?.cidr) out.push('address')
+  for (const k of ['garpCount', 'garpIntervalMs', 'drainMs'] as const) if (a[k] !== b[k]) out.push(k)
+  if (JSON.stringify(a.notify) !== JSON.stringify(b.notify)) out.push('notify')
+  return out
 }

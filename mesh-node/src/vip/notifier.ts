@@ -13,6 +13,11 @@ export interface Notifier {
   idle(): Promise<void>
   /** waits for the queue at most `timeoutMs`, then kills what still runs and drops the rest; idempotent */
   stop(): Promise<void>
+  /**
+   * A config change: scripts that have not started yet (queued states included) run with these
+   * scripts and this PGMESH_VIP; one already running finishes as it is.
+   */
+  update(scripts: NotifyScripts, vip: string): void
 }
 
 export interface NotifierOptions {
@@ -30,7 +35,9 @@ export const MAX_QUEUED_NOTIFY = 32
 const SCRIPT_KEY = { MASTER: 'master', BACKUP: 'backup', FAULT: 'fault', STOP: 'stop' } as const
 
 export function createNotifier(opts: NotifierOptions): Notifier {
-  const { scripts, logger: log } = opts
+  const log = opts.logger
+  let scripts = opts.scripts
+  let vip = opts.vip
   const queue: VipState[] = []
   const waiters: (() => void)[] = []
   const abort = new AbortController()
@@ -40,11 +47,12 @@ export function createNotifier(opts: NotifierOptions): Notifier {
   const runScript = async (state: VipState, argv: readonly string[]) => {
     const started = performance.now()
     log.debug({ state, script: argv[0] }, 'notify script started')
+    const timeoutMs = scripts.timeoutMs
     const r = await runCommand(argv, {
-      timeoutMs: scripts.timeoutMs,
+      timeoutMs,
       signal: abort.signal,
       maxOutputBytes: 4096,
-      env: { ...process.env, PGMESH_STATE: state, PGMESH_VIP: opts.vip, PGMESH_NODE: opts.node },
+      env: { ...process.env, PGMESH_STATE: state, PGMESH_VIP: vip, PGMESH_NODE: opts.node },
     })
     const durationMs = Math.round(performance.now() - started)
     if (r.code === 0 && !r.timedOut && !r.aborted) {
@@ -57,7 +65,7 @@ export function createNotifier(opts: NotifierOptions): Notifier {
           exitCode: r.code,
           signal: r.signal,
           durationMs,
-          reason: describeFailure(r, scripts.timeoutMs),
+          reason: describeFailure(r, timeoutMs),
         },
         'notify script failed',
       )
@@ -98,6 +106,10 @@ export function createNotifier(opts: NotifierOptions): Notifier {
       pump()
     },
     idle,
+    update(next, nextVip) {
+      scripts = next
+      vip = nextVip
+    },
     stop() {
       if (stopped !== null) return stopped
       stopped = (async () => {

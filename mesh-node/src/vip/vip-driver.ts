@@ -17,6 +17,8 @@ export interface VipDriverOptions {
   readonly netns?: string
   /** linux driver: every `ip` command is killed after this long. Default 5000 */
   readonly commandTimeoutMs?: number
+  /** linux driver: sessions through the proxy whose local address is `ip` (what `quiesce()` waits for) */
+  readonly sessionsTo?: (ip: string) => number
 }
 
 /** The driver `config.driver` names; throws when the linux driver lacks its address or interface. */
@@ -35,6 +37,7 @@ export function createVipDriver(opts: VipDriverOptions): VipDriver {
         logger,
         ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
         ...(opts.commandTimeoutMs !== undefined ? { commandTimeoutMs: opts.commandTimeoutMs } : {}),
+        ...(opts.sessionsTo !== undefined ? { sessionsTo: opts.sessionsTo } : {}),
       })
     }
     case 'exec':
