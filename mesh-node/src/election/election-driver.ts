@@ -3,7 +3,12 @@ import type { Logger } from '../log.js'
 import type { VipDriver, VipState } from '../vip/vip-driver.js'
 import type { ElectionStore } from './election-store.js'
 import { electionStatus, electionStep, initElection, vipLeaseUntil } from './machine.js'
-import type { ElectionAction, ElectionEvent, ElectionOptions, ElectionState } from './types.js'
+import type { ElectionAction, ElectionEvent, ElectionOptions, ElectionState, ReleaseReason } from './types.js'
+
+/** Releases made by choice, with the lease still running: the VIP's sessions may end first. */
+const QUIESCED_RELEASES: ReadonlySet<ReleaseReason> = new Set(['preempted', 'maintenance', 'shutdown'])
+/** Left of the lease for the address removal itself once a quiesce ends. */
+const RELEASE_COMMAND_MARGIN_MS = 30
 
 export interface ElectionDriverDeps {
   readonly options: ElectionOptions
@@ -224,15 +229,17 @@ export class ElectionDriver {
       const s = this.#state
       if (event === undefined || s === null) return
       const before = electionStatus(s)
+      const leaseUntil = vipLeaseUntil(s)
       const r = electionStep(s, event, this.#d.now())
       this.#state = r.state
-      await this.#run(r.actions)
+      await this.#run(r.actions, leaseUntil)
       const after = electionStatus(r.state)
       this.#noteChanges(before, after, r.state)
     }
   }
 
-  async #run(actions: readonly ElectionAction[]): Promise<void> {
+  /** `leaseUntil`: the lease this node held before the step (a hand-over may use what is left of it) */
+  async #run(actions: readonly ElectionAction[], leaseUntil: number | null = null): Promise<void> {
     for (const a of actions) {
       switch (a.type) {
         case 'persist':
@@ -262,6 +269,7 @@ export class ElectionDriver {
           await this.#enter('MASTER')
           break
         case 'releaseVip': {
+          await this.#quiesce(a.reason, leaseUntil)
           const s = this.#state
           const next: VipState =
             a.reason === 'shutdown' || s === null ? 'STOP' : electionStatus(s).eligible ? 'BACKUP' : 'FAULT'
@@ -273,6 +281,24 @@ export class ElectionDriver {
           this.#arm(a.at)
           break
       }
+    }
+  }
+
+  /**
+   * An orderly hand-over (preempted, maintenance, shutdown) first lets the VIP's sessions end with
+   * new connections held off, but only within the lease this node still holds: no other node can
+   * take the VIP before that lease ends, and the `release` that lets one take it sooner is sent
+   * after the address is gone. A lost lease or a higher term never waits.
+   */
+  async #quiesce(reason: ReleaseReason, leaseUntil: number | null): Promise<void> {
+    const quiesce = this.#d.vip.quiesce
+    if (quiesce === undefined || leaseUntil === null || !QUIESCED_RELEASES.has(reason)) return
+    const budget = Math.floor(leaseUntil - this.#d.now() - RELEASE_COMMAND_MARGIN_MS)
+    if (budget <= 0) return
+    try {
+      await quiesce.call(this.#d.vip, AbortSignal.timeout(budget))
+    } catch (e) {
+      this.#log.warn({ err: (e as Error).message }, 'could not quiesce the VIP; releasing it at once')
     }
   }
 

@@ -314,7 +314,8 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
   const quiesce = async (signal?: AbortSignal): Promise<void> => {
     if (stopped || signal?.aborted) return
     const blocked = await serial(async () => {
-      if (!holding) return null
+      // not holding, or already quiesced (maintenance did, then the election's release asks again)
+      if (!holding || synBlock.active) return null
       const ok = await synBlock.add(address.ip, address.family)
       return ok ? { ip: address.ip, cidr, drainMs: config.drainMs } : null
     }).catch(() => null)
@@ -339,7 +340,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
     else
       log.warn(
         { vip: blocked.cidr, waitedMs, sessions: left },
-        'drainMs over: sessions through the VIP remain',
+        'hand-over time is up: sessions through the VIP remain',
       )
   }
 
