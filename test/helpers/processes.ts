@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -34,6 +34,8 @@ export async function freePort(): Promise<number> {
 export class Sandbox {
   readonly procs = new Set<ChildProcess>()
   dir = ''
+  /** processes that failed on their own (exit status 1: a runtime failure), for the post-mortem */
+  readonly #crashed: { log: string; pid: number | undefined }[] = []
 
   async init(prefix: string): Promise<string> {
     this.dir = await mkdtemp(join(tmpdir(), `pgmesh-${prefix}-`))
@@ -58,7 +60,10 @@ export class Sandbox {
     p.stdout?.pipe(out)
     p.stderr?.pipe(out)
     this.procs.add(p)
-    p.once('exit', () => this.procs.delete(p))
+    p.once('exit', (code) => {
+      this.procs.delete(p)
+      if (code === 1) this.#crashed.push({ log, pid: p.pid })
+    })
     return p
   }
 
@@ -66,6 +71,13 @@ export class Sandbox {
     for (const p of this.procs) if (p.pid !== undefined && p.exitCode === null) p.kill('SIGKILL')
     const deadline = Date.now() + 5000
     while (this.procs.size > 0 && Date.now() < deadline) await sleep(20)
+    // a CI run keeps no sandbox: say why a process died while its log still exists
+    for (const c of this.#crashed) {
+      const text = await readFile(join(this.dir, c.log), 'utf8').catch(() => '')
+      process.stderr.write(
+        `# ${c.log} (pid ${c.pid}) exited with status 1; its last lines:\n${text.slice(-3000)}\n`,
+      )
+    }
     // PGMESH_KEEP_TEST_DIRS=1 keeps logs and data of the run for a post-mortem
     if (this.dir !== '' && process.env.PGMESH_KEEP_TEST_DIRS !== '1')
       await rm(this.dir, { recursive: true, force: true })
