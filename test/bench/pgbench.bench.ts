@@ -6,13 +6,11 @@
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs, promisify } from 'node:util'
-import { BackendsViewSchema } from '@pgmesh/protocol'
 import { startHaproxyPercona } from '../helpers/haproxy-percona.js'
-import { startMeshNode } from '../helpers/mesh-cluster.js'
+import { startPgmeshInFront } from '../helpers/pgmesh-in-front.js'
 import { freePort, Sandbox, waitFor } from '../helpers/processes.js'
 import { TESTBED_PASSWORD, Testbed } from '../helpers/testbed.js'
 
@@ -33,28 +31,7 @@ try {
   const leader = await tb.leader()
   const pgmeshPort = await freePort()
   const haproxyPort = await freePort()
-  const pw = join(sb.dir, 'pgpass')
-  await writeFile(pw, `${TESTBED_PASSWORD}\n`, { mode: 0o600 })
-  const cfg = join(sb.dir, 'pgmesh.yaml')
-  await writeFile(
-    cfg,
-    [
-      'cluster:',
-      `  databaseChecks: { passwordFile: ${pw} }`,
-      '  databases:',
-      ...tb.nodes.map(
-        (n) => `    - { name: ${n.name}, address: "127.0.0.1:${n.pgPort}", patroniUrl: "${n.apiUrl}" }`,
-      ),
-      '  listeners:',
-      `    - { name: write, bind: "127.0.0.1:${pgmeshPort}", role: primary }`,
-      '',
-    ].join('\n'),
-  )
-  const node = await startMeshNode(sb, { id: 'bench', configFile: cfg, logLevel: 'warn' })
-  await waitFor('pgmesh to agree on the primary', 30_000, async () => {
-    const b = BackendsViewSchema.parse(await (await fetch(`${node.apiUrl}/v1/backends`)).json())
-    return b.agreed.primary === leader ? true : undefined
-  })
+  await startPgmeshInFront(sb, tb, { id: 'bench', port: pgmeshPort })
 
   await startHaproxyPercona(sb, tb, haproxyPort)
 

@@ -13,7 +13,6 @@
  * Usage (root): node --conditions=source --import tsx test/bench/primary-failover.bench.ts [--runs 3]
  */
 import { randomBytes } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -21,7 +20,7 @@ import { parseArgs } from 'node:util'
 import { BackendsViewSchema } from '@pgmesh/protocol'
 import pg from 'pg'
 import { startHaproxyPercona } from '../helpers/haproxy-percona.js'
-import { startMeshNode } from '../helpers/mesh-cluster.js'
+import { startPgmeshInFront } from '../helpers/pgmesh-in-front.js'
 import { freePort, Sandbox, waitFor } from '../helpers/processes.js'
 import { TESTBED_PASSWORD, Testbed } from '../helpers/testbed.js'
 
@@ -143,24 +142,7 @@ async function oneRun(): Promise<RunResult> {
   const tb = await Testbed.up(join(tmpdir(), `pgmesh-tb-${randomBytes(4).toString('hex')}`))
   try {
     const ports: Record<Proxy, number> = { pgmesh: await freePort(), haproxy: await freePort() }
-    const pw = join(sb.dir, 'pgpass')
-    await writeFile(pw, `${TESTBED_PASSWORD}\n`, { mode: 0o600 })
-    const cfg = join(sb.dir, 'pgmesh.yaml')
-    await writeFile(
-      cfg,
-      [
-        'cluster:',
-        `  databaseChecks: { passwordFile: ${pw} }`,
-        '  databases:',
-        ...tb.nodes.map(
-          (n) => `    - { name: ${n.name}, address: "127.0.0.1:${n.pgPort}", patroniUrl: "${n.apiUrl}" }`,
-        ),
-        '  listeners:',
-        `    - { name: write, bind: "127.0.0.1:${ports.pgmesh}", role: primary }`,
-        '',
-      ].join('\n'),
-    )
-    const node = await startMeshNode(sb, { id: 'bench', configFile: cfg, logLevel: 'warn' })
+    const node = await startPgmeshInFront(sb, tb, { id: 'bench', port: ports.pgmesh })
     await startHaproxyPercona(sb, tb, ports.haproxy)
     const routesTo = async (proxy: Proxy, name: string) => {
       const s = await holdSession(ports[proxy]).catch(() => null)

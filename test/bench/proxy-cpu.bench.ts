@@ -11,14 +11,13 @@
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs, promisify } from 'node:util'
-import { BackendsViewSchema } from '@pgmesh/protocol'
 import { startHaproxyPercona } from '../helpers/haproxy-percona.js'
-import { startMeshNode } from '../helpers/mesh-cluster.js'
+import { startPgmeshInFront } from '../helpers/pgmesh-in-front.js'
 import { CLI, freePort, Sandbox, waitFor } from '../helpers/processes.js'
 import { TESTBED_PASSWORD, Testbed } from '../helpers/testbed.js'
 
@@ -58,33 +57,12 @@ const env = { ...process.env, PGPASSWORD: TESTBED_PASSWORD }
 
 try {
   const leader = await tb.leader()
-  const pw = join(sb.dir, 'pgpass')
-  await writeFile(pw, `${TESTBED_PASSWORD}\n`, { mode: 0o600 })
   const paths: { name: string; port: number; pid: number | null; idleUsPerS: number }[] = [
     { name: 'direct', port: tb.node(leader).pgPort, pid: null, idleUsPerS: 0 },
   ]
   for (const b of bundles) {
     const port = await freePort()
-    const cfg = join(sb.dir, `${b.label}.yaml`)
-    await writeFile(
-      cfg,
-      [
-        'cluster:',
-        `  databaseChecks: { passwordFile: ${pw} }`,
-        '  databases:',
-        ...tb.nodes.map(
-          (n) => `    - { name: ${n.name}, address: "127.0.0.1:${n.pgPort}", patroniUrl: "${n.apiUrl}" }`,
-        ),
-        '  listeners:',
-        `    - { name: write, bind: "127.0.0.1:${port}", role: primary }`,
-        '',
-      ].join('\n'),
-    )
-    const node = await startMeshNode(sb, { id: b.label, configFile: cfg, logLevel: 'warn', cli: b.path })
-    await waitFor(`${b.label} to agree on the primary`, 30_000, async () => {
-      const v = BackendsViewSchema.parse(await (await fetch(`${node.apiUrl}/v1/backends`)).json())
-      return v.agreed.primary === leader ? true : undefined
-    })
+    const node = await startPgmeshInFront(sb, tb, { id: b.label, port, cli: b.path })
     paths.push({ name: b.label, port, pid: node.proc.pid ?? null, idleUsPerS: 0 })
   }
   const haproxyPort = await freePort()
