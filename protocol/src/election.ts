@@ -143,110 +143,100 @@ export type ElectionConfigInput = z.input<typeof ElectionConfigSchema>
 export const EffectivePrioritySchema = z.number().int().min(1).max(254)
 
 /** Identifies a voter configuration: ordered by (term, version), like Raft's (last log term, index). */
-export const VoterConfigIdSchema = z.object({ term: Uint, version: Uint }).strict()
+export const VoterConfigIdSchema = z.object({ term: Uint, version: Uint })
 export type VoterConfigId = z.infer<typeof VoterConfigIdSchema>
 
 /**
  * The members whose votes count. Changed only by the MASTER, through a joint configuration
  * (`prev` set: quorums need a majority of both `voters` and `prev`), so two majorities always intersect.
  */
-export const VoterConfigSchema = z
-  .object({
-    term: Uint,
-    version: Uint,
-    voters: z.array(NodeIdSchema).min(1).max(64),
-    prev: z.array(NodeIdSchema).min(1).max(64).nullable(),
-  })
-  .strict()
+export const VoterConfigSchema = z.object({
+  term: Uint,
+  version: Uint,
+  voters: z.array(NodeIdSchema).min(1).max(64),
+  prev: z.array(NodeIdSchema).min(1).max(64).nullable(),
+})
 export type VoterConfig = z.infer<typeof VoterConfigSchema>
 
 /** Election fields every node's heartbeat carries (also sent alone as a `status` message). */
-export const ElectionStatusSchema = z
-  .object({
-    term: Uint,
-    effectivePriority: EffectivePrioritySchema,
-    eligible: z.boolean(),
-    /** the sender holds the VIP */
-    holder: z.boolean(),
-    /** the MASTER the sender follows, if any */
-    leader: NodeIdSchema.nullable(),
-    config: VoterConfigIdSchema.nullable(),
-  })
-  .strict()
+export const ElectionStatusSchema = z.object({
+  term: Uint,
+  effectivePriority: EffectivePrioritySchema,
+  eligible: z.boolean(),
+  /** the sender holds the VIP */
+  holder: z.boolean(),
+  /** the MASTER the sender follows, if any */
+  leader: NodeIdSchema.nullable(),
+  config: VoterConfigIdSchema.nullable(),
+})
 export type ElectionStatus = z.infer<typeof ElectionStatusSchema>
 
-export const StatusMessageSchema = ElectionStatusSchema.extend({ kind: z.literal('status') }).strict()
+export const StatusMessageSchema = ElectionStatusSchema.extend({ kind: z.literal('status') })
 
 /** `preVote`: "would you vote for me in `term`?" — nobody changes state, so a cut-off node cannot inflate terms. */
-export const VoteRequestSchema = z
-  .object({
-    kind: z.literal('voteRequest'),
-    preVote: z.boolean(),
-    term: Uint,
-    sentAt: MonotonicMs,
-    effectivePriority: EffectivePrioritySchema,
-    eligible: z.boolean(),
-    config: VoterConfigIdSchema,
-  })
-  .strict()
+export const VoteRequestSchema = z.object({
+  kind: z.literal('voteRequest'),
+  preVote: z.boolean(),
+  term: Uint,
+  sentAt: MonotonicMs,
+  effectivePriority: EffectivePrioritySchema,
+  eligible: z.boolean(),
+  config: VoterConfigIdSchema,
+})
 
 /** A granted real vote is also a lease promise: the voter backs no other node for `leaseMs`. */
-export const VoteResponseSchema = z
-  .object({
-    kind: z.literal('voteResponse'),
-    preVote: z.boolean(),
-    term: Uint,
-    granted: z.boolean(),
-    /** the request's `sentAt`, echoed */
-    sentAt: MonotonicMs,
-    /**
-     * a granted real vote: how long (voter's clock, from receipt) the voter promised to back the
-     * candidate. Absent (an older node): the candidate's own `leaseMs`
-     */
-    promiseMs: z.number().int().min(0).max(3_600_000).optional(),
-  })
-  .strict()
+export const VoteResponseSchema = z.object({
+  kind: z.literal('voteResponse'),
+  preVote: z.boolean(),
+  term: Uint,
+  granted: z.boolean(),
+  /** the request's `sentAt`, echoed */
+  sentAt: MonotonicMs,
+  /**
+   * a granted real vote: how long (voter's clock, from receipt) the voter promised to back the
+   * candidate. Absent (an older node): the candidate's own `leaseMs`
+   */
+  promiseMs: z.number().int().min(0).max(3_600_000).optional(),
+})
 
 /** MASTER's lease renewal (its heartbeat). */
-export const LeaseRenewSchema = z
-  .object({
-    kind: z.literal('lease'),
-    term: Uint,
-    sentAt: MonotonicMs,
-    effectivePriority: EffectivePrioritySchema,
-    eligible: z.boolean(),
-    config: VoterConfigSchema,
-  })
-  .strict()
+export const LeaseRenewSchema = z.object({
+  kind: z.literal('lease'),
+  term: Uint,
+  sentAt: MonotonicMs,
+  effectivePriority: EffectivePrioritySchema,
+  eligible: z.boolean(),
+  config: VoterConfigSchema,
+})
 
-export const LeaseAckSchema = z
-  .object({
-    kind: z.literal('leaseAck'),
-    term: Uint,
-    /** the renewal's `sentAt`, echoed: the MASTER's lease runs from its own send time */
-    sentAt: MonotonicMs,
-    ok: z.boolean(),
-    /**
-     * `ok`: how long (voter's clock, from receipt) the voter promised to back the MASTER; the lease
-     * is counted from it, so nodes may run different `leaseMs` while an edit spreads. Absent (an
-     * older node): the MASTER's own `leaseMs`
-     */
-    promiseMs: z.number().int().min(0).max(3_600_000).optional(),
-    effectivePriority: EffectivePrioritySchema,
-    eligible: z.boolean(),
-    config: VoterConfigIdSchema.nullable(),
-  })
-  .strict()
+export const LeaseAckSchema = z.object({
+  kind: z.literal('leaseAck'),
+  term: Uint,
+  /** the renewal's `sentAt`, echoed: the MASTER's lease runs from its own send time */
+  sentAt: MonotonicMs,
+  ok: z.boolean(),
+  /**
+   * `ok`: how long (voter's clock, from receipt) the voter promised to back the MASTER; the lease
+   * is counted from it, so nodes may run different `leaseMs` while an edit spreads. Absent (an
+   * older node): the MASTER's own `leaseMs`
+   */
+  promiseMs: z.number().int().min(0).max(3_600_000).optional(),
+  effectivePriority: EffectivePrioritySchema,
+  eligible: z.boolean(),
+  config: VoterConfigIdSchema.nullable(),
+})
 
 /** The MASTER has already removed the VIP; `successor` may start its election at once. */
-export const ReleaseSchema = z
-  .object({
-    kind: z.literal('release'),
-    term: Uint,
-    successor: NodeIdSchema.nullable(),
-  })
-  .strict()
+export const ReleaseSchema = z.object({
+  kind: z.literal('release'),
+  term: Uint,
+  successor: NodeIdSchema.nullable(),
+})
 
+/**
+ * Election frames strip unknown fields (like gossip): a newer node may add one (`promiseMs` was
+ * added so) and older nodes still read its frames during a rolling upgrade.
+ */
 export const ElectionMessageSchema = z.discriminatedUnion('kind', [
   StatusMessageSchema,
   VoteRequestSchema,

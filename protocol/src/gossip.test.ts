@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
-import { decodeGossip, encodeGossip, type Heartbeat } from './gossip.js'
+import { decodeElectionFrame, decodeGossip, encodeGossip, type Heartbeat } from './gossip.js'
 
 const hb: Heartbeat = {
   v: 1,
@@ -74,5 +74,31 @@ describe('gossip codec', () => {
     const r = encodeGossip({ ...hb, api: 'x'.repeat(200) }, 100)
     assert.ok(!r.ok)
     assert.equal(r.error.code, 'GOSSIP_TOO_LARGE')
+  })
+})
+
+describe('election frames', () => {
+  const ack = {
+    kind: 'leaseAck',
+    term: 3,
+    sentAt: 1234.5,
+    ok: true,
+    effectivePriority: 100,
+    eligible: true,
+    config: { term: 1, version: 0 },
+  }
+  const frame = (msg: unknown) => new TextEncoder().encode(JSON.stringify({ v: 1, msg }))
+
+  it('strip unknown fields, so a node still reads the frames of a newer one (rolling upgrade)', () => {
+    const r = decodeElectionFrame(frame({ ...ack, promiseMs: 250, futureField: 'x' }))
+    assert.ok(r.ok, JSON.stringify(r))
+    assert.equal('futureField' in r.value, false)
+    assert.equal(r.value.kind === 'leaseAck' ? r.value.promiseMs : null, 250)
+    assert.ok(decodeElectionFrame(frame(ack)).ok, 'a frame of an older node (no promiseMs) is read too')
+  })
+
+  it('still refuse a frame whose known fields are wrong', () => {
+    const r = decodeElectionFrame(frame({ ...ack, term: -1 }))
+    assert.equal(r.ok, false)
   })
 })
