@@ -651,7 +651,8 @@ export class MeshNode implements ClusterSource {
     if (changed('membership')) this.#scheduleMembership()
     if (changed('members')) this.#syncElectionMembers()
     if (changed('checks')) this.#checks.update(next.parsed.checks)
-    if (changed('vip') && next.parsed.vip.driver === this.#o.config.cluster.vip.driver) {
+    // the driver applies what it can; a new driver kind it logs as restart-only (pendingRestart)
+    if (changed('vip')) {
       try {
         await this.#vip.reconfigure(next.parsed.vip)
       } catch (e) {

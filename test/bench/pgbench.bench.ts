@@ -10,8 +10,8 @@ import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs, promisify } from 'node:util'
 import { startHaproxyPercona } from '../helpers/haproxy-percona.js'
-import { startPgmeshInFront } from '../helpers/pgmesh-in-front.js'
-import { freePort, Sandbox, waitFor } from '../helpers/processes.js'
+import { startPgmeshInFront, waitUntilPsqlAnswers } from '../helpers/pgmesh-in-front.js'
+import { freePort, Sandbox } from '../helpers/processes.js'
 import { TESTBED_PASSWORD, Testbed } from '../helpers/testbed.js'
 
 const run = promisify(execFile)
@@ -40,22 +40,7 @@ try {
     env,
     timeout: 120_000,
   })
-  await waitFor(
-    'haproxy to route to the primary',
-    30_000,
-    async () => {
-      try {
-        await run('psql', [...base, '-p', String(haproxyPort), '-c', 'select 1', 'postgres'], {
-          env,
-          timeout: 5_000,
-        })
-        return true
-      } catch {
-        return undefined
-      }
-    },
-    500,
-  )
+  await waitUntilPsqlAnswers('haproxy to route to the primary', haproxyPort)
 
   const paths: Record<string, number> = {
     direct: tb.node(leader).pgPort,

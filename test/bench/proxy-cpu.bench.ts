@@ -17,8 +17,8 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs, promisify } from 'node:util'
 import { startHaproxyPercona } from '../helpers/haproxy-percona.js'
-import { startPgmeshInFront } from '../helpers/pgmesh-in-front.js'
-import { CLI, freePort, Sandbox, waitFor } from '../helpers/processes.js'
+import { startPgmeshInFront, waitUntilPsqlAnswers } from '../helpers/pgmesh-in-front.js'
+import { CLI, freePort, Sandbox } from '../helpers/processes.js'
 import { TESTBED_PASSWORD, Testbed } from '../helpers/testbed.js'
 
 const run = promisify(execFile)
@@ -74,24 +74,7 @@ try {
     env,
     timeout: 120_000,
   })
-  for (const p of paths) {
-    await waitFor(
-      `${p.name} to reach the primary`,
-      30_000,
-      async () => {
-        try {
-          await run('psql', [...base, '-p', String(p.port), '-c', 'select 1', 'postgres'], {
-            env,
-            timeout: 5_000,
-          })
-          return true
-        } catch {
-          return undefined
-        }
-      },
-      500,
-    )
-  }
+  for (const p of paths) await waitUntilPsqlAnswers(`${p.name} to reach the primary`, p.port)
 
   // idle CPU of each proxy, all measured over the same 5 s
   const idleMs = 5_000

@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { BackendsViewSchema } from '@pgmesh/protocol'
 import { startMeshNode, type TestNode } from './mesh-cluster.js'
 import { type Sandbox, waitFor } from './processes.js'
@@ -45,4 +47,19 @@ export async function startPgmeshInFront(
     return v.agreed.primary === leader ? true : undefined
   })
   return node
+}
+
+const runFile = promisify(execFile)
+
+/** Waits until `psql -c 'select 1'` through `port` (a proxy, or the database itself) succeeds. */
+export async function waitUntilPsqlAnswers(what: string, port: number): Promise<void> {
+  const env = { ...process.env, PGPASSWORD: TESTBED_PASSWORD }
+  const argv = ['-h', '127.0.0.1', '-U', 'postgres', '-p', String(port), '-c', 'select 1', 'postgres']
+  await waitFor(
+    what,
+    30_000,
+    async () =>
+      (await runFile('psql', argv, { env, timeout: 5_000 }).catch(() => null)) === null ? undefined : true,
+    500,
+  )
 }
