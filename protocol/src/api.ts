@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { ConfigApplyErrorSchema } from './cluster-config.js'
 import { ERROR_CODES } from './errors.js'
 import { DbStateSchema } from './listeners.js'
 
@@ -248,6 +249,9 @@ export const ClusterStatusSchema = z.object({
       origin: z.string(),
       pendingRestart: z.array(z.string()),
       conflicts: z.number().int(),
+      /** the version this node actually runs: below `version` while an apply failed */
+      applied: z.number().int().optional(),
+      applyError: ConfigApplyErrorSchema.optional(),
     })
     .optional(),
 })

@@ -56,6 +56,15 @@ export const ConfigConflictSchema = z.object({
   seenAt: z.string(),
 })
 
+export const ConfigApplyErrorSchema = z.object({
+  version: z.number().int(),
+  /** the part of the node that refused it, e.g. `routing` or `proxy` */
+  part: z.string(),
+  message: z.string(),
+  at: z.string(),
+})
+export type ConfigApplyError = z.infer<typeof ConfigApplyErrorSchema>
+
 /** `GET /v1/config` */
 export const ConfigViewSchema = VersionedConfigSchema.extend({
   /**
@@ -65,5 +74,10 @@ export const ConfigViewSchema = VersionedConfigSchema.extend({
   pendingRestart: z.array(z.string()),
   /** edits reported as lost on this node, newest first (at most 10) */
   conflicts: z.array(ConfigConflictSchema),
+  /**
+   * the newest version this node could not apply (it keeps running the previous one): which part
+   * refused it and why; absent when the running version applied
+   */
+  applyError: ConfigApplyErrorSchema.optional(),
 })
 export type ConfigView = z.infer<typeof ConfigViewSchema>

@@ -7,6 +7,7 @@ import { initialConfig } from '../config-sync/config-sync.js'
 import { fileElectionStore } from '../election/election-store.js'
 import { loadConfig, type StartOverrides } from '../load-config.js'
 import { createLogger } from '../log.js'
+import { filePeerPinStore } from '../membership/peer-directory.js'
 import { MeshNode } from '../mesh-node.js'
 import { loadNodeIdentity } from '../node-identity.js'
 import { fileMaintenanceStore } from '../operator/maintenance.js'
@@ -84,6 +85,7 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
     version: packageVersion(),
     electionStore: fileElectionStore(config.node.dataDir!),
     maintenanceStore: fileMaintenanceStore(config.node.dataDir!),
+    peerStore: filePeerPinStore(config.node.dataDir!),
   })
   const tokens = new ApiTokens(config.node.api.tokensFile, config.node.api.protectReads)
   const loadedTokens = await tokens.reload()
@@ -92,7 +94,7 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
     return 2
   }
   const app = createControlApi({
-    source: node,
+    source: node.api,
     auth: tokens,
     onError: (e) => logger.child({ component: 'api' }).error({ err: e }, 'API handler failed'),
   })

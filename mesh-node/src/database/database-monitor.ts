@@ -149,6 +149,20 @@ export class DatabaseMonitor {
     return [...this.#tracked.values()].map((t) => t.status)
   }
 
+  /**
+   * Before start: takes over what `old` confirmed of the database nodes both track at the same
+   * address, so a config edit does not send a healthy primary back through `rise` checks.
+   */
+  carryOver(old: DatabaseMonitor): void {
+    for (const [name, t] of this.#tracked) {
+      const prev = old.#tracked.get(name)
+      if (prev === undefined || formatAddress(prev.config) !== formatAddress(t.config)) continue
+      t.status = prev.status
+      t.candidate = prev.candidate
+      t.streak = prev.streak
+    }
+  }
+
   status(name: string): DbStatus | undefined {
     return this.#tracked.get(name)?.status
   }
@@ -203,3 +217,5 @@ export class DatabaseMonitor {
     return { postgres, patroni, tcp }
   }
 }
+
+const formatAddress = (d: DatabaseConfig) => `${d.address.host}:${d.address.port}`

@@ -24,6 +24,13 @@ export interface ElectionDriverDeps {
   readonly logger: Logger
   /** the node's election view changed (role, term, MASTER, eligibility): a moment to gossip it */
   readonly onChange?: () => void
+  /** the wake-up timer on the same monotonic scale as `now` (Node's timers when absent) */
+  readonly after?: (ms: number, fn: () => void) => { cancel(): void }
+}
+
+const nodeTimer = (ms: number, fn: () => void) => {
+  const t = setTimeout(fn, ms)
+  return { cancel: () => clearTimeout(t) }
 }
 
 /**
@@ -37,7 +44,7 @@ export class ElectionDriver {
   #state: ElectionState | null = null
   readonly #queue: ElectionEvent[] = []
   #draining: Promise<void> | null = null
-  #timer: NodeJS.Timeout | null = null
+  #timer: { cancel(): void } | null = null
   #entered: VipState | null = null
   #stopped = false
   #masterChanges = 0
@@ -127,7 +134,7 @@ export class ElectionDriver {
       await this.#draining
     }
     this.#stopped = true
-    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer?.cancel()
     this.#timer = null
     await this.#enter('STOP')
     await this.#d.vip.stop()
@@ -303,15 +310,12 @@ export class ElectionDriver {
   }
 
   #arm(at: number): void {
-    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer?.cancel()
     if (this.#stopped) return
-    this.#timer = setTimeout(
-      () => {
-        this.#timer = null
-        this.deliver({ type: 'timer' })
-      },
-      Math.max(0, Math.ceil(at - this.#d.now())),
-    )
+    this.#timer = (this.#d.after ?? nodeTimer)(Math.max(0, Math.ceil(at - this.#d.now())), () => {
+      this.#timer = null
+      this.deliver({ type: 'timer' })
+    })
   }
 
   async #enter(state: VipState): Promise<void> {

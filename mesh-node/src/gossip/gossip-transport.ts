@@ -12,6 +12,7 @@ import type { HostPort } from '@pgmesh/protocol'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { DirectChannel } from './direct-channel.js'
 import { hostPortToMultiaddr } from './seed-addresses.js'
+import type { MeshTransport } from './transport.js'
 
 export interface GossipTransportOptions {
   readonly privateKey: PrivateKey
@@ -52,7 +53,7 @@ export interface GossipTransportEvents {
  * The libp2p node: TCP + noise + yamux + identify, gossipsub on one topic, an optional
  * private-network key. It knows nothing of pgmesh messages.
  */
-export class GossipTransport {
+export class GossipTransport implements MeshTransport {
   #node: Libp2p<{ pubsub: ReturnType<ReturnType<typeof gossipsub>> }> | null = null
   readonly #dialing = new Set<string>()
   /** peers with at least one open connection, kept from connect/disconnect events (getPeers() allocates) */

@@ -12,6 +12,8 @@ export interface JoinLoopOptions {
   readonly onJoined: (seed: HostPort, peerId: string) => void
   readonly log: Logger
   readonly random?: () => number
+  /** waits `ms` or rejects when `signal` aborts (the node's clock; real timers when absent) */
+  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>
 }
 
 /** Exponential backoff with full jitter in [delay/2, delay], capped at `maxMs`. */
@@ -28,6 +30,7 @@ export function backoffMs(attempt: number, initialMs: number, maxMs: number, ran
 export async function runJoinLoop(o: JoinLoopOptions, signal: AbortSignal): Promise<void> {
   if (o.seeds.length === 0) return
   const random = o.random ?? Math.random
+  const wait = o.sleep ?? ((ms: number, signal: AbortSignal) => sleep(ms, undefined, { signal }))
   const seedPeers = new Set<string>()
   let attempt = 0
   let next = 0
@@ -56,7 +59,7 @@ export async function runJoinLoop(o: JoinLoopOptions, signal: AbortSignal): Prom
       }
     }
     try {
-      await sleep(delay, undefined, { signal })
+      await wait(delay, signal)
     } catch {
       return
     }

@@ -127,6 +127,14 @@ export class Router {
     }
   }
 
+  /** Takes over another router's observations of the database nodes this one also routes to. */
+  carryOver(old: Router): void {
+    for (const [observer, m] of old.#views) {
+      const kept = new Map([...m].filter(([db]) => this.#byName.has(db)))
+      if (kept.size > 0) this.#views.set(observer, kept)
+    }
+  }
+
   views(): ReadonlyMap<string, ReadonlyMap<string, Observation>> {
     return this.#views
   }

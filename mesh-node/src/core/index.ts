@@ -1,0 +1,3 @@
+export { ChangeEmitter } from './changes.js'
+export { cancelAll, systemClock } from './clock.js'
+export type * from './contracts.js'

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict'
+import { after, describe, it } from 'node:test'
+import { InProcessCluster } from './in-process-cluster.js'
+
+/**
+ * Three complete MeshNodes — bus, directory, membership, heartbeats, mesh repair, election, routing,
+ * config — in one process on a memory network and a fake clock: the joining code, tested without
+ * spawning anything.
+ */
+describe('three MeshNodes in one process', { timeout: 20_000 }, () => {
+  const c = new InProcessCluster()
+  after(() => c.stopAll())
+
+  it('join through the seed, list each other, and agree on the highest-priority MASTER', async () => {
+    const started = performance.now()
+    await c.add({ id: 'n1', priority: 110 })
+    await c.add({ id: 'n2', priority: 105, join: ['n1'] })
+    await c.add({ id: 'n3', priority: 100, join: ['n1'] })
+    for (const id of ['n1', 'n2', 'n3']) await c.start(id)
+    const allListed = () =>
+      c.running().every((n) => n.node.view.members().filter((m) => m.state === 'alive').length === 3)
+    assert.ok(await c.clock.until(allListed, 5_000), 'every node lists all three as alive')
+    assert.ok(
+      await c.clock.until(() => c.agreedMaster() === 'n1', 5_000),
+      `MASTER n1 agreed (now ${c.agreedMaster()})`,
+    )
+    // the seed founded the cluster alone; as MASTER it adds the joiners to the voters
+    const voters = () =>
+      c.running().every((n) => {
+        const v = n.node.view.electionView().voters
+        return v?.voters.length === 3 && v.prev === null
+      })
+    assert.ok(await c.clock.until(voters, 5_000), 'all three are voters (the joint change committed)')
+    const n2 = () => c.get('n2').node.view.status()
+    assert.ok(
+      await c.clock.until(() => n2().election.vipHolders.join() === 'n1', 1_000),
+      'n2 sees n1 holding the VIP',
+    )
+    // n2 and n3 met only through the seed: they dialled each other from the heartbeats (no star)
+    assert.equal(n2().gossip.connectedPeers, 2, 'n2 dialled n3 from its heartbeat')
+    assert.ok(performance.now() - started < 5_000, 'no real waiting: the fake clock drives every timer')
+  })
+
+  it('move the MASTER to the next priority when it stops, within the lease', async () => {
+    const stoppedAt = c.clock.mono()
+    await c.stop('n1')
+    assert.ok(
+      await c.clock.until(() => c.agreedMaster() === 'n2', 3_000),
+      `MASTER moved to n2 (now ${c.agreedMaster()}: ${JSON.stringify(c.running().map((n) => [n.id, n.node.view.master(), n.node.view.electionView().voters]))})`,
+    )
+    assert.ok(
+      c.clock.mono() - stoppedAt < 1_000,
+      `moved ${c.clock.mono() - stoppedAt} ms (virtual) after the stop`,
+    )
+    const n3 = c.get('n3').node.view.members()
+    assert.equal(n3.find((m) => m.id === 'n1')?.state, 'left', 'the graceful leave marked n1 left at once')
+  })
+
+  it('apply a config edit on every running node', async () => {
+    const api = c.get('n2').node.api
+    const before = api.config?.()
+    assert.ok(before !== undefined)
+    const r = await api.putConfig?.({
+      cluster: { name: 'inproc', membership: { heartbeatIntervalMs: 400 } },
+      baseVersion: before.version,
+    })
+    assert.ok(r?.ok, `the edit was accepted: ${JSON.stringify(r)}`)
+    const version = r.value.version
+    const applied = () =>
+      c.running().every((n) => {
+        const s = n.node.view.status().config
+        return s?.version === version && s.applied === version && s.applyError === undefined
+      })
+    assert.ok(await c.clock.until(applied, 3_000), 'every running node runs the new version')
+    assert.equal(c.agreedMaster(), 'n2', 'the edit did not disturb the MASTER')
+  })
+
+  it('stop cleanly: no node leaves a timer behind', async () => {
+    await c.stopAll()
+    assert.equal(c.clock.pending(), 0, 'every timer was cancelled')
+  })
+})
