@@ -117,7 +117,11 @@ export class MeshNode {
     )
 
     // identity and the network
-    const directory = new PeerDirectory(node.id, o.peerStore)
+    const directory = new PeerDirectory(
+      node.id,
+      o.peerStore,
+      (id) => membership.state.members.get(id)?.state === 'left',
+    )
     const bus = new GossipBus({
       cluster: cluster.name,
       node: node.id,

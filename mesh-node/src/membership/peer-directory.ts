@@ -52,7 +52,8 @@ export interface KnownPeer {
  * Node id ↔ peer id, learnt from signed heartbeats. A node id is pinned to the first peer id that
  * speaks for it (and the pin survives restarts when a store is given): a second peer claiming the
  * id is refused, so nobody holding the cluster secret can take over another member's identity.
- * Only an operator's `members remove` releases a pin (a node reinstalled with a new key).
+ * A pin moves only after its process left gracefully, or when an operator removes the member
+ * (`members remove`: a crashed node reinstalled with a new key).
  */
 export class PeerDirectory {
   readonly #peerByNode = new Map<string, KnownPeer>()
@@ -62,6 +63,12 @@ export class PeerDirectory {
   constructor(
     private readonly self: string,
     private readonly store?: PeerPinStore,
+    /**
+     * whether `node`'s pin may move to a new peer id: true once its pinned process said goodbye (a
+     * signed leave), so a node reinstalled after a graceful stop rejoins under its id; a crashed or
+     * live member's id stays pinned
+     */
+    private readonly released: (node: string) => boolean = () => false,
   ) {}
 
   async load(): Promise<void> {
@@ -84,7 +91,7 @@ export class PeerDirectory {
   /** null when `peerId` may speak for `node`; else the drop code. */
   admit(node: string, peerId: string): string | null {
     const pinned = this.#peerByNode.get(node)
-    if (pinned !== undefined && pinned.peerId !== peerId) return 'GOSSIP_ID_CLAIMED'
+    if (pinned !== undefined && pinned.peerId !== peerId && !this.released(node)) return 'GOSSIP_ID_CLAIMED'
     const other = this.#nodeByPeer.get(peerId)
     if (other !== undefined && other !== node) return 'GOSSIP_ID_CLAIMED'
     return null
@@ -94,7 +101,8 @@ export class PeerDirectory {
   bind(node: string, peerId: string, addrs: readonly string[]): void {
     if (node === this.self || this.admit(node, peerId) !== null) return
     const known = this.#peerByNode.get(node)
-    if (known !== undefined && sameAddrs(known.addrs, addrs)) return
+    if (known !== undefined && known.peerId === peerId && sameAddrs(known.addrs, addrs)) return
+    if (known !== undefined && known.peerId !== peerId) this.release(node)
     this.#set({ node, peerId, addrs: addrs.slice(0, 16) })
     this.#dirty = true
   }

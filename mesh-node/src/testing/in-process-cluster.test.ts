@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { type AddressInfo, createServer, type Server } from 'node:net'
 import { after, describe, it } from 'node:test'
 import { InProcessCluster } from './in-process-cluster.js'
 
@@ -78,5 +79,104 @@ describe('three MeshNodes in one process', { timeout: 20_000 }, () => {
   it('stop cleanly: no node leaves a timer behind', async () => {
     await c.stopAll()
     assert.equal(c.clock.pending(), 0, 'every timer was cancelled')
+  })
+})
+
+describe('a peer holding the secret cannot take over a member’s identity', { timeout: 20_000 }, () => {
+  const c = new InProcessCluster()
+  after(() => c.stopAll())
+
+  it('a second node claiming n2 is refused and counted; the cluster keeps its MASTER', async () => {
+    await c.add({ id: 'n1', priority: 110 })
+    await c.add({ id: 'n2', priority: 105, join: ['n1'] })
+    await c.add({ id: 'n3', priority: 100, join: ['n1'] })
+    for (const id of ['n1', 'n2', 'n3']) await c.start(id)
+    assert.ok(await c.clock.until(() => c.agreedMaster() === 'n1', 5_000), 'MASTER n1')
+    // same id, its own key, a huge incarnation: before pinning its heartbeats rebound n2
+    await c.add({ key: 'impostor', id: 'n2', priority: 200, join: ['n1'], incarnation: 2 ** 40 })
+    await c.start('impostor')
+    await c.clock.advance(2_000)
+    const n1 = c.get('n1').node.view
+    const n2 = n1.members().find((m) => m.id === 'n2')
+    assert.equal(n2?.state, 'alive', 'the real n2 is still alive')
+    assert.equal(n2?.priority, 105, 'n1 still hears the real n2, not the impostor')
+    assert.ok((n1.status().gossip.dropped.GOSSIP_ID_CLAIMED ?? 0) > 0, 'the claims are counted')
+    const masters = ['n1', 'n2', 'n3'].filter((k) => c.get(k).node.view.master().master)
+    assert.deepEqual(masters, ['n1'], 'still exactly one MASTER, the same')
+    assert.equal(c.get('impostor').node.view.master().master, false, 'the impostor never became MASTER')
+  })
+})
+
+describe('a config version a node cannot apply leaves it on the previous one, and says so', {
+  timeout: 20_000,
+}, () => {
+  const c = new InProcessCluster()
+  let busy: Server | null = null
+  after(async () => {
+    await c.stopAll()
+    busy?.close()
+  })
+
+  it('an unreadable password file: refused by routing, reported, the previous version kept', async () => {
+    await c.add({ id: 'n1', priority: 110 })
+    await c.add({ id: 'n2', priority: 105, join: ['n1'] })
+    for (const id of ['n1', 'n2']) await c.start(id)
+    assert.ok(await c.clock.until(() => c.agreedMaster() === 'n1', 5_000), 'MASTER n1')
+    const api = c.get('n1').node.api
+    const base = api.config?.()?.version ?? 0
+    const r = await api.putConfig?.({
+      cluster: {
+        name: 'inproc',
+        databases: [{ name: 'db1', address: '127.0.0.1:1' }],
+        databaseChecks: { use: ['postgres'], passwordFile: '/nonexistent/pgmesh-password' },
+      },
+      baseVersion: base,
+    })
+    assert.ok(r?.ok, 'the cluster adopts the version (another node might read the file)')
+    const refused = () =>
+      c.running().every((n) => {
+        const s = n.node.view.status().config
+        return s?.version === r.value.version && s.applyError?.part === 'routing' && s.applied === base
+      })
+    assert.ok(await c.clock.until(refused, 3_000), JSON.stringify(c.get('n2').node.view.status().config))
+    const view = c.get('n2').node.view.config()
+    assert.match(view.applyError?.message ?? '', /pgmesh-password/)
+    assert.equal(
+      c.get('n2').node.view.backends().databases.length,
+      0,
+      'n2 still routes by the previous version',
+    )
+    assert.equal(c.agreedMaster(), 'n1', 'the MASTER is undisturbed')
+  })
+
+  it('a listener port in use: refused by the proxy, the next working version applies', async () => {
+    busy = createServer()
+    await new Promise<void>((done) => busy!.listen(0, '127.0.0.1', done))
+    const port = (busy.address() as AddressInfo).port
+    const api = c.get('n1').node.api
+    const base = api.config?.()?.version ?? 0
+    const servers = [{ address: '127.0.0.1:1' }]
+    const bad = await api.putConfig?.({
+      cluster: {
+        name: 'inproc',
+        listeners: [{ name: 'l1', bind: `127.0.0.1:${port}`, role: 'servers', servers }],
+      },
+      baseVersion: base,
+    })
+    assert.ok(bad?.ok, JSON.stringify(bad))
+    const n1 = () => c.get('n1').node.view.status()
+    assert.ok(
+      await c.clock.until(() => n1().config?.applyError?.part === 'proxy', 3_000),
+      JSON.stringify(n1().config),
+    )
+    assert.deepEqual(n1().listeners, [], 'nothing of the refused version keeps running')
+    const good = await api.putConfig?.({
+      cluster: { name: 'inproc', listeners: [{ name: 'l1', bind: '127.0.0.1:0', role: 'servers', servers }] },
+      baseVersion: bad.value.version,
+    })
+    assert.ok(good?.ok)
+    const applied = () => n1().config?.applied === good.value.version && n1().config?.applyError === undefined
+    assert.ok(await c.clock.until(applied, 3_000), JSON.stringify(n1().config))
+    assert.equal(n1().listeners.length, 1)
   })
 })

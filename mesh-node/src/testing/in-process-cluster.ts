@@ -8,13 +8,17 @@ import { MemoryNetwork } from './memory-transport.js'
 
 export interface InProcessNodeSpec {
   readonly id: string
+  /** how the test names it (default: its id); two nodes may claim one id */
+  readonly key?: string
   readonly priority: number
   /** ids of the nodes it joins through (by their memory address); none = a founding seed */
   readonly join?: readonly string[]
   readonly cluster?: ConfigFileInput['cluster']
+  readonly incarnation?: number
 }
 
 export interface InProcessNode {
+  readonly key: string
   readonly id: string
   readonly node: MeshNode
   readonly logs: Record<string, unknown>[]
@@ -34,8 +38,10 @@ export class InProcessCluster {
   readonly #index = new Map<string, number>()
 
   async add(spec: InProcessNodeSpec): Promise<InProcessNode> {
+    const key = spec.key ?? spec.id
+    if (this.nodes.has(key)) throw new Error(`a node named ${key} exists`)
     const i = this.#index.size
-    this.#index.set(spec.id, i)
+    this.#index.set(key, i)
     const config = nodeConfig(
       spec,
       (id) => {
@@ -52,26 +58,26 @@ export class InProcessCluster {
     )
     const node = new MeshNode({
       config,
-      identity: { privateKey: await generateKeyPair('Ed25519'), incarnation: 1 },
+      identity: { privateKey: await generateKeyPair('Ed25519'), incarnation: spec.incarnation ?? 1 },
       psk: undefined,
       logger,
       version: 'test',
       clock: this.clock,
       transport: this.network.factory,
     })
-    const n: InProcessNode = { id: spec.id, node, logs, running: false }
-    this.nodes.set(spec.id, n)
+    const n: InProcessNode = { key, id: spec.id, node, logs, running: false }
+    this.nodes.set(key, n)
     return n
   }
 
-  async start(id: string): Promise<void> {
-    const n = this.get(id)
+  async start(key: string): Promise<void> {
+    const n = this.get(key)
     await n.node.start()
     n.running = true
   }
 
-  async stop(id: string): Promise<void> {
-    const n = this.get(id)
+  async stop(key: string): Promise<void> {
+    const n = this.get(key)
     const stopping = n.node.stop()
     // the stop waits on the node's own clock (the leave's spacing): drive it
     let done = false
@@ -84,12 +90,12 @@ export class InProcessCluster {
   }
 
   async stopAll(): Promise<void> {
-    for (const n of this.nodes.values()) if (n.running) await this.stop(n.id)
+    for (const n of this.nodes.values()) if (n.running) await this.stop(n.key)
   }
 
-  get(id: string): InProcessNode {
-    const n = this.nodes.get(id)
-    if (n === undefined) throw new Error(`no node ${id}`)
+  get(key: string): InProcessNode {
+    const n = this.nodes.get(key)
+    if (n === undefined) throw new Error(`no node ${key}`)
     return n
   }
 
