@@ -28,6 +28,7 @@ import { MeshRepair } from './gossip/mesh-repair.js'
 import type { TransportFactory } from './gossip/transport.js'
 import { HeartbeatService } from './heartbeat/heartbeat-service.js'
 import type { Logger } from './log.js'
+import { MemberDigest, unknownPeers } from './membership/member-digest.js'
 import { MembershipService } from './membership/membership-service.js'
 import { PeerDirectory, type PeerPinStore } from './membership/peer-directory.js'
 import { NodeMetrics } from './metrics/metrics.js'
@@ -150,6 +151,7 @@ export class MeshNode {
         validate: (data, from) => bus.validate(data, from),
         message: (data, from) => bus.deliver(data, from),
         peerConnected: (peerId) => {
+          digest.peerConnected()
           changes.emit('peer')
           election.peerConnected(peerId)
         },
@@ -157,7 +159,11 @@ export class MeshNode {
           membership.apply({ type: 'peerDisconnected', peerId })
           election.peerDisconnected(peerId)
         },
-        peerSubscribed: () => changes.emit('peer'),
+        peerSubscribed: () => {
+          // gossip to this peer works from now on: the digest goes with the next heartbeat
+          digest.peerConnected()
+          changes.emit('peer')
+        },
         directFrame: (peerId, data) => election.frame(peerId, data),
         directError: (peerId, reason) =>
           bus.drop('ELECTION_STREAM_ERROR', peerId, `election stream failed: ${reason}`, 'debug'),
@@ -205,6 +211,8 @@ export class MeshNode {
       changes,
       timings: () => running().membership,
     })
+
+    const digest = new MemberDigest(node.id, () => membership.state)
 
     // traffic: the proxy routes through the routing service, which cuts sessions through the proxy
     const proxy: ProxyService = new ProxyService(logger, (l) => routing.candidates(l))
@@ -276,6 +284,7 @@ export class MeshNode {
         api: this.#apiAddress,
       }),
       contributors: [
+        digest,
         config,
         election,
         routing,
@@ -306,6 +315,7 @@ export class MeshNode {
         subscribeGraceMs: g.subscribeGraceMs,
       }),
       onJoined: () => heartbeat.soon(),
+      persist: () => directory.save(),
     })
 
     // what arrives by gossip
@@ -467,7 +477,10 @@ export class MeshNode {
         else if (r.incarnation >= p.incarnation) p.membership.removedSelf(r.incarnation)
       }
     }
+    const fresh = msg.peers === undefined ? [] : unknownPeers(msg.peers, p.self, p.membership.state)
     p.membership.apply({ type: 'heartbeat', msg })
+    for (const peer of fresh)
+      if (p.directory.admit(peer.node, peer.peerId) === null) p.repair.discovered(peer.peerId, peer.addrs)
     if (msg.databases !== undefined) p.routing.observe(msg.node, msg.databases, this.#clock.mono())
     p.repair.discovered(msg.peerId, msg.addrs)
   }

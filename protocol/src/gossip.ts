@@ -68,6 +68,15 @@ export const HeartbeatSchema = z.object({
     .array(z.object({ node: NodeIdSchema, incarnation: Uint, ageMs: Uint }))
     .max(64)
     .optional(),
+  /**
+   * push-pull for joiners: members the sender hears from and where they listen, sent in the
+   * heartbeat that follows a new connection, so a joiner meets the whole mesh through whichever
+   * member answered it, not only through gossip relayed by its seed
+   */
+  peers: z
+    .array(z.object({ node: NodeIdSchema, peerId: PeerIdSchema, addrs: z.array(MultiaddrString).max(4) }))
+    .max(64)
+    .optional(),
   /** the sender's confirmed view of each database node (the primary agreement's input) */
   databases: z
     .array(

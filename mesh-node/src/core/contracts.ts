@@ -43,7 +43,10 @@ export interface Reconfigurable {
 
 /** The heartbeat fields a part owns. */
 export type HeartbeatFields = Partial<
-  Pick<Heartbeat, 'election' | 'databases' | 'maintenance' | 'removed' | 'configVersion' | 'configHash'>
+  Pick<
+    Heartbeat,
+    'election' | 'databases' | 'maintenance' | 'removed' | 'peers' | 'configVersion' | 'configHash'
+  >
 >
 
 /** A part that adds its own fields to every heartbeat. */

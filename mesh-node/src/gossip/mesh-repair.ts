@@ -19,6 +19,8 @@ export interface MeshRepairDeps {
   readonly knownPeers: () => readonly KnownPeer[]
   readonly timings: () => { suspectTimeoutMs: number; subscribeGraceMs: number }
   readonly onJoined: () => void
+  /** saves what should survive a crash (the peer pins and addresses); called every repair round */
+  readonly persist?: () => Promise<void>
 }
 
 /**
@@ -112,6 +114,7 @@ export class MeshRepair implements Startable, Reconfigurable {
     }
     const silent = await t.hangUpSilentPeers(this.#d.timings().subscribeGraceMs)
     if (silent.length > 0) this.#log.info({ peers: silent }, 'hung up peers whose gossip never started')
+    await this.#d.persist?.()
   }
 
   #schedule(): void {
