@@ -1,5 +1,4 @@
 import {
-  type Heartbeat,
   initialMembership,
   type MembershipChange,
   type MembershipState,
