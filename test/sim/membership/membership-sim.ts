@@ -4,7 +4,7 @@ import {
   type MembershipState,
   membershipStep,
 } from '@pgmesh/mesh-node'
-import { type MembershipTimings, MembershipTimingsSchema } from '@pgmesh/protocol'
+import { type Heartbeat, type MembershipTimings, MembershipTimingsSchema } from '@pgmesh/protocol'
 
 /**
  * A membership simulation on the pure step: N members heartbeat on their own phase; every
