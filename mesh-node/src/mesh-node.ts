@@ -22,6 +22,7 @@ import { systemClock } from './core/clock.js'
 import type { ChangeKind, Clock, Reconfigurable, Startable } from './core/contracts.js'
 import { ElectionLink } from './election/election-link.js'
 import { type ElectionStore, memoryElectionStore } from './election/election-store.js'
+import { bothPaths, KernelFastPath, kernelRoutes, parseBound } from './fastpath/kernel-fastpath.js'
 import { GossipBus } from './gossip/gossip-bus.js'
 import { GossipTransport } from './gossip/gossip-transport.js'
 import { MeshRepair } from './gossip/mesh-repair.js'
@@ -216,13 +217,32 @@ export class MeshNode {
 
     // traffic: the proxy routes through the routing service, which cuts sessions through the proxy
     const proxy: ProxyService = new ProxyService(logger, (l) => routing.candidates(l))
+    const fastpath: KernelFastPath = new KernelFastPath({
+      node: node.id,
+      clock,
+      logger,
+      routes: () =>
+        kernelRoutes(
+          listenerConfigs(running(), node.listenerBinds),
+          (name) => {
+            const l = proxy.status().find((x) => x.name === name)
+            return l === undefined ? null : parseBound(l.bind)
+          },
+          (l) => routing.candidates(l),
+        ),
+    })
     const routing: RoutingService = new RoutingService({
       self: node.id,
       cluster: running,
       clock,
       logger,
       changes,
-      sessions: proxy,
+      sessions: bothPaths(
+        proxy,
+        fastpath,
+        () => listenerConfigs(running(), node.listenerBinds),
+        () => new Map(running().databases.map((d) => [d.name, d.address])),
+      ),
       observers: () => membership.aliveIds(),
       onProbeRound: (s) => metrics.countCheckRound(s),
     })
@@ -368,6 +388,7 @@ export class MeshNode {
       maintenance,
       apiAddress: () => this.#apiAddress,
       metrics: () => metrics.render(),
+      fastPath: () => fastpath.status(),
     })
     this.view = view
 
@@ -381,6 +402,7 @@ export class MeshNode {
       vipPart(vip, logger),
       election,
       proxyPart(proxy, node.listenerBinds),
+      { name: 'fastpath', reconfigure: () => fastpath.sync() },
     )
 
     this.#startList = [
@@ -393,6 +415,7 @@ export class MeshNode {
         start: async () => void (await proxy.apply(listenerConfigs(running(), node.listenerBinds))),
         stop: () => undefined,
       },
+      fastpath,
       { start: () => checks.start(), stop: () => undefined },
       election,
       membership,
@@ -407,6 +430,7 @@ export class MeshNode {
       () => repair.stop(),
       () => membership.stop(),
       () => election.stop(),
+      () => fastpath.stop(),
       () => proxy.drain(),
       () => routing.stop(),
       () => checks.stop(),

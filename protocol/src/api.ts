@@ -241,6 +241,24 @@ export const ClusterStatusSchema = z.object({
   listeners: z.array(ListenerStatusSchema),
   /** members an operator removed (they no longer count toward quorum) */
   removed: z.array(RemovedMemberSchema),
+  /** the kernel data path of `dataPath: kernel` listeners (absent when there are none) */
+  fastPath: z
+    .object({
+      available: z.boolean(),
+      table: z.string(),
+      updates: Count,
+      cuts: Count,
+      listeners: z.array(
+        z.object({
+          name: z.string(),
+          path: z.enum(['kernel', 'node']),
+          targets: z.array(z.string()),
+          newConnections: Count,
+          sessions: z.record(z.string(), Count),
+        }),
+      ),
+    })
+    .optional(),
   /** the cluster config version this node runs (members' versions are in `members[].configVersion`) */
   config: z
     .object({

@@ -113,9 +113,35 @@ export const ListenerConfigSchema = z
     replicaMaxLagBytes: z.number().int().min(0).optional(),
     /** on stop and on removal by a reload: how long established sessions may finish. Default 10000 */
     drainTimeoutMs: ms(10_000, 0, 3_600_000),
+    /**
+     * `node` (default): pgmesh relays every byte. `kernel`: while the route is certain, nftables
+     * forwards new connections straight to the chosen backend (Linux, IPv4, CAP_NET_ADMIN); while it
+     * is not (no agreed primary, a switchover) they reach pgmesh's own listener and queue there.
+     * See docs/configuration.md for what the kernel path cannot do.
+     */
+    dataPath: z.enum(['node', 'kernel']).default('node'),
   })
   .strict()
   .superRefine((l, ctx) => {
+    if (l.dataPath === 'kernel') {
+      if (l.role === 'servers') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['dataPath'],
+          message: 'the kernel path is for primary, replica and any listeners',
+        })
+      }
+      if (l.balance === 'leastconn') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['balance'],
+          message: 'leastconn needs the Node path (the kernel does not count sessions per backend)',
+        })
+      }
+      if (l.bind.host.includes(':')) {
+        ctx.addIssue({ code: 'custom', path: ['bind'], message: 'the kernel path is IPv4 only' })
+      }
+    }
     if (l.role === 'servers' && l.servers.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['servers'], message: 'role "servers" needs at least one server' })
     }

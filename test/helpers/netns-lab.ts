@@ -32,8 +32,15 @@ export interface LabHost {
 export class NetnsLab {
   readonly tag = randomBytes(3).toString('hex')
   readonly bridge = `pgbr${this.tag}`
-  readonly gateway = '198.18.0.254'
+  readonly gateway: string
   readonly hosts = new Map<string, LabHost>()
+
+  /** `subnet`: the first three octets of a /24 inside 198.18.0.0/15, so two labs may coexist */
+  constructor(private readonly subnet = '198.18.0') {
+    if (!/^198\.1[89]\.\d{1,3}$/.test(subnet))
+      throw new Error(`lab subnet ${subnet} is outside 198.18.0.0/15`)
+    this.gateway = `${subnet}.254`
+  }
 
   async create(names: readonly string[]): Promise<void> {
     await ip('link', 'add', this.bridge, 'type', 'bridge')
@@ -44,7 +51,7 @@ export class NetnsLab {
       const host: LabHost = {
         name,
         netns: `pgmesh-${this.tag}-${name}`,
-        address: `198.18.0.${n}`,
+        address: `${this.subnet}.${n}`,
         hostVeth: `pgv${this.tag}${n}`,
       }
       n++

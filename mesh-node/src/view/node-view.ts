@@ -16,6 +16,7 @@ import type { ConfigApplier } from '../config-sync/config-applier.js'
 import type { ConfigService } from '../config-sync/config-service.js'
 import type { Clock } from '../core/contracts.js'
 import type { ElectionDriver } from '../election/election-driver.js'
+import type { FastPathStatus } from '../fastpath/kernel-fastpath.js'
 import type { GossipBus } from '../gossip/gossip-bus.js'
 import type { MeshTransport } from '../gossip/transport.js'
 import { memberViews, removedViews } from '../membership/membership.js'
@@ -47,6 +48,7 @@ export interface NodeViewDeps {
   readonly maintenance: Maintenance
   readonly apiAddress: () => string | null
   readonly metrics: () => Promise<MetricsText>
+  readonly fastPath: () => FastPathStatus
 }
 
 type NodeReads = Required<
@@ -118,7 +120,15 @@ export class NodeView implements NodeReads {
         ...(error === undefined ? {} : { applyError: { ...error } }),
       },
       removed: removedViews(d.membership.state, d.clock.mono(), d.clock.wall()),
+      ...this.#fastPath(),
     }
+  }
+
+  #fastPath(): Pick<ClusterStatus, 'fastPath'> {
+    const f = this.#d.fastPath()
+    return f.listeners.length === 0
+      ? {}
+      : { fastPath: { ...f, listeners: f.listeners.map((l) => ({ ...l, targets: [...l.targets] })) } }
   }
 
   electionView(members: readonly MemberView[] = this.members()): ElectionView {
