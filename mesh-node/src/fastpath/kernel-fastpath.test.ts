@@ -106,6 +106,7 @@ describe('KernelFastPath', () => {
     const backends = new Map([['db1', { host: '127.0.0.1', port: 5432 }]])
     g.cut(listeners, backends, () => 'demoted')
     g.cut(listeners, backends, () => 'demoted')
+    await g.settled()
     await g.stop()
     assert.equal(calls.filter((c) => c[0] === 'conntrack').length, 1, 'edge-triggered: one cut per pair')
     assert.equal(g.status().cuts, 2)

@@ -196,6 +196,11 @@ export class KernelFastPath implements Startable {
     this.#cutting = now
   }
 
+  /** Resolves once every rule update and cut asked for so far has run. */
+  settled(): Promise<void> {
+    return this.#queue
+  }
+
   status(): FastPathStatus {
     return {
       available: this.#available,
