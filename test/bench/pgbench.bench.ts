@@ -1,22 +1,30 @@
 /**
  * pgbench through pgmesh, through HAProxy 2.6 (the Percona reference config for Patroni: httpchk on
  * Patroni's /primary) and directly, against the project's Patroni testbed, in one run:
- * `pgbench -S` (select-only) TPS and average latency at 16 and 64 clients.
- * Usage (root): node --conditions=source --import tsx test/bench/pgbench.bench.ts [--runs 3] [--seconds 10] [--clients 16,64]
+ * `pgbench -S` (select-only) TPS and average latency at 16 and 64 clients, on pgmesh's Node relay
+ * (`pgmesh`) and its kernel fast path (`pgmesh-kernel`, nftables DNAT); `--connect` adds pgbench's
+ * -C (a new connection per transaction).
+ * Usage (root): node --conditions=source --import tsx test/bench/pgbench.bench.ts [--runs 3] [--seconds 10] [--clients 16,64] [--connect]
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs, promisify } from 'node:util'
+import { ClusterStatusSchema } from '@pgmesh/protocol'
 import { startHaproxyPercona } from '../helpers/haproxy-percona.js'
 import { startPgmeshInFront, waitUntilPsqlAnswers } from '../helpers/pgmesh-in-front.js'
-import { freePort, Sandbox } from '../helpers/processes.js'
+import { freePort, Sandbox, waitFor } from '../helpers/processes.js'
 import { TESTBED_PASSWORD, Testbed } from '../helpers/testbed.js'
 
 const run = promisify(execFile)
 const { values } = parseArgs({
-  options: { runs: { type: 'string' }, seconds: { type: 'string' }, clients: { type: 'string' } },
+  options: {
+    runs: { type: 'string' },
+    seconds: { type: 'string' },
+    clients: { type: 'string' },
+    connect: { type: 'boolean' },
+  },
 })
 const runs = Number(values.runs ?? '3')
 const seconds = Number(values.seconds ?? '10')
@@ -30,8 +38,13 @@ const env = { ...process.env, PGPASSWORD: TESTBED_PASSWORD }
 try {
   const leader = await tb.leader()
   const pgmeshPort = await freePort()
+  const kernelPort = await freePort()
   const haproxyPort = await freePort()
-  await startPgmeshInFront(sb, tb, { id: 'bench', port: pgmeshPort })
+  const node = await startPgmeshInFront(sb, tb, { id: 'bench', port: pgmeshPort, kernelPort })
+  await waitFor('the kernel fast path to be installed', 30_000, async () => {
+    const s = ClusterStatusSchema.parse(await (await fetch(`${node.apiUrl}/v1/status`)).json())
+    return s.fastPath?.listeners.find((l) => l.name === 'fast')?.path === 'kernel' ? true : undefined
+  })
 
   await startHaproxyPercona(sb, tb, haproxyPort)
 
@@ -41,11 +54,13 @@ try {
     timeout: 120_000,
   })
   await waitUntilPsqlAnswers('haproxy to route to the primary', haproxyPort)
+  await waitUntilPsqlAnswers('the kernel path to route to the primary', kernelPort)
 
   const paths: Record<string, number> = {
     direct: tb.node(leader).pgPort,
     haproxy: haproxyPort,
     pgmesh: pgmeshPort,
+    'pgmesh-kernel': kernelPort,
   }
   const results: Record<string, { tps: number[]; lat: number[] }> = {}
   for (let r = 0; r < runs; r++) {
@@ -53,7 +68,20 @@ try {
       for (const [name, port] of Object.entries(paths)) {
         const { stdout } = await run(
           'pgbench',
-          ['-S', '-c', String(c), '-j', '2', '-T', String(seconds), ...base, '-p', String(port), 'postgres'],
+          [
+            '-S',
+            ...(values.connect === true ? ['-C'] : []),
+            '-c',
+            String(c),
+            '-j',
+            '2',
+            '-T',
+            String(seconds),
+            ...base,
+            '-p',
+            String(port),
+            'postgres',
+          ],
           { env, timeout: (seconds + 60) * 1000 },
         )
         const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1])
@@ -83,7 +111,7 @@ try {
     }
   }
   process.stdout.write(
-    `\n${new Date().toISOString()} on ${cpus().length}× ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; pgbench -S, ${runs} runs of ${seconds} s, scale 10\n${lines.join('\n')}\n`,
+    `\n${new Date().toISOString()} on ${cpus().length}× ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; pgbench -S${values.connect === true ? ' -C' : ''}, ${runs} runs of ${seconds} s, scale 10\n${lines.join('\n')}\n`,
   )
 } finally {
   await sb.cleanup()

@@ -14,7 +14,13 @@ import { TESTBED_PASSWORD, type Testbed } from './testbed.js'
 export async function startPgmeshInFront(
   sb: Sandbox,
   tb: Testbed,
-  opts: { readonly id: string; readonly port: number; readonly cli?: string },
+  opts: {
+    readonly id: string
+    readonly port: number
+    readonly cli?: string
+    /** a second write listener on this port with `dataPath: kernel` */
+    readonly kernelPort?: number
+  },
 ): Promise<TestNode> {
   const pw = join(sb.dir, 'pgpass')
   await writeFile(pw, `${TESTBED_PASSWORD}\n`, { mode: 0o600 })
@@ -30,6 +36,9 @@ export async function startPgmeshInFront(
       ),
       '  listeners:',
       `    - { name: write, bind: "127.0.0.1:${opts.port}", role: primary }`,
+      ...(opts.kernelPort === undefined
+        ? []
+        : [`    - { name: fast, bind: "127.0.0.1:${opts.kernelPort}", role: primary, dataPath: kernel }`]),
       '',
     ].join('\n'),
   )
