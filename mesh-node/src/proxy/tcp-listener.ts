@@ -490,7 +490,7 @@ export class TcpListener {
     if (conn.sniff) {
       conn.sniff = false
       if (this.gate?.forged(chunk, conn.client) === true) {
-        conn.client.resetAndDestroy()
+        conn.client.destroy()
         upstream.destroy()
         return
       }
