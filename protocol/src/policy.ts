@@ -21,6 +21,11 @@ export const IpTextSchema = z
 
 /** Most entries (rate and sticky together) one node's delta carries per heartbeat. */
 export const POLICY_DELTA_MAX_ENTRIES = 256
+/**
+ * The most JSON bytes a node's delta takes in its heartbeat (the default gossip message limit is
+ * 64 KiB); past it the sender drops its least urgent entries.
+ */
+export const POLICY_DELTA_MAX_BYTES = 16_384
 /** Most entries of each kind per listener in one delta. */
 export const POLICY_DELTA_MAX_PER_LISTENER = 128
 

@@ -189,6 +189,7 @@ describe('the policy shared through the mesh', () => {
     const d = mesh.exportDelta(1)!
     assert.equal(PolicyDeltaSchema.safeParse(d).success, true)
     const bytes = JSON.stringify(d).length
-    assert.ok(bytes < 32_000, `${bytes} bytes`)
+    assert.ok(bytes < 17_000, `${bytes} bytes`)
+    assert.ok(d.listeners.every((l) => l.rate.length > 0 && l.stick.length > 0))
   })
 })

@@ -2,7 +2,12 @@
  * The policy of every listener on this node, as the mesh sees it: one delta for the heartbeat
  * (bounded in entries and bytes by the protocol schema) and the merge of the deltas peers send.
  */
-import { POLICY_DELTA_MAX_ENTRIES, POLICY_DELTA_MAX_PER_LISTENER, type PolicyDelta } from '@pgmesh/protocol'
+import {
+  POLICY_DELTA_MAX_BYTES,
+  POLICY_DELTA_MAX_ENTRIES,
+  POLICY_DELTA_MAX_PER_LISTENER,
+  type PolicyDelta,
+} from '@pgmesh/protocol'
 import type { ListenerPolicy } from './listener-policy.js'
 
 export class MeshPolicy {
@@ -26,6 +31,13 @@ export class MeshPolicy {
       listeners.push(d)
     }
     if (listeners.length === 0) return undefined
+    // long backend names or IPv6 sources: keep the most urgent entries (each list is sorted so)
+    while (JSON.stringify(listeners).length > POLICY_DELTA_MAX_BYTES) {
+      for (const l of listeners) {
+        l.rate.length = Math.floor(l.rate.length / 2)
+        l.stick.length = Math.floor(l.stick.length / 2)
+      }
+    }
     return { seq: ++this.#seq, listeners }
   }
 

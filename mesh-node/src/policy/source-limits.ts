@@ -92,7 +92,7 @@ export class SourceLimits {
       const b = this.#buckets.get(source)
       if (b === undefined || b.used === 0) continue
       this.#refill(b, now)
-      rows.push({ source, used: b.used, tokens: b.tokens })
+      rows.push({ source, used: Math.min(b.used, 1_000_000), tokens: b.tokens })
       b.used = 0
     }
     this.#dirty.clear()
