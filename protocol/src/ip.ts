@@ -15,18 +15,32 @@ export interface Cidr extends IpAddress {
   readonly bits: number
 }
 
-const OCTET = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/
 const HEXTET = /^[0-9a-fA-F]{1,4}$/
 
+/** Dotted quad, no leading zeros (so the text is canonical); by char codes: it runs at every accept. */
 function parseV4(s: string): number | null {
-  const parts = s.split('.')
-  if (parts.length !== 4) return null
+  if (s.length < 7 || s.length > 15) return null
   let n = 0
-  for (const p of parts) {
-    if (!OCTET.test(p)) return null
-    n = n * 256 + Number(p)
+  let octet = 0
+  let digits = 0
+  let dots = 0
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return null
+      n = n * 256 + octet
+      octet = 0
+      digits = 0
+      dots++
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return null
+      octet = octet * 10 + (c - 48)
+      if (octet > 255) return null
+      digits++
+    } else return null
   }
-  return n
+  if (digits === 0 || dots !== 3) return null
+  return n * 256 + octet
 }
 
 function parseV6(s: string): number[] | null {

@@ -282,9 +282,10 @@ export class NodeMetrics {
       ['listener', 'rank', 'source'],
       (s, emit) => {
         for (const l of s.status.listeners) {
-          l.policy?.limited.forEach((x, i) =>
-            emit({ listener: l.name, rank: i + 1, source: x.source }, x.refused),
-          )
+          const top = l.policy?.limited ?? []
+          for (let i = 0; i < top.length; i++) {
+            emit({ listener: l.name, rank: i + 1, source: top[i]!.source }, top[i]!.refused)
+          }
         }
       },
     )

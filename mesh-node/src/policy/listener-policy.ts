@@ -100,7 +100,8 @@ export class ListenerPolicy {
   admit(client: string, now: number): Admission {
     const ip = parseIp(client)
     if (ip === null) return this.#no('notAllowed', `'${client}' is not an IP address`, null)
-    const source = formatIp(ip)
+    // a dotted quad that parsed is canonical already (the common case: no formatting per accept)
+    const source = ip.family === 4 && !client.includes(':') ? client : formatIp(ip)
     if (!this.#access.empty) {
       const v = this.#access.check(ip)
       if (!v.admit) {

@@ -19,7 +19,12 @@ interface Bucket {
   at: number
   /** connections admitted here since the last export */
   used: number
+  /** mono ms it was last moved to the recent end of the table */
+  moved: number
 }
+
+/** A bucket is moved to the recent end of the table at most this often (a move costs a delete and an insert). */
+const REORDER_MS = 1_000
 
 export type LimitVerdict = 'ok' | 'overConnections' | 'overRate'
 
@@ -54,7 +59,8 @@ export class SourceLimits {
   /** Takes a slot and a token for a new connection, or says which limit refuses it. */
   admit(source: string, now: number): LimitVerdict {
     const c = this.#config
-    const open = this.#open.get(source) ?? 0
+    // open connections are counted only when limited: nothing to keep per source otherwise
+    const open = c.maxConnPerSource === undefined ? -1 : (this.#open.get(source) ?? 0)
     if (c.maxConnPerSource !== undefined && open >= c.maxConnPerSource) return 'overConnections'
     if (c.ratePerSource !== undefined) {
       const b = this.#bucket(source, now)
@@ -63,12 +69,13 @@ export class SourceLimits {
       b.used++
       this.#dirty.add(source)
     }
-    this.#open.set(source, open + 1)
+    if (open >= 0) this.#open.set(source, open + 1)
     return 'ok'
   }
 
   /** A connection admitted by {@link admit} ended. */
   release(source: string): void {
+    if (this.#open.size === 0) return
     const open = this.#open.get(source) ?? 0
     if (open <= 1) this.#open.delete(source)
     else this.#open.set(source, open - 1)
@@ -124,13 +131,18 @@ export class SourceLimits {
   #bucket(source: string, now: number): Bucket {
     let b = this.#buckets.get(source)
     if (b === undefined) {
-      b = { tokens: this.burst, at: now, used: 0 }
-    } else {
-      this.#refill(b, now)
-      this.#buckets.delete(source)
+      b = { tokens: this.burst, at: now, used: 0, moved: now }
+      this.#buckets.set(source, b)
+      this.#trim()
+      return b
     }
-    this.#buckets.set(source, b)
-    this.#trim()
+    this.#refill(b, now)
+    if (now - b.moved >= REORDER_MS) {
+      // least recently seen first, to within REORDER_MS
+      b.moved = now
+      this.#buckets.delete(source)
+      this.#buckets.set(source, b)
+    }
     return b
   }
 
@@ -143,6 +155,8 @@ export class SourceLimits {
 
   #trim(): void {
     const max = this.#config.trackedSources
+    // iterating a Map that often had entries moved to its end is not free: only when over
+    if (this.#buckets.size <= max) return
     for (const source of this.#buckets.keys()) {
       if (this.#buckets.size <= max) break
       this.#buckets.delete(source)

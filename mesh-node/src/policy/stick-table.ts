@@ -119,6 +119,7 @@ export class StickTable {
   }
 
   #trim(): void {
+    if (this.#entries.size <= this.#config.maxEntries) return
     for (const source of this.#entries.keys()) {
       if (this.#entries.size <= this.#config.maxEntries) break
       this.#entries.delete(source)
