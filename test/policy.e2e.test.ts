@@ -198,7 +198,7 @@ describe('listener policy over real sockets', { timeout: 120_000 }, () => {
         bind: '127.0.0.1:0',
         role: 'servers',
         servers: servers1(e),
-        limits: { ratePerSource: 0.5, burst: 2 },
+        limits: { ratePerSource: 0.01, burst: 2 },
       },
       {
         name: 'conns',
@@ -234,7 +234,7 @@ describe('listener policy over real sockets', { timeout: 120_000 }, () => {
       bind: '127.0.0.1:0',
       role: 'servers' as const,
       servers: servers1(e),
-      limits: { ratePerSource: 0.2, burst: 3 },
+      limits: { ratePerSource: 0.01, burst: 3 },
     }
     const a = await service([l])
     const b = await service([l])
