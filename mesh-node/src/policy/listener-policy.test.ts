@@ -191,5 +191,13 @@ describe('the policy shared through the mesh', () => {
     const bytes = JSON.stringify(d).length
     assert.ok(bytes < 17_000, `${bytes} bytes`)
     assert.ok(d.listeners.every((l) => l.rate.length > 0 && l.stick.length > 0))
+    // a small gossip message limit: the caller's budget holds too
+    for (const p of policies.values()) p.pick('10.9.9.9', [{ id: 'db1' }], 2, () => ({ id: 'db1' }))
+    const small = mesh.exportDelta(3, 60)
+    assert.ok(small === undefined || JSON.stringify(small.listeners).length <= 60)
+    for (const p of policies.values()) p.pick('10.9.9.8', [{ id: 'db1' }], 4, () => ({ id: 'db1' }))
+    const fits = mesh.exportDelta(5, 1_000)!
+    assert.ok(JSON.stringify(fits.listeners).length <= 1_000)
+    assert.equal(fits.listeners.length, 2)
   })
 })

@@ -18,8 +18,12 @@ export class MeshPolicy {
   /** `policies()` gives the listeners' policies by listener name (the current ones, on every call). */
   constructor(private readonly policies: () => ReadonlyMap<string, ListenerPolicy>) {}
 
-  /** What changed on this node's listeners since the previous call; undefined when nothing did. */
-  exportDelta(now: number): PolicyDelta | undefined {
+  /**
+   * What changed on this node's listeners since the previous call (call it once per heartbeat
+   * sent); undefined when nothing did. `maxBytes` bounds its JSON: pass less than the heartbeat's
+   * room under `cluster.gossip.maxMessageBytes`.
+   */
+  exportDelta(now: number, maxBytes = POLICY_DELTA_MAX_BYTES): PolicyDelta | undefined {
     const listeners: PolicyDelta['listeners'] = []
     let budget = POLICY_DELTA_MAX_ENTRIES
     for (const [name, p] of this.policies()) {
@@ -32,12 +36,17 @@ export class MeshPolicy {
     }
     if (listeners.length === 0) return undefined
     // long backend names or IPv6 sources: keep the most urgent entries (each list is sorted so)
-    while (JSON.stringify(listeners).length > POLICY_DELTA_MAX_BYTES) {
+    const limit = Math.min(maxBytes, POLICY_DELTA_MAX_BYTES)
+    while (listeners.length > 0 && JSON.stringify(listeners).length > limit) {
       for (const l of listeners) {
         l.rate.length = Math.floor(l.rate.length / 2)
         l.stick.length = Math.floor(l.stick.length / 2)
       }
+      for (let i = listeners.length - 1; i >= 0; i--) {
+        if (listeners[i]!.rate.length + listeners[i]!.stick.length === 0) listeners.splice(i, 1)
+      }
     }
+    if (listeners.length === 0) return undefined
     return { seq: ++this.#seq, listeners }
   }
 
