@@ -322,11 +322,10 @@ describe('listener policy over real sockets', { timeout: 120_000 }, () => {
     assert.match(e.received[1]!, /^PROXY TCP4 198\.18\.0\.6 /)
     // an untrusted peer forging a header: refused, and the header never reaches the backend
     const sessions = e.received.length
-    // (closed, not reset: the backend was dialled already when the first bytes showed the forgery)
-    assert.equal(
-      (await attempt('127.0.0.21', p, { preface: header('198.18.0.9', false) })).outcome.kind,
-      'closed',
-    )
+    // pgmesh resets it (SO_LINGER 0), but the client had the backend's greeting unread when the RST
+    // came, and the kernel may report that as an end of stream: either, never served
+    const forged = (await attempt('127.0.0.21', p, { preface: header('198.18.0.9', false) })).outcome.kind
+    assert.ok(forged === 'reset' || forged === 'closed', forged)
     assert.ok(!e.received.slice(sessions).some((r) => r.includes('198.18.0.9')))
     // an untrusted peer without a header is an ordinary client
     assert.equal((await attempt('127.0.0.21', p)).outcome.kind, 'served')

@@ -490,7 +490,7 @@ export class TcpListener {
     if (conn.sniff) {
       conn.sniff = false
       if (this.gate?.forged(chunk, conn.client) === true) {
-        conn.client.destroy()
+        conn.client.resetAndDestroy()
         upstream.destroy()
         return
       }
