@@ -99,6 +99,11 @@ export const SourceLimitsSchema = z
     ratePerSource: z.number().min(0.01).max(1_000_000).optional(),
     /** how many new connections above the rate a quiet source may open at once. Default: the rate, at least 1 */
     burst: z.number().int().min(1).max(1_000_000).optional(),
+    /**
+     * IPv6 clients count per network of this many bits (one host holds a whole /64; counting each
+     * address would let it open a new "source" at will). Default 64
+     */
+    ipv6PrefixBits: z.number().int().min(32).max(128).default(64),
     /** sources whose rate is remembered; the least recently seen is forgotten first. Default 10000 */
     trackedSources: z.number().int().min(16).max(1_000_000).default(10_000),
   })

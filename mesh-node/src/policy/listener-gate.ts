@@ -143,8 +143,8 @@ export class ListenerGate {
       this.#refuse(client, origin.source, v.reason, v.detail, true)
       return
     }
-    const source = v.source
-    client.once('close', () => this.policy.release(source))
+    const { source, slot } = v
+    client.once('close', () => this.policy.release(slot))
     admitted({ origin: { ...origin, source }, sniff })
   }
 

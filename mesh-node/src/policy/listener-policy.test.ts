@@ -28,8 +28,8 @@ function twoNodes(over: Record<string, unknown>) {
 describe('ListenerPolicy', () => {
   it('allow/deny decide first, with reasons and per-rule counts in the status', () => {
     const p = new ListenerPolicy(config({ allow: ['127.0.0.0/8', '::1'], deny: ['127.0.0.3'] }))
-    assert.deepEqual(p.admit('127.0.0.2', 0), { ok: true, source: '127.0.0.2' })
-    assert.deepEqual(p.admit('::ffff:127.0.0.2', 0), { ok: true, source: '127.0.0.2' })
+    assert.deepEqual(p.admit('127.0.0.2', 0), { ok: true, source: '127.0.0.2', slot: '127.0.0.2' })
+    assert.deepEqual(p.admit('::ffff:127.0.0.2', 0), { ok: true, source: '127.0.0.2', slot: '127.0.0.2' })
     assert.equal(p.admit('::1', 0).ok, true)
     const denied = p.admit('127.0.0.3', 0)
     assert.equal(denied.ok, false)
@@ -57,6 +57,26 @@ describe('ListenerPolicy', () => {
     }
     assert.equal(p.limited().length, 10)
     assert.ok(p.sizes().limitedSources <= 64)
+  })
+
+  it('IPv6 clients count per /64 by default (a host cannot make itself new sources), per address at 128', () => {
+    const p = new ListenerPolicy(config({ limits: { maxConnPerSource: 2 } }))
+    const a = p.admit('2001:db8:1:2::1', 0)
+    assert.ok(a.ok)
+    assert.equal(a.source, '2001:db8:1:2::1', 'the real address for everything else')
+    assert.equal(a.slot, '2001:db8:1:2::')
+    assert.equal(p.admit('2001:db8:1:2:ffff::9', 0).ok, true)
+    const third = p.admit('2001:db8:1:2::3', 0)
+    assert.equal(third.ok, false)
+    assert.match(!third.ok ? third.detail : '', /from 2001:db8:1:2::\/64/)
+    assert.equal(p.admit('2001:db8:1:3::1', 0).ok, true, 'another /64')
+    assert.deepEqual(p.limited(), [{ source: '2001:db8:1:2::/64', refused: 1 }])
+    p.release(a.slot)
+    assert.equal(p.admit('2001:db8:1:2::3', 0).ok, true)
+    const perHost = new ListenerPolicy(config({ limits: { maxConnPerSource: 1, ipv6PrefixBits: 128 } }))
+    assert.equal(perHost.admit('2001:db8::1', 0).ok, true)
+    assert.equal(perHost.admit('2001:db8::2', 0).ok, true)
+    assert.equal(perHost.admit('2001:db8::2', 0).ok, false)
   })
 
   it('sticky: the same backend while it is a candidate, even when the set changes; another when it is gone', () => {

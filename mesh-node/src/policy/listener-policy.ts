@@ -5,6 +5,7 @@
  */
 import {
   formatIp,
+  type IpAddress,
   type ListenerConfig,
   type ListenerPolicyDelta,
   type ListenerPolicyStatus,
@@ -34,7 +35,8 @@ export function hasPolicy(c: PolicyConfig): boolean {
 }
 
 export type Admission =
-  | { readonly ok: true; readonly source: string }
+  /** `slot`: what {@link ListenerPolicy.release} takes back when the connection ends */
+  | { readonly ok: true; readonly source: string; readonly slot: string }
   | { readonly ok: false; readonly reason: PolicyRefusal; readonly detail: string }
 
 /** What a connection from a peer address must start with. */
@@ -109,22 +111,42 @@ export class ListenerPolicy {
         return this.#no(v.reason, detail, null)
       }
     }
+    let slot = source
     if (this.#limits !== null) {
-      const v = this.#limits.admit(source, now)
+      slot = this.#limitKey(ip, source)
+      const v = this.#limits.admit(slot, now)
       if (v !== 'ok') {
+        const who = slot === source ? '' : ` from ${this.#shown(slot)}`
         const detail =
           v === 'overConnections'
-            ? `more than ${this.#config.limits?.maxConnPerSource} connections at once`
-            : `more than ${this.#config.limits?.ratePerSource} new connections per second`
-        return this.#no(v, detail, source)
+            ? `more than ${this.#config.limits?.maxConnPerSource} connections at once${who}`
+            : `more than ${this.#config.limits?.ratePerSource} new connections per second${who}`
+        return this.#no(v, detail, slot)
       }
     }
-    return { ok: true, source }
+    return { ok: true, source, slot }
   }
 
-  /** An admitted connection from `source` ended. */
-  release(source: string): void {
-    this.#limits?.release(source)
+  /** An admitted connection ended: `slot` is its admission's. */
+  release(slot: string): void {
+    this.#limits?.release(slot)
+  }
+
+  /** What the limits count a client as: its address, or for IPv6 its network (`limits.ipv6PrefixBits`). */
+  #limitKey(ip: IpAddress, source: string): string {
+    const bits = this.#config.limits?.ipv6PrefixBits ?? 128
+    if (ip.family === 4 || bits >= 128) return source
+    const words = ip.words.map((w, i) => {
+      const keep = Math.max(0, Math.min(32, bits - 32 * i))
+      return keep === 0 ? 0 : (w & ((0xffffffff << (32 - keep)) >>> 0)) >>> 0
+    })
+    return formatIp({ family: 6, words })
+  }
+
+  /** A limits key as shown: an IPv6 network with its prefix length. */
+  #shown(key: string): string {
+    const bits = this.#config.limits?.ipv6PrefixBits ?? 128
+    return key.includes(':') && bits < 128 ? `${key}/${bits}` : key
   }
 
   /**
@@ -174,7 +196,7 @@ export class ListenerPolicy {
 
   /** The sources refused most by the limits (bounded): for status and metrics. */
   limited(n = LIMITED_SHOWN): { source: string; refused: number }[] {
-    return this.#limited.top(n)
+    return this.#limited.top(n).map((x) => ({ ...x, source: this.#shown(x.source) }))
   }
 
   status(now: number): ListenerPolicyStatus {
