@@ -248,6 +248,41 @@ describe('status page', () => {
     assert.match(l, /pg1<\/span>: 7 active, 42 total, 0 errors, 2\.0 KiB in, 10 B out/)
   })
 
+  it('shows a listener policy: refusals by reason, the most-limited sources (escaped), the stick table', () => {
+    const base = status()
+    const withPolicy = {
+      ...base,
+      listeners: [
+        {
+          ...base.listeners[0]!,
+          name: 'read',
+          policy: {
+            refused: {
+              denied: 2,
+              notAllowed: 0,
+              overConnections: 0,
+              overRate: 5,
+              proxyUntrusted: 0,
+              proxyMissing: 0,
+              proxyInvalid: 0,
+            },
+            rules: [],
+            ruleCount: 1,
+            limited: [{ source: `10.0.0.9${EVIL}`, refused: 5 }],
+            trackedSources: 1,
+            connectedSources: 0,
+            stick: { entries: 3, maxEntries: 100, recent: [] },
+          },
+        },
+      ],
+    }
+    const l = row(renderStatusPage(withPolicy, backends()), 'data-listener', 'read')
+    assert.match(l, /refused: denied 2, overRate 5/)
+    assert.match(l, /limited: <span class="id">10\.0\.0\.9&lt;script&gt;/)
+    assert.match(l, /sticky: 3 \/ 100/)
+    assert.match(row(page, 'data-listener', 'write'), /data-testid="listener-policy">–</)
+  })
+
   it('escapes every value from the cluster', () => {
     assert.ok(!page.includes(EVIL), 'a raw <script> node id reached the page')
     assert.ok(!page.includes('<img'), 'a raw check error reached the page')

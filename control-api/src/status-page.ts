@@ -238,6 +238,19 @@ function databases(b: BackendsView): Html {
 
 // ---- listeners -----------------------------------------------------------------------------
 
+/** Refusals by reason, the most-limited sources and the stick table: each bounded by the status. */
+function listenerPolicy(l: ListenerStatus): Html | string {
+  const p = l.policy
+  if (p === undefined) return DASH
+  const refused = Object.entries(p.refused)
+    .filter(([, n]) => n > 0)
+    .map(([reason, n]) => `${reason} ${n}`)
+  const limited = p.limited.slice(0, 3).map((x) => html`<span class="id">${x.source}</span> (${x.refused})`)
+  return html`<div data-testid="listener-refused">refused: ${refused.length === 0 ? 'none' : refused.join(', ')}</div>${
+    limited.length === 0 ? '' : html`<div data-testid="listener-limited">limited: ${limited}</div>`
+  }${p.stick === null ? '' : html`<div>sticky: ${p.stick.entries} / ${p.stick.maxEntries}</div>`}`
+}
+
 function listenerRow(l: ListenerStatus): Html {
   const backends =
     l.backends.length === 0
@@ -249,12 +262,12 @@ function listenerRow(l: ListenerStatus): Html {
   return html`<tr data-testid="listener" data-listener="${l.name}"><td class="id">${l.name}</td><td>${l.bind}</td>
 <td>${l.role}</td><td>${l.balance}</td><td data-testid="listener-active">${l.active}</td><td>${l.total}</td>
 <td>${l.queued}</td><td>${l.refused}</td><td>${l.queueTimeouts}</td><td>${l.connectErrors}</td><td>${l.cut}</td>
-<td>${backends}</td></tr>`
+<td>${backends}</td><td data-testid="listener-policy">${listenerPolicy(l)}</td></tr>`
 }
 
 function listeners(s: ClusterStatus): Html {
   const head = ['listener', 'bind', 'role', 'balance', 'active', 'total', 'queued', 'refused']
-  const rest = ['queue timeouts', 'connect errors', 'cut', 'backends']
+  const rest = ['queue timeouts', 'connect errors', 'cut', 'backends', 'policy']
   const body =
     s.listeners.length === 0
       ? html`<p class="muted">no listeners configured</p>`

@@ -8,6 +8,7 @@ import {
   type Heartbeat,
   type MemberRemoveResponse,
   ok,
+  POLICY_DELTA_MAX_BYTES,
   type Result,
 } from '@pgmesh/protocol'
 import { checksPart } from './checks/checks-part.js'
@@ -216,7 +217,9 @@ export class MeshNode {
     const digest = new MemberDigest(node.id, () => membership.state)
 
     // traffic: the proxy routes through the routing service, which cuts sessions through the proxy
-    const proxy: ProxyService = new ProxyService(logger, (l) => routing.candidates(l))
+    const proxy: ProxyService = new ProxyService(logger, (l) => routing.candidates(l), {
+      mono: () => clock.mono(),
+    })
     const fastpath: KernelFastPath = new KernelFastPath({
       node: node.id,
       clock,
@@ -308,6 +311,16 @@ export class MeshNode {
         config,
         election,
         routing,
+        // traffic policy shared by the mesh: rate counters and sticky entries changed since the last one
+        {
+          heartbeatFields: (now) => {
+            const policy = proxy.policy.exportDelta(
+              now,
+              Math.min(POLICY_DELTA_MAX_BYTES, Math.floor(g.maxMessageBytes / 4)),
+            )
+            return policy === undefined ? {} : { policy }
+          },
+        },
         {
           heartbeatFields: (now) => {
             const m = maintenance.state
@@ -346,6 +359,7 @@ export class MeshNode {
         membership,
         routing,
         repair,
+        proxy,
         self: node.id,
         incarnation: o.identity.incarnation,
       }),
@@ -488,6 +502,7 @@ export class MeshNode {
       membership: MembershipService
       routing: RoutingService
       repair: MeshRepair
+      proxy: ProxyService
       self: string
       incarnation: number
     },
@@ -503,6 +518,8 @@ export class MeshNode {
     }
     const fresh = msg.peers === undefined ? [] : unknownPeers(msg.peers, p.self, p.membership.state)
     p.membership.apply({ type: 'heartbeat', msg })
+    if (msg.policy !== undefined)
+      p.proxy.policy.mergeRemote(msg.node, msg.policy, this.#clock.mono(), msg.incarnation)
     for (const peer of fresh)
       if (p.directory.admit(peer.node, peer.peerId) === null) p.repair.discovered(peer.peerId, peer.addrs)
     if (msg.databases !== undefined) p.routing.observe(msg.node, msg.databases, this.#clock.mono())

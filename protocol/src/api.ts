@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { ConfigApplyErrorSchema } from './cluster-config.js'
 import { ERROR_CODES } from './errors.js'
 import { DbStateSchema } from './listeners.js'
+import { ListenerPolicyStatusSchema } from './policy.js'
 
 export const MEMBER_STATES = ['alive', 'suspect', 'dead', 'left'] as const
 export const MemberStateSchema = z.enum(MEMBER_STATES)
@@ -130,6 +131,8 @@ export const ListenerStatusSchema = z.object({
       cut: Count,
     }),
   ),
+  /** allow/deny, limits, stickiness, PROXY protocol: present when the listener has any */
+  policy: ListenerPolicyStatusSchema.optional(),
 })
 export type ListenerStatus = z.infer<typeof ListenerStatusSchema>
 

@@ -20,6 +20,31 @@ const hb: Heartbeat = {
 const bytes = (s: string) => new TextEncoder().encode(s)
 
 describe('gossip codec', () => {
+  it('a heartbeat may carry a bounded policy delta; an oversized or malformed one fails the message', () => {
+    const policy = {
+      seq: 1,
+      listeners: [
+        {
+          name: 'pg',
+          rate: [{ source: '127.0.0.2', used: 5 }],
+          stick: [{ source: '::1', backend: '10.0.0.11:5432', ageMs: 20 }],
+        },
+      ],
+    }
+    const e = encodeGossip({ ...hb, policy })
+    assert.ok(e.ok)
+    assert.deepEqual(decodeGossip(e.value), { ok: true, value: { ...hb, policy } })
+    const many = Array.from({ length: 129 }, (_, i) => ({ source: `10.0.0.${i}`, used: 1 }))
+    const big = { ...hb, policy: { seq: 2, listeners: [{ name: 'pg', rate: many, stick: [] }] } }
+    const r = decodeGossip(bytes(JSON.stringify(big)))
+    assert.equal(r.ok, false)
+    const bad = {
+      ...hb,
+      policy: { seq: 3, listeners: [{ name: 'pg', rate: [{ source: 'evil', used: 1 }], stick: [] }] },
+    }
+    assert.equal(decodeGossip(bytes(JSON.stringify(bad))).ok, false)
+  })
+
   it('round-trips a heartbeat and a leave', () => {
     const e = encodeGossip(hb)
     assert.ok(e.ok)

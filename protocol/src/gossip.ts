@@ -4,6 +4,7 @@ import { type ElectionMessage, ElectionMessageSchema } from './election.js'
 import { err, ok, pgmeshError, type Result } from './errors.js'
 import { NodeIdSchema, PrioritySchema } from './ids.js'
 import { DbStateSchema } from './listeners.js'
+import { PolicyDeltaSchema } from './policy.js'
 
 /** Wire version this build speaks. Decoders accept messages of this version and strip unknown fields. */
 export const GOSSIP_VERSION = 1
@@ -91,6 +92,8 @@ export const HeartbeatSchema = z.object({
     )
     .max(64)
     .optional(),
+  /** the sender's listener policy changes since its previous heartbeat (rate use, sticky entries) */
+  policy: PolicyDeltaSchema.optional(),
 })
 export type Heartbeat = z.infer<typeof HeartbeatSchema>
 

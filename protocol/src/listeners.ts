@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { DialAddressSchema, ListenAddressSchema } from './address.js'
 import { ms } from './ids.js'
+import { CidrSchema } from './policy.js'
 
 const Name = z
   .string()
@@ -81,6 +82,53 @@ export const ProxyServerSchema = z
     weight: z.number().int().min(0).max(256).default(1),
     /** most connections this node opens to it at once. Default 1000 */
     maxconn: z.number().int().min(1).max(100_000).default(1000),
+    /** send a PROXY protocol header (v1 text, v2 binary) with the client's address first; none by default */
+    sendProxy: z.enum(['v1', 'v2']).optional(),
+  })
+  .strict()
+
+/**
+ * Per-source limits, counted per listener. The rate is a token bucket the whole mesh shares: each
+ * node takes the new connections other nodes admitted from a busy source out of its own bucket.
+ */
+export const SourceLimitsSchema = z
+  .object({
+    /** most connections one source address may have open through this node at once; none by default */
+    maxConnPerSource: z.number().int().min(1).max(1_000_000).optional(),
+    /** new connections per second one source may open (across the mesh); none by default */
+    ratePerSource: z.number().min(0.01).max(1_000_000).optional(),
+    /** how many new connections above the rate a quiet source may open at once. Default: the rate, at least 1 */
+    burst: z.number().int().min(1).max(1_000_000).optional(),
+    /**
+     * IPv6 clients count per network of this many bits (one host holds a whole /64; counting each
+     * address would let it open a new "source" at will). Default 64
+     */
+    ipv6PrefixBits: z.number().int().min(32).max(128).default(64),
+    /** sources whose rate is remembered; the least recently seen is forgotten first. Default 10000 */
+    trackedSources: z.number().int().min(16).max(1_000_000).default(10_000),
+  })
+  .strict()
+
+/** Sticky sessions: a client goes back to the backend it used while that backend is routable. */
+export const StickSchema = z
+  .object({
+    on: z.literal('source'),
+    /** an entry expires this long after the client last connected. Default 1800000 (30 min) */
+    ttlMs: ms(1_800_000, 1_000, 7 * 86_400_000),
+    /** most entries; the least recently used is dropped first. Default 10000 */
+    maxEntries: z.number().int().min(1).max(1_000_000).default(10_000),
+  })
+  .strict()
+
+/** Accepting the PROXY protocol (v1 and v2) from upstream load balancers. */
+export const ProxyProtocolSchema = z
+  .object({
+    /** the sources that may (and, if `required`, must) send a PROXY header; a header from any other source is refused */
+    trusted: z.array(CidrSchema).min(1).max(1_000),
+    /** a trusted source that sends no header is refused. Default true */
+    required: z.boolean().default(true),
+    /** the longest a trusted source may take to send its header. Default 3000 */
+    headerTimeoutMs: ms(3_000, 10, 60_000),
   })
   .strict()
 
@@ -120,6 +168,16 @@ export const ListenerConfigSchema = z
      * See docs/configuration.md for what the kernel path cannot do.
      */
     dataPath: z.enum(['node', 'kernel']).default('node'),
+    /**
+     * client addresses (CIDR) that may connect; empty = any. The most specific matching entry of
+     * `allow` and `deny` decides; a tie goes to `deny`.
+     */
+    allow: z.array(CidrSchema).max(100_000).default([]),
+    /** client addresses (CIDR) that are refused */
+    deny: z.array(CidrSchema).max(100_000).default([]),
+    limits: SourceLimitsSchema.optional(),
+    stick: StickSchema.optional(),
+    proxyProtocol: ProxyProtocolSchema.optional(),
   })
   .strict()
   .superRefine((l, ctx) => {

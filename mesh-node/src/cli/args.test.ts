@@ -120,7 +120,7 @@ describe('command line', () => {
     assert.match(out, /n1 \*\s+alive\s+MASTER\s+110\s+-\s+4\s+self\s+127\.0\.0\.1:7947\s+p1/)
     assert.match(out, /n2\s+dead\s+-\s+100\s+-\s+2\s+4\.2s\s+-\s+p2/)
     assert.match(out, /dropped GOSSIP_NOT_JSON=2/)
-    assert.match(out, /write\s+0\.0\.0\.0:5000\s+servers\s+first\s+3\s+40\s+1\s+0\s+2\s+5/)
+    assert.match(out, /write\s+0\.0\.0\.0:5000\s+servers\s+first\s+3\s+40\s+1\s+0\s+2\s+5\s+-/)
   })
 })
 

@@ -75,6 +75,7 @@ export function formatStatus(s: ClusterStatus): string {
             'REFUSED',
             'QUEUE TIMEOUTS',
             'CUT',
+            'POLICY REFUSED',
           ],
           ...s.listeners.map((l) => [
             l.name,
@@ -87,6 +88,7 @@ export function formatStatus(s: ClusterStatus): string {
             String(l.refused),
             String(l.queueTimeouts),
             String(l.cut),
+            l.policy === undefined ? '-' : String(Object.values(l.policy.refused).reduce((a, b) => a + b, 0)),
           ]),
         ])}\n`
   const maintenance = s.members

@@ -45,7 +45,7 @@ export interface Reconfigurable {
 export type HeartbeatFields = Partial<
   Pick<
     Heartbeat,
-    'election' | 'databases' | 'maintenance' | 'removed' | 'peers' | 'configVersion' | 'configHash'
+    'election' | 'databases' | 'maintenance' | 'removed' | 'peers' | 'policy' | 'configVersion' | 'configHash'
   >
 >
 

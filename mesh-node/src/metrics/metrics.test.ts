@@ -225,6 +225,57 @@ describe('node metrics', () => {
     assert.equal(samples.filter((x) => x.labels.listener === 'write').length, 0)
   })
 
+  it('listener policy: refusals by reason and the top limited sources only (bounded series)', async () => {
+    const { world, metrics } = fixture()
+    const s = status()
+    const limited = Array.from({ length: 10 }, (_, i) => ({ source: `10.0.0.${i}`, refused: 100 - i }))
+    world.status = {
+      ...s,
+      listeners: [
+        {
+          ...s.listeners[0]!,
+          policy: {
+            refused: {
+              denied: 3,
+              notAllowed: 1,
+              overConnections: 0,
+              overRate: 7,
+              proxyUntrusted: 0,
+              proxyMissing: 0,
+              proxyInvalid: 0,
+            },
+            rules: [],
+            ruleCount: 2,
+            limited,
+            trackedSources: 55,
+            connectedSources: 4,
+            stick: { entries: 9, maxEntries: 100, recent: [] },
+          },
+        },
+      ],
+    }
+    const { samples } = await scrape(metrics)
+    const l = s.listeners[0]!.name
+    assert.equal(
+      sampleValue(samples, 'pgmesh_listener_policy_refused_total', { listener: l, reason: 'overRate' }),
+      7,
+    )
+    assert.equal(
+      sampleValue(samples, 'pgmesh_listener_policy_refused_total', { listener: l, reason: 'denied' }),
+      3,
+    )
+    assert.equal(
+      sampleValue(samples, 'pgmesh_listener_limited_source_refusals', {
+        listener: l,
+        rank: '1',
+        source: '10.0.0.0',
+      }),
+      100,
+    )
+    assert.equal(samples.filter((x) => x.name === 'pgmesh_listener_limited_source_refusals').length, 10)
+    assert.equal(sampleValue(samples, 'pgmesh_listener_policy_sources', { listener: l, table: 'sticky' }), 9)
+  })
+
   it('counts each database probe round once, by what the round saw', async () => {
     const { world, metrics } = fixture()
     const round = () => {

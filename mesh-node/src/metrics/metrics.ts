@@ -264,6 +264,45 @@ export class NodeMetrics {
         }
       },
     )
+    // traffic policy: refusals by reason, and the most-limited sources (top-N, never one series per address)
+    this.#counter(
+      'pgmesh_listener_policy_refused_total',
+      'Clients the listener policy refused before any byte reached a backend, by reason',
+      ['listener', 'reason'],
+      (s, emit) => {
+        for (const l of s.status.listeners) {
+          if (l.policy === undefined) continue
+          for (const [reason, n] of Object.entries(l.policy.refused)) emit({ listener: l.name, reason }, n)
+        }
+      },
+    )
+    this.#gauge(
+      'pgmesh_listener_limited_source_refusals',
+      'Refusals by the per-source limits of the most-limited sources (at most 10 per listener; estimates)',
+      ['listener', 'rank', 'source'],
+      (s, emit) => {
+        for (const l of s.status.listeners) {
+          const top = l.policy?.limited ?? []
+          for (let i = 0; i < top.length; i++) {
+            emit({ listener: l.name, rank: i + 1, source: top[i]!.source }, top[i]!.refused)
+          }
+        }
+      },
+    )
+    this.#gauge(
+      'pgmesh_listener_policy_sources',
+      'Sources the listener policy keeps state for: rate buckets (tracked), open connections (connected), sticky entries (sticky)',
+      ['listener', 'table'],
+      (s, emit) => {
+        for (const l of s.status.listeners) {
+          const p = l.policy
+          if (p === undefined) continue
+          emit({ listener: l.name, table: 'tracked' }, p.trackedSources)
+          emit({ listener: l.name, table: 'connected' }, p.connectedSources)
+          if (p.stick !== null) emit({ listener: l.name, table: 'sticky' }, p.stick.entries)
+        }
+      },
+    )
     type B = L['backends'][number]
     const perBackend = (type: 'counter' | 'gauge', name: string, help: string, value: (b: B) => number) =>
       this.#metric(type, name, help, ['listener', 'backend'], (s, emit) => {

@@ -1,5 +1,8 @@
 import { formatHostPort, type ListenerConfig, type ListenerStatus } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
+import { ListenerGate } from '../policy/listener-gate.js'
+import { hasPolicy, ListenerPolicy } from '../policy/listener-policy.js'
+import { MeshPolicy } from '../policy/mesh-policy.js'
 import { type BackendTarget, type ListenerSpec, localIp, TcpListener } from './tcp-listener.js'
 
 interface Running {
@@ -40,6 +43,7 @@ function serversOf(c: ListenerConfig): BackendTarget[] {
     port: s.address.port,
     weight: s.weight,
     maxconn: s.maxconn,
+    sendProxy: s.sendProxy,
   }))
 }
 
@@ -62,6 +66,11 @@ export class ProxyService {
   readonly #drainingListeners = new Set<TcpListener>()
   #failed: ApplyResult['failed'] = []
   #paused = false
+  /** listener name → its traffic policy; kept across reloads (counters, buckets, sticky entries) */
+  readonly #policies = new Map<string, ListenerPolicy>()
+  /** the listeners' policies as the mesh shares them: `exportDelta` for the heartbeat, `mergeRemote` for a peer's */
+  readonly policy = new MeshPolicy(() => this.#policies)
+  readonly #mono: () => number
   /** bumped by every pause and resume: a drain of an older pause stops waiting */
   #pauseRun = 0
 
@@ -72,8 +81,29 @@ export class ProxyService {
   constructor(
     private readonly logger: Logger,
     private readonly route: (listener: ListenerConfig) => readonly BackendTarget[] = () => [],
+    options: { readonly mono?: () => number } = {},
   ) {
     this.#log = logger.child({ component: 'proxy' })
+    this.#mono = options.mono ?? (() => performance.now())
+  }
+
+  /** The listener's policy brought in line with its config; its gate, or null without a policy. */
+  #gateFor(c: ListenerConfig): ListenerGate | null {
+    if (!hasPolicy(c)) {
+      this.#policies.delete(c.name)
+      return null
+    }
+    let p = this.#policies.get(c.name)
+    if (p === undefined) {
+      p = new ListenerPolicy(c)
+      this.#policies.set(c.name, p)
+    } else p.update(c)
+    return new ListenerGate(p, {
+      listener: c.name,
+      postgres: c.role !== 'servers',
+      mono: this.#mono,
+      logger: this.logger,
+    })
   }
 
   /** Routes changed: every listener serves its queue again. */
@@ -99,6 +129,7 @@ export class ProxyService {
     for (const [name, r] of this.#running) {
       if (wanted.has(name)) continue
       this.#running.delete(name)
+      this.#policies.delete(name)
       this.#drainInBackground(r)
       result.removed.push(name)
     }
@@ -108,6 +139,7 @@ export class ProxyService {
         r.config = c
         r.servers = serversOf(c)
         r.listener.update(specOf(c))
+        r.listener.gate = this.#gateFor(c)
         result.updated.push(c.name)
         continue
       }
@@ -118,6 +150,7 @@ export class ProxyService {
         { candidates: () => (live.config.role === 'servers' ? live.servers : this.route(live.config)) },
         // the listener adds its own component and listener name (a child of #log would repeat the field)
         this.logger,
+        this.#gateFor(c),
       )
       const entry: Running = Object.assign(live, { listener, bound: '' })
       try {
@@ -226,6 +259,7 @@ export class ProxyService {
   }
 
   status(): ListenerStatus[] {
+    const now = this.#mono()
     return [...this.#running.values()].map((r) => ({
       name: r.config.name,
       bind: r.bound,
@@ -233,6 +267,9 @@ export class ProxyService {
       balance: r.config.balance,
       ...r.listener.counters,
       backends: [...r.listener.backendCounters()].map(([id, b]) => ({ id, ...b })),
+      ...(this.#policies.has(r.config.name)
+        ? { policy: this.#policies.get(r.config.name)!.status(now) }
+        : {}),
     }))
   }
 

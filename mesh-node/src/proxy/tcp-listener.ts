@@ -1,5 +1,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { Logger } from '../log.js'
+import { type AdmittedClient, backendOrigin, type ListenerGate } from '../policy/listener-gate.js'
+import { encodeProxyHeader } from '../policy/proxy-protocol.js'
 import { type BalanceAlgorithm, type BalancerState, newBalancerState, pickBackend } from './balancer.js'
 import { StartupPeek } from './pg-startup.js'
 
@@ -10,6 +12,8 @@ export interface BackendTarget {
   readonly weight: number
   /** most connections this listener opens to it at once */
   readonly maxconn: number
+  /** a PROXY protocol header to send it first */
+  readonly sendProxy?: 'v1' | 'v2' | undefined
 }
 
 export interface ListenerSpec {
@@ -101,6 +105,10 @@ export function localIp(address: string | undefined): string {
 /** One client, from accept to close: waiting in the queue, trying a backend, or spliced to one. */
 interface Conn {
   readonly client: Socket
+  /** the real client (from a trusted PROXY header) when the listener has a policy */
+  readonly admitted: AdmittedClient | null
+  /** its address for `source` balancing and stickiness */
+  readonly source: string
   /** Date.now() after which it stops waiting for a backend */
   readonly deadline: number
   /** backends it may still try after one failed (role listeners retry until the deadline instead) */
@@ -116,6 +124,8 @@ interface Conn {
   timer: NodeJS.Timeout | null
   /** the idle check, while connected */
   idle: NodeJS.Timeout | null
+  /** its first bytes are still to be checked for a forged PROXY header */
+  sniff: boolean
 }
 
 /** One listening socket: accept, queue, pick a backend, connect, splice both ways. */
@@ -140,10 +150,15 @@ export class TcpListener {
   #accepting = false
   #spec: ListenerSpec
 
+  /**
+   * `gate`: the listener's traffic policy (allow/deny, limits, stickiness, PROXY protocol), which
+   * a reload may set or clear
+   */
   constructor(
     spec: ListenerSpec,
     private readonly routing: ListenerRouting,
     logger: Logger,
+    public gate: ListenerGate | null = null,
   ) {
     this.#spec = spec
     this.#log = logger.child({ component: 'proxy', listener: spec.name })
@@ -283,9 +298,21 @@ export class TcpListener {
       client.destroy()
       return
     }
+    // the policy decides before a byte is read (beyond a trusted PROXY header) or a backend dialled
+    if (this.gate !== null) this.gate.accept(client, (a) => this.#admit(client, a))
+    else this.#admit(client, null)
+  }
+
+  #admit(client: Socket, admitted: AdmittedClient | null): void {
+    if (client.destroyed || !this.#accepting) {
+      client.destroy()
+      return
+    }
     this.counters.total++
     const conn: Conn = {
       client,
+      admitted,
+      source: admitted?.origin.source ?? client.remoteAddress ?? '',
       deadline: Date.now() + this.#spec.queueTimeoutMs,
       retriesLeft: 1,
       peek: this.#spec.startupPeek === true ? new StartupPeek() : null,
@@ -295,6 +322,7 @@ export class TcpListener {
       readBase: 0,
       timer: null,
       idle: null,
+      sniff: admitted?.sniff === true,
     }
     // explicitly paused, so the data listener does not start reading before a backend is connected
     client.pause()
@@ -347,12 +375,8 @@ export class TcpListener {
       if (active >= b.maxconn || (now > 0 && (this.#holds.get(b.id) ?? 0) > now)) continue
       candidates.push({ ...b, active })
     }
-    const picked = pickBackend(
-      this.#spec.balance,
-      candidates,
-      this.#balancer,
-      conn.client.remoteAddress ?? '',
-    )
+    const choose = () => pickBackend(this.#spec.balance, candidates, this.#balancer, conn.source)
+    const picked = this.gate === null ? choose() : this.gate.pick(conn.source, candidates, choose)
     if (picked === null) return false
     this.#connect(conn, candidates.find((b) => b.id === picked.id)!)
     return true
@@ -391,6 +415,8 @@ export class TcpListener {
         client.setKeepAlive(true, spec.keepAliveMs)
       }
       conn.idle = this.#watchIdle(conn, upstream, spec.idleTimeoutMs)
+      if (target.sendProxy !== undefined)
+        upstream.write(encodeProxyHeader(target.sendProxy, backendOrigin(conn.admitted, client)))
       if (replay !== null && replay.length > 0) upstream.write(replay)
       client.resume()
     })
@@ -460,6 +486,14 @@ export class TcpListener {
       conn.client.pause()
       conn.client.unshift(chunk)
       return
+    }
+    if (conn.sniff) {
+      conn.sniff = false
+      if (this.gate?.forged(chunk, conn.client) === true) {
+        conn.client.resetAndDestroy()
+        upstream.destroy()
+        return
+      }
     }
     if (conn.peek !== null && conn.peek.client(chunk) === 'commit') this.#commit(conn)
     if (!upstream.write(chunk)) conn.client.pause()

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { type AddressInfo, createServer, type Server } from 'node:net'
+import { type AddressInfo, connect, createServer, type Server } from 'node:net'
 import { after, describe, it } from 'node:test'
 import { InProcessCluster } from './in-process-cluster.js'
 
@@ -180,3 +180,62 @@ describe('a config version a node cannot apply leaves it on the previous one, an
     assert.equal(n1().listeners.length, 1)
   })
 })
+
+describe('traffic policy is the mesh’s: a source over its rate through one node is limited on the others', {
+  timeout: 20_000,
+}, () => {
+  const c = new InProcessCluster()
+  const echo = createServer((s) => s.end('hi'))
+  after(async () => {
+    await c.stopAll()
+    echo.close()
+  })
+
+  /** One connection from 127.0.0.2; true when the backend's answer arrives, false on a refusal. */
+  const attempt = (port: number) =>
+    new Promise<boolean>((done) => {
+      const s = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' })
+      let got = ''
+      s.on('data', (d) => {
+        got += d.toString()
+      })
+      s.on('error', () => done(false))
+      s.on('close', () => done(got === 'hi'))
+    })
+
+  it('5 connections through n1 use up the rate; n2 refuses the sixth within a heartbeat', async () => {
+    await new Promise<void>((done) => echo.listen(0, '127.0.0.1', done))
+    const backend = (echo.address() as AddressInfo).port
+    const ports = [await freeLocalPort(), await freeLocalPort()]
+    const listener = (port: number) => ({
+      name: 'svc',
+      bind: `127.0.0.1:${port}`,
+      role: 'servers' as const,
+      servers: [{ address: `127.0.0.1:${backend}` }],
+      limits: { ratePerSource: 1, burst: 5 },
+    })
+    await c.add({ id: 'n1', priority: 110, cluster: { listeners: [listener(ports[0]!)] } })
+    await c.add({ id: 'n2', priority: 105, join: ['n1'], cluster: { listeners: [listener(ports[1]!)] } })
+    for (const id of ['n1', 'n2']) await c.start(id)
+    assert.ok(await c.clock.until(() => c.agreedMaster() === 'n1', 5_000))
+    // a fresh source may burst 5 on either node; virtual time stands still between attempts
+    const onN2Before = await attempt(ports[1]!)
+    assert.equal(onN2Before, true, 'n2 serves the source before it used up its rate')
+    for (let i = 0; i < 4; i++) assert.equal(await attempt(ports[0]!), true, `connection ${i + 1} through n1`)
+    await c.clock.advance(600)
+    assert.equal(await attempt(ports[1]!), false, 'n2 refuses the source that used up its rate through n1')
+    const policy = c
+      .get('n2')
+      .node.view.status()
+      .listeners.find((l) => l.name === 'svc')
+    assert.ok(policy !== undefined)
+  })
+})
+
+async function freeLocalPort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((done) => s.listen(0, '127.0.0.1', done))
+  const port = (s.address() as AddressInfo).port
+  await new Promise((done) => s.close(done))
+  return port
+}
