@@ -207,15 +207,26 @@ describe('traffic policy is the mesh’s: a source over its rate through one nod
     await new Promise<void>((done) => echo.listen(0, '127.0.0.1', done))
     const backend = (echo.address() as AddressInfo).port
     const ports = [await freeLocalPort(), await freeLocalPort()]
-    const listener = (port: number) => ({
-      name: 'svc',
-      bind: `127.0.0.1:${port}`,
-      role: 'servers' as const,
-      servers: [{ address: `127.0.0.1:${backend}` }],
-      limits: { ratePerSource: 1, burst: 5 },
+    // one cluster config (it is gossiped), each node's own bind address
+    const cluster = {
+      listeners: [
+        {
+          name: 'svc',
+          bind: `127.0.0.1:${ports[0]}`,
+          role: 'servers' as const,
+          servers: [{ address: `127.0.0.1:${backend}` }],
+          limits: { ratePerSource: 1, burst: 5 },
+        },
+      ],
+    }
+    await c.add({ id: 'n1', priority: 110, cluster, listenerBinds: { svc: `127.0.0.1:${ports[0]}` } })
+    await c.add({
+      id: 'n2',
+      priority: 105,
+      join: ['n1'],
+      cluster,
+      listenerBinds: { svc: `127.0.0.1:${ports[1]}` },
     })
-    await c.add({ id: 'n1', priority: 110, cluster: { listeners: [listener(ports[0]!)] } })
-    await c.add({ id: 'n2', priority: 105, join: ['n1'], cluster: { listeners: [listener(ports[1]!)] } })
     for (const id of ['n1', 'n2']) await c.start(id)
     assert.ok(await c.clock.until(() => c.agreedMaster() === 'n1', 5_000))
     // a fresh source may burst 5 on either node; virtual time stands still between attempts

@@ -15,6 +15,8 @@ export interface InProcessNodeSpec {
   readonly join?: readonly string[]
   readonly cluster?: ConfigFileInput['cluster']
   readonly incarnation?: number
+  /** this node's own bind address per listener (`node.listenerBinds`) */
+  readonly listenerBinds?: Readonly<Record<string, string>>
 }
 
 export interface InProcessNode {
@@ -121,6 +123,7 @@ function nodeConfig(spec: InProcessNodeSpec, address: (id: string) => string, i:
       gossip: { listen: `127.0.0.1:${port(i)}` },
       join: (spec.join ?? []).map(address),
       joinRetry: { initialMs: 50, maxMs: 500, dialTimeoutMs: 200 },
+      ...(spec.listenerBinds === undefined ? {} : { listenerBinds: spec.listenerBinds }),
     },
     cluster: { name: 'inproc', ...(spec.cluster ?? {}) },
   })
