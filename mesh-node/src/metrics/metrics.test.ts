@@ -225,6 +225,20 @@ describe('node metrics', () => {
     assert.equal(samples.filter((x) => x.labels.listener === 'write').length, 0)
   })
 
+  it('reports the config version and the edits that lost to a concurrent one', async () => {
+    const { world, metrics } = fixture()
+    const before = (await scrape(metrics)).samples
+    assert.equal(sampleValue(before, 'pgmesh_config_conflicts'), 0, 'no config yet: 0')
+    world.status = {
+      ...status(),
+      config: { version: 7, hash: 'h', origin: 'n2', pendingRestart: [], conflicts: 2 },
+    }
+    await new Promise((r) => setImmediate(r))
+    const { samples } = await scrape(metrics)
+    assert.equal(sampleValue(samples, 'pgmesh_config_version'), 7)
+    assert.equal(sampleValue(samples, 'pgmesh_config_conflicts'), 2)
+  })
+
   it('counts each database probe round once, by what the round saw', async () => {
     const { world, metrics } = fixture()
     const round = () => {

@@ -163,6 +163,12 @@ export class NodeMetrics {
     this.#gauge('pgmesh_config_version', 'Version of the cluster config this node runs', [], (s, emit) =>
       emit({}, s.status.config?.version ?? 0),
     )
+    this.#gauge(
+      'pgmesh_config_conflicts',
+      'Cluster config edits this node saw lose to a concurrent one (the newest 10, as GET /v1/config lists them)',
+      [],
+      (s, emit) => emit({}, s.status.config?.conflicts ?? 0),
+    )
     this.#gauge('pgmesh_election_eligible', '1 while no weight-0 tracked check fails', [], (s, emit) =>
       emit({}, e(s).eligible ? 1 : 0),
     )
