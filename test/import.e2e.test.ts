@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,6 +8,7 @@ import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
 import { validateConfig } from '@pgmesh/protocol'
 import { parse } from 'yaml'
+import { ip } from './helpers/netns-lab.js'
 import { CLI, ROOT } from './helpers/processes.js'
 
 const exec = promisify(execFile)
@@ -48,6 +50,23 @@ describe('pgmesh import (the built CLI)', { timeout: 180_000 }, () => {
     for (const f of ['haproxy-percona.cfg', 'haproxy-frontends.cfg']) {
       const r = await run('haproxy', ['-c', '-f', join(FIXTURES, f)], dir)
       assert.equal(r.code, 0, `${f}: ${show(r)}`)
+    }
+  })
+
+  it('the keepalived.conf fixtures are configs Keepalived itself accepts (keepalived -t, in a namespace with their interfaces)', {
+    skip: process.getuid?.() === 0 ? false : 'needs root for a network namespace',
+  }, async () => {
+    const ns = `pgimp${randomBytes(3).toString('hex')}`
+    await ip('netns', 'add', ns)
+    try {
+      // the interfaces the fixtures name; a veth pair needs no kernel module beyond veth
+      await ip('-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'ens3')
+      for (const f of ['keepalived-track.conf', 'keepalived-slow.conf']) {
+        const r = await run('ip', ['netns', 'exec', ns, 'keepalived', '-t', '-f', join(FIXTURES, f)], dir)
+        assert.equal(r.code, 0, `${f}: ${show(r)}`)
+      }
+    } finally {
+      await ip('netns', 'del', ns)
     }
   })
 
@@ -114,7 +133,7 @@ describe('pgmesh import (the built CLI)', { timeout: 180_000 }, () => {
     assert.ok(doc.ok)
     assert.equal(doc.value.cluster.election.nopreempt, true)
     const report = JSON.parse(r.stderr) as { notes: { source: string; line: number; kind: string }[] }
-    assert.ok(report.notes.some((n) => n.source === 'keepalived' && n.line === 33 && n.kind === 'unmapped'))
+    assert.ok(report.notes.some((n) => n.source === 'keepalived' && n.line === 35 && n.kind === 'unmapped'))
   })
 
   it('bad input: exit 2 and a message with the file and line', async () => {

@@ -200,8 +200,8 @@ describe('pgmesh import: nopreempt, a slow advert_int, a generic notify, two ins
       [n.master, n.backup, n.fault],
       [['/usr/local/bin/vip-notify'], ['/usr/local/bin/vip-notify'], ['/usr/local/bin/vip-notify']],
     )
-    assert.match(noteAt(r.notes, 'keepalived', 30).reason, /INSTANCE name STATE priority/)
-    assert.match(noteAt(r.notes, 'keepalived', 33).reason, /one VIP per cluster/)
+    assert.match(noteAt(r.notes, 'keepalived', 32).reason, /INSTANCE name STATE priority/)
+    assert.match(noteAt(r.notes, 'keepalived', 35).reason, /one VIP per cluster/)
     assert.match(noteAt(r.notes, 'keepalived', 4).reason, /process setting/) // notification_email
   })
 })
