@@ -17,9 +17,15 @@ interface Ran {
 }
 
 /** Runs a program directly (no shell), bounded in time; never throws. */
-async function run(file: string, args: readonly string[], timeoutMs = 120_000, cwd = tmpdir()): Promise<Ran> {
+async function run(
+  file: string,
+  args: readonly string[],
+  timeoutMs = 120_000,
+  cwd = tmpdir(),
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Ran> {
   try {
-    const r = await exec(file, [...args], { timeout: timeoutMs, cwd, maxBuffer: 16 * 1024 * 1024 })
+    const r = await exec(file, [...args], { timeout: timeoutMs, cwd, env, maxBuffer: 16 * 1024 * 1024 })
     return { code: 0, stdout: r.stdout, stderr: r.stderr }
   } catch (e) {
     const x = e as { code?: number | string; stdout?: string; stderr?: string; message?: string }
@@ -84,7 +90,9 @@ describe('the Debian package', { skip: whyNot() ?? false, timeout: 600_000 }, ()
 
   it('builds in seconds with the project script: bundle, runtime, unit, conffile, maintainer scripts', async () => {
     const t0 = performance.now()
-    const r = await run(join(ROOT, 'deploy', 'deb', 'build.sh'), ['--out', dir], 180_000, ROOT)
+    // the package carries the runtime these tests run on (the project's own, not the system's)
+    const env = { ...process.env, PGMESH_NODE: process.execPath }
+    const r = await run(join(ROOT, 'deploy', 'deb', 'build.sh'), ['--out', dir], 180_000, ROOT, env)
     assert.equal(r.code, 0, show(r))
     deb = r.stdout.trim()
     assert.ok(deb.endsWith('.deb') && existsSync(deb), `build.sh printed the package path: ${deb}`)
@@ -103,6 +111,8 @@ describe('the Debian package', { skip: whyNot() ?? false, timeout: 600_000 }, ()
     const info = await run('dpkg-deb', ['--field', deb, 'Package', 'Version', 'Depends'], 60_000)
     assert.match(info.stdout, /Package: pgmesh\nVersion: (.+)\n/)
     assert.match(info.stdout, new RegExp(`Version: ${version.replace(/\./g, '\\.')}\\n`))
+    const description = await run('dpkg-deb', ['--field', deb, 'Description'], 60_000)
+    assert.ok(description.stdout.includes(`Node.js runtime (${process.version})`), description.stdout)
     const x = await run('dpkg-deb', ['--info', deb, 'conffiles'], 60_000)
     assert.equal(x.stdout.trim(), '/etc/pgmesh/pgmesh.yaml')
   })
@@ -129,6 +139,8 @@ describe('the Debian package', { skip: whyNot() ?? false, timeout: 600_000 }, ()
     const v = await run('/usr/bin/pgmesh', ['--version'], 60_000)
     assert.equal(v.code, 0, show(v))
     assert.equal(v.stdout.trim(), `pgmesh ${version}`)
+    const runtime = await run('/usr/lib/pgmesh/bin/node', ['--version'], 60_000)
+    assert.equal(runtime.stdout.trim(), process.version, 'the runtime the package was built with')
     const c = await run('/usr/bin/pgmesh', ['config', 'check', '/etc/pgmesh/pgmesh.yaml'], 60_000)
     assert.equal(c.code, 0, show(c))
     assert.match(c.stdout, /is valid/)

@@ -247,6 +247,73 @@ describe('pgmesh import: frontend/backend pairs, HAProxy 2.2 checks, plain TCP',
   })
 })
 
+describe('pgmesh import: details', () => {
+  it('a reverse weight leaves the check out, with a note at the track_script line', () => {
+    const keepalived = [
+      'vrrp_script a {',
+      '  script "/bin/true"',
+      '  weight -10 reverse',
+      '}',
+      'vrrp_script b {',
+      '  script "/bin/true"',
+      '}',
+      'vrrp_script unused {',
+      '  script "/bin/true"',
+      '}',
+      'vrrp_instance V {',
+      '  priority 100',
+      '  track_script {',
+      '    a',
+      '    b weight 5',
+      '  }',
+      '}',
+    ].join('\n')
+    const r = imported({ keepalived, nodeId: 'n1' })
+    assert.deepEqual(
+      r.config.cluster.checks.map((c) => [c.name, c.weight]),
+      [['b', 5]],
+    )
+    assert.match(noteAt(r.notes, 'keepalived', 14).reason, /'reverse' weight/)
+    assert.match(noteAt(r.notes, 'keepalived', 8).reason, /not tracked/)
+    assert.ok(
+      !r.notes.some((n) => n.line === 1 && /not tracked/.test(n.reason)),
+      'a is tracked, only reversed',
+    )
+  })
+
+  it('reads IPv6 binds and servers, and HAProxy time units', () => {
+    const haproxy = [
+      'defaults',
+      '  timeout connect 1500ms',
+      '  timeout client 2h',
+      '  timeout server 1d',
+      'listen a',
+      '  bind :::5000',
+      '  server s1 [fd00::1]:5432 check port 8008',
+      '  server s2 fd00::2 check port 8008',
+      '  option httpchk OPTIONS /primary',
+      'listen b',
+      '  bind ipv6@[::1]:5001',
+      '  server r 10.0.0.5:6432',
+    ].join('\n')
+    const r = imported({ haproxy, nodeId: 'n1' })
+    const [a, b] = r.config.cluster.listeners
+    assert.deepEqual(
+      [a!.bind.host, a!.bind.port, a!.connectTimeoutMs, a!.idleTimeoutMs],
+      ['::', 5000, 1500, 7_200_000],
+    )
+    assert.deepEqual([b!.bind.host, b!.bind.port], ['::1', 5001])
+    assert.deepEqual(
+      r.config.cluster.databases.map((d) => [d.address.host, d.address.port, d.patroniUrl]),
+      [
+        ['fd00::1', 5432, 'http://[fd00::1]:8008'],
+        ['fd00::2', 5000, 'http://[fd00::2]:8008'],
+      ],
+    )
+    assert.match(noteAt(r.notes, 'haproxy', 8).reason, /no port: HAProxy uses the client's destination port/)
+  })
+})
+
 describe('pgmesh import: malformed input is a clear error with the line', () => {
   const cases: [string, ImportInput, RegExp][] = [
     [

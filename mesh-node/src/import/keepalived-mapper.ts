@@ -157,7 +157,7 @@ export function mapKeepalived(
   const add = (n: KeepalivedNode, kind: ImportNote['kind'], reason: string) =>
     notes.push({ source: 'keepalived', kind, line: n.line, directive: lineOf(n), reason })
   let routerId: string | null = null
-  const scripts = new Map<string, { n: KeepalivedNode; check: CheckInput }>()
+  const scripts = new Map<string, Script>()
   const instances: KeepalivedNode[] = []
 
   for (const n of tree) {
@@ -172,7 +172,7 @@ export function mapKeepalived(
     } else if (n.keyword === 'vrrp_script') {
       const r = readScript(n, add)
       if (!r.ok) return r
-      scripts.set(n.args[0]!, { n, check: r.value })
+      scripts.set(n.args[0]!, { n, ...r.value })
     } else if (n.keyword === 'vrrp_instance') {
       instances.push(n)
     } else {
@@ -180,17 +180,7 @@ export function mapKeepalived(
     }
   }
 
-  const out: {
-    priority: number | null
-    interface: string | null
-    join: string[]
-    advertise: string | null
-    vipAddress: string | null
-    notify: Partial<Omit<NotifyScripts, 'timeoutMs'>>
-    garpCount: number | null
-    election: ElectionConfigInput
-    checks: CheckInput[]
-  } = {
+  const out: InstanceOut = {
     priority: null,
     interface: null,
     join: [],
@@ -200,6 +190,7 @@ export function mapKeepalived(
     garpCount: null,
     election: {},
     checks: [],
+    tracked: new Set(),
   }
   const [instance, ...others] = instances
   for (const o of others) {
@@ -214,16 +205,38 @@ export function mapKeepalived(
     if (!r.ok) return r
   }
   for (const [name, s] of scripts) {
-    if (!out.checks.some((c) => c.name === s.check.name)) {
+    if (!out.tracked.has(name))
       add(s.n, 'unmapped', `vrrp_script ${name} is not tracked by the imported instance`)
-    }
   }
-  return ok({ routerId, ...out, notes })
+  const { tracked: _, ...mapped } = out
+  return ok({ routerId, ...mapped, notes })
 }
 
 type Add = (n: KeepalivedNode, kind: ImportNote['kind'], reason: string) => void
 
-function readScript(n: KeepalivedNode, add: Add): Result<CheckInput> {
+/** What the imported vrrp_instance fills in. */
+interface InstanceOut {
+  priority: number | null
+  interface: string | null
+  join: string[]
+  advertise: string | null
+  vipAddress: string | null
+  notify: Partial<Omit<NotifyScripts, 'timeoutMs'>>
+  garpCount: number | null
+  election: ElectionConfigInput
+  checks: CheckInput[]
+  /** the vrrp_script names the instance's track_script lists */
+  tracked: Set<string>
+}
+
+/** A vrrp_script: the check it becomes, and whether its weight is `reverse` (no pgmesh counterpart). */
+interface Script {
+  readonly n: KeepalivedNode
+  readonly check: CheckInput
+  readonly reverse: boolean
+}
+
+function readScript(n: KeepalivedNode, add: Add): Result<{ check: CheckInput; reverse: boolean }> {
   const name = n.args[0]
   if (name === undefined) return invalid(n, 'vrrp_script needs a name')
   if (n.children === null) return invalid(n, 'vrrp_script needs a { … } block')
@@ -233,6 +246,7 @@ function readScript(n: KeepalivedNode, add: Add): Result<CheckInput> {
   let rise = 1
   let fall = 1
   let weight = 0
+  let reverse = false
   for (const c of n.children) {
     const v = c.args[0]
     switch (c.keyword) {
@@ -268,11 +282,7 @@ function readScript(n: KeepalivedNode, add: Add): Result<CheckInput> {
         const w = intIn(v, -254, 254)
         if (w === null) return invalid(c, 'weight must be -254..254')
         weight = w
-        if (c.args[1] === 'reverse')
-          return invalid(
-            c,
-            "'reverse' weights have no pgmesh counterpart: invert the script's exit status instead",
-          )
+        reverse = c.args[1] === 'reverse'
         break
       }
       default:
@@ -296,32 +306,25 @@ function readScript(n: KeepalivedNode, add: Add): Result<CheckInput> {
     )
   }
   return ok({
-    name: pgmeshName(name, 'check'),
-    kind: 'exec',
-    command,
-    intervalMs: Math.min(intervalMs, 3_600_000),
-    timeoutMs: Math.min(timeout, 600_000),
-    rise,
-    fall,
-    weight,
+    reverse,
+    check: {
+      name: pgmeshName(name, 'check'),
+      kind: 'exec',
+      command,
+      intervalMs: Math.min(intervalMs, 3_600_000),
+      timeoutMs: Math.min(timeout, 600_000),
+      rise,
+      fall,
+      weight,
+    },
   })
 }
 
 function readInstance(
   instance: KeepalivedNode,
-  scripts: ReadonlyMap<string, { n: KeepalivedNode; check: CheckInput }>,
+  scripts: ReadonlyMap<string, Script>,
   opts: KeepalivedMapOptions,
-  out: {
-    priority: number | null
-    interface: string | null
-    join: string[]
-    advertise: string | null
-    vipAddress: string | null
-    notify: Partial<Omit<NotifyScripts, 'timeoutMs'>>
-    garpCount: number | null
-    election: ElectionConfigInput
-    checks: CheckInput[]
-  },
+  out: InstanceOut,
   add: Add,
 ): Result<void> {
   if (instance.children === null) return invalid(instance, 'vrrp_instance needs a { … } block')
@@ -395,7 +398,8 @@ function readInstance(
         for (const t of c.children ?? []) {
           const r = trackScript(t, scripts, opts, add)
           if (!r.ok) return r
-          if (!out.checks.some((k) => k.name === r.value.name)) out.checks.push(r.value)
+          out.tracked.add(t.keyword)
+          if (r.value !== null && !out.checks.some((k) => k.name === r.value?.name)) out.checks.push(r.value)
         }
         break
       case 'notify_master':
@@ -516,20 +520,30 @@ function readVips(
 
 function trackScript(
   t: KeepalivedNode,
-  scripts: ReadonlyMap<string, { n: KeepalivedNode; check: CheckInput }>,
+  scripts: ReadonlyMap<string, Script>,
   opts: KeepalivedMapOptions,
   add: Add,
-): Result<CheckInput> {
+): Result<CheckInput | null> {
   const s = scripts.get(t.keyword)
   if (s === undefined) return invalid(t, `track_script names '${t.keyword}', which no vrrp_script defines`)
   let weight = s.check.weight
+  let reverse = s.reverse
   if (t.args[0] === 'weight') {
     const w = intIn(t.args[1], -254, 254)
     if (w === null) return invalid(t, 'weight must be -254..254')
-    if (t.args[2] === 'reverse') return invalid(t, "'reverse' weights have no pgmesh counterpart")
     weight = w
+    reverse = t.args[2] === 'reverse'
   } else if (t.args.length > 0) {
-    return invalid(t, `expected '${t.keyword} [weight N]'`)
+    return invalid(t, `expected '${t.keyword} [weight N [reverse]]'`)
+  }
+  if (reverse) {
+    // a reversed weight applies while the script fails; pgmesh weights follow Keepalived's plain rule
+    add(
+      t,
+      'unmapped',
+      "a 'reverse' weight has no pgmesh counterpart: the check is left out; invert the script's exit status and add it back",
+    )
+    return ok(null)
   }
   const check = { ...s.check, weight }
   const own = opts.ownListener
