@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import type { StartOverrides } from '../load-config.js'
 import type { ConfigCommand } from './config-command.js'
-import type { ImportCommand } from './import-command.js'
+import { type ImportCommand, parseImportArgs } from './import-command.js'
 import type { OperatorCommand } from './operator-command.js'
 
 export const USAGE = `pgmesh — one daemon on every proxy host: a gossip mesh in front of PostgreSQL
@@ -173,36 +173,8 @@ export function parseCommandLine(argv: readonly string[]): ParsedArgs {
         }
         return { ok: true, command: { kind: 'operator', action: 'remove', id: positionals[0]!, ...common } }
       }
-      case 'import': {
-        const { values } = parseArgs({
-          args: rest,
-          strict: true,
-          options: {
-            haproxy: { type: 'string' },
-            keepalived: { type: 'string' },
-            'node-id': { type: 'string' },
-            member: { type: 'string', multiple: true },
-            cluster: { type: 'string' },
-            out: { type: 'string', short: 'o' },
-            force: { type: 'boolean' },
-            json: { type: 'boolean' },
-          },
-        })
-        return {
-          ok: true,
-          command: {
-            kind: 'import',
-            haproxy: values.haproxy,
-            keepalived: values.keepalived,
-            nodeId: values['node-id'],
-            members: values.member ?? [],
-            cluster: values.cluster,
-            out: values.out,
-            force: values.force === true,
-            json: values.json === true,
-          },
-        }
-      }
+      case 'import':
+        return parseImportArgs(rest)
       case 'keygen': {
         const { values } = parseArgs({
           args: rest,

@@ -1,4 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises'
+import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { formatError } from '@pgmesh/protocol'
 import { importConfig } from '../import/import-config.js'
 import { formatReport } from '../import/report.js'
@@ -18,9 +19,67 @@ export interface ImportCommand {
   readonly json: boolean
 }
 
-export const IMPORT_USAGE = `pgmesh import --haproxy FILE --keepalived FILE [--node-id ID] [--member ID=PRIORITY]... [--cluster NAME] [--out FILE [--force]] [--json]
-  writes a pgmesh config from haproxy.cfg and/or keepalived.conf (stdout without --out), and reports on
-  stderr every directive it could not carry over and why (docs/migrating.md)`
+export const IMPORT_SYNOPSIS =
+  'pgmesh import --haproxy FILE --keepalived FILE [--node-id ID] [--member ID=PRIORITY]... [--out FILE]'
+
+export const IMPORT_HELP = `Writes a pgmesh config from this host's haproxy.cfg and/or keepalived.conf, and reports on
+stderr every directive it could not carry over, with its line and why (docs/migrating.md).
+
+  --haproxy FILE          haproxy.cfg: listeners, and databases behind Patroni /primary /replica checks
+  --keepalived FILE       keepalived.conf: priority, VIP, tracked scripts, preemption, notify scripts, peers
+  --node-id ID            this node's id (default keepalived's router_id)
+  --member ID=PRIORITY    another founding proxy; repeatable; the same list on every host
+  --cluster NAME          cluster.name (default pgmesh)
+  --out FILE              write the config there (not replaced without --force); default stdout
+  --json                  the report as JSON
+
+Exit status: 0 written, 1 the output could not be written, 2 unreadable or malformed input.`
+
+export const IMPORT_USAGE = `${IMPORT_SYNOPSIS}\n\n${IMPORT_HELP}`
+
+/** The flags, also what shell completion offers. */
+export const IMPORT_OPTIONS = {
+  haproxy: { type: 'string' },
+  keepalived: { type: 'string' },
+  'node-id': { type: 'string' },
+  member: { type: 'string', multiple: true },
+  cluster: { type: 'string' },
+  out: { type: 'string', short: 'o' },
+  force: { type: 'boolean' },
+  json: { type: 'boolean' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>
+
+/** argv after `import`; never throws (usage errors come back as values). */
+export function parseImportArgs(
+  args: readonly string[],
+):
+  | { readonly ok: true; readonly command: { readonly kind: 'import' } & ImportCommand }
+  | { readonly ok: false; readonly message: string } {
+  try {
+    const { values } = parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals: false,
+      options: IMPORT_OPTIONS,
+    })
+    return {
+      ok: true,
+      command: {
+        kind: 'import',
+        haproxy: values.haproxy,
+        keepalived: values.keepalived,
+        nodeId: values['node-id'],
+        members: values.member ?? [],
+        cluster: values.cluster,
+        out: values.out,
+        force: values.force === true,
+        json: values.json === true,
+      },
+    }
+  } catch (e) {
+    return { ok: false, message: e instanceof Error ? e.message : String(e) }
+  }
+}
 
 async function read(file: string, io: Io): Promise<string | null> {
   try {
