@@ -281,6 +281,16 @@ describe('pgmesh import: details', () => {
     )
   })
 
+  it('keeps host names of servers, as the Percona documentation writes them', () => {
+    const haproxy =
+      'listen primary\n  bind *:5000\n  option httpchk /primary\n  server node1 node1:5432 check port 8008\n'
+    const r = imported({ haproxy, nodeId: 'n1' })
+    assert.deepEqual(
+      r.config.cluster.databases.map((d) => [d.name, d.address.host, d.patroniUrl]),
+      [['node1', 'node1', 'http://node1:8008']],
+    )
+  })
+
   it('reads IPv6 binds and servers, and HAProxy time units', () => {
     const haproxy = [
       'defaults',
