@@ -87,7 +87,7 @@ describe('pgmesh import (the built CLI)', { timeout: 180_000 }, () => {
     )
     assert.equal(r.code, 0, show(r))
     assert.equal(r.stdout, '', 'with --out nothing goes to stdout')
-    assert.match(r.stderr, /UNMAPPED .*haproxy-percona\.cfg:11 retries 2\n\s+pgmesh does not retry/)
+    assert.match(r.stderr, /UNMAPPED .*haproxy-percona\.cfg:11 retries 2\n\s+pgmesh retries on its own terms/)
     assert.match(r.stderr, /UNMAPPED .*keepalived-track\.conf:30 authentication\n/)
     assert.match(r.stderr, /REVIEW .*keepalived-track\.conf:9 vrrp_script chk_haproxy\n/)
     assert.match(r.stderr, /wrote .*pgmesh\.yaml \(2 listener\(s\), 3 database\(s\)\)/)

@@ -40,8 +40,9 @@ const REASONS: Record<string, string> = {
   'option dontlognull': 'pgmesh logs JSON lines to stdout (pino, node.logLevel)',
   'option log-health-checks': 'pgmesh logs database state changes, not every probe',
   retries:
-    'pgmesh does not retry a failed backend connect; the client gets the error and pgmesh_backend_connect_errors_total counts it',
-  'option redispatch': 'pgmesh picks the backend by role at every connect; there is nothing to redispatch',
+    'pgmesh retries on its own terms: a role listener keeps trying until queueTimeoutMs, a `servers` listener tries the next server once and skips the failed one for a moment',
+  'option redispatch':
+    'pgmesh always redispatches: a failed connect goes to the next server (`servers`) or waits for a backend (role listeners)',
   'option tcpka': 'pgmesh sets TCP keepalive on both sides of every session (keepAliveMs, default 60000)',
   'option clitcpka': 'pgmesh sets TCP keepalive on both sides of every session (keepAliveMs, default 60000)',
   'option srvtcpka': 'pgmesh sets TCP keepalive on both sides of every session (keepAliveMs, default 60000)',
@@ -746,7 +747,7 @@ export function mapHaproxy(sections: readonly HaproxySection[]): Result<HaproxyI
             ctx,
             s.d,
             'unmapped',
-            'health check not carried over: pgmesh does not check the servers of a `servers` listener; a refused connect counts in pgmesh_backend_connect_errors_total',
+            'health check not carried over: pgmesh runs no checks against the servers of a `servers` listener; a failed connect goes to the next server, skips the failed one for a moment, and counts in pgmesh_backend_connect_errors_total',
           )
         }
       }

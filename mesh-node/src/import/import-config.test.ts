@@ -76,7 +76,7 @@ describe('pgmesh import: the Percona haproxy.cfg for Patroni', () => {
 
   it('reports what it left out, with the line and the reason', () => {
     assert.match(noteAt(r.notes, 'haproxy', 5).reason, /process-wide/) // global maxconn
-    assert.match(noteAt(r.notes, 'haproxy', 11).reason, /does not retry/) // retries 2
+    assert.match(noteAt(r.notes, 'haproxy', 11).reason, /retries on its own terms/) // retries 2
     assert.match(noteAt(r.notes, 'haproxy', 17).reason, /mode http/) // listen stats
     const timings = noteAt(r.notes, 'haproxy', 27)
     assert.equal(timings.directive, 'default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions')
