@@ -66,9 +66,12 @@ describe('the Debian package', { skip: whyNot() ?? false, timeout: 600_000 }, ()
   let hadGroup = false
   let weInstalled = false
 
+  let preexisting = false
+
   before(async () => {
+    preexisting = await installed()
     assert.equal(
-      await installed(),
+      preexisting,
       false,
       'a pgmesh package is already installed on this machine; this test installs and purges its own build and leaves an existing install alone (dpkg --purge pgmesh to run it)',
     )
@@ -78,6 +81,7 @@ describe('the Debian package', { skip: whyNot() ?? false, timeout: 600_000 }, ()
   })
 
   after(async () => {
+    if (preexisting) return // someone else's install: not ours to purge
     if (weInstalled || (await installed())) {
       const r = await run('dpkg', ['--purge', 'pgmesh'])
       assert.equal(r.code, 0, `cleanup: dpkg --purge failed: ${show(r)}`)
