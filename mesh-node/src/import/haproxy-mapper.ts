@@ -20,6 +20,8 @@ export interface HaproxyImport {
   readonly listeners: ListenerConfigInput[]
   readonly databases: DatabaseInput[]
   readonly notes: ImportNote[]
+  /** where each listener's bind address came from: listener name → the `bind` line */
+  readonly bindLines: ReadonlyMap<string, { readonly line: number; readonly directive: string }>
 }
 
 /** Patroni REST endpoints an HAProxy check may ask, and the pgmesh role that answers the same question. */
@@ -615,6 +617,7 @@ export function mapHaproxy(sections: readonly HaproxySection[]): Result<HaproxyI
   const databases: DatabaseInput[] = []
   const dbByAddress = new Map<string, DatabaseInput>()
   const usedBackends = new Set<string>()
+  const bindLines = new Map<string, { line: number; directive: string }>()
 
   const addDatabase = (srv: Server, checkTls: boolean): Result<void> => {
     const address = hostPort(srv.host, srv.port)
@@ -667,6 +670,7 @@ export function mapHaproxy(sections: readonly HaproxySection[]): Result<HaproxyI
       bind: bind.address,
       role: 'servers',
     }
+    bindLines.set(l.name, { line: bind.d.line, directive: words(bind.d) })
     const balance = back.settings.balance ?? front.settings.balance
     if (balance !== undefined) l.balance = balance.value
     const maxconn = front.settings.maxconn
@@ -810,5 +814,5 @@ export function mapHaproxy(sections: readonly HaproxySection[]): Result<HaproxyI
         : 'no pgmesh counterpart known to the importer')
     note(ctx, d, 'unmapped', reason)
   }
-  return ok({ listeners, databases, notes: ctx.notes })
+  return ok({ listeners, databases, notes: ctx.notes, bindLines })
 }

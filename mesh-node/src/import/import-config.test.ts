@@ -159,6 +159,19 @@ describe('pgmesh import: keepalived.conf with track scripts and unicast peers', 
     assert.match(noteAt(r.notes, 'keepalived', 40).reason, /label eth0:vip/)
   })
 
+  it('members come out in the same order on every host (by priority), so the cluster sections match', () => {
+    const on2 = imported({
+      keepalived: keepalived
+        .replace('router_id proxy1', 'router_id proxy2')
+        .replace('priority 110', 'priority 105'),
+      members: [
+        { id: 'proxy1', priority: 110 },
+        { id: 'proxy3', priority: 100 },
+      ],
+    })
+    assert.deepEqual(on2.config.cluster.members, r.config.cluster.members)
+  })
+
   it('without --member the report says the cluster has no founding member', () => {
     const alone = imported({ keepalived })
     assert.deepEqual(alone.config.cluster.members, [])
@@ -213,7 +226,11 @@ describe('pgmesh import: frontend/backend pairs, HAProxy 2.2 checks, plain TCP',
   it('a frontend and its default_backend make one listener; `http-check send uri /master` is primary', () => {
     const w = byName.get('pg_write')!
     assert.equal(w.role, 'primary')
-    assert.equal(`${w.bind.host}:${w.bind.port}`, '10.0.0.10:5432')
+    // a host's own address stays this node's; the cluster section binds the same on every host
+    assert.equal(`${w.bind.host}:${w.bind.port}`, '0.0.0.0:5432')
+    const own = r.config.node.listenerBinds.pg_write
+    assert.equal(`${own?.host}:${own?.port}`, '10.0.0.10:5432')
+    assert.match(noteAt(r.notes, 'haproxy', 15).reason, /node\.listenerBinds\.pg_write/)
     assert.equal(w.maxconn, 500)
     assert.equal(w.balance, 'leastconn', 'from defaults')
     assert.equal(w.queueTimeoutMs, 20_000)
@@ -281,6 +298,17 @@ describe('pgmesh import: details', () => {
     )
   })
 
+  it('a bind to the VIP becomes a bind to all addresses: every node serves the listener', () => {
+    const haproxy = 'listen primary\n  bind 10.0.0.100:5000\n  server s 10.0.0.1:5432\n'
+    const keepalived =
+      'vrrp_instance V {\n  interface eth0\n  priority 100\n  virtual_ipaddress {\n    10.0.0.100/24\n  }\n}\n'
+    const r = imported({ haproxy, keepalived, nodeId: 'n1' })
+    const [l] = r.config.cluster.listeners
+    assert.equal(`${l!.bind.host}:${l!.bind.port}`, '0.0.0.0:5000')
+    assert.deepEqual(r.config.node.listenerBinds, {})
+    assert.match(noteAt(r.notes, 'haproxy', 2).reason, /bound to the VIP/)
+  })
+
   it('keeps host names of servers, as the Percona documentation writes them', () => {
     const haproxy =
       'listen primary\n  bind *:5000\n  option httpchk /primary\n  server node1 node1:5432 check port 8008\n'
@@ -312,7 +340,8 @@ describe('pgmesh import: details', () => {
       [a!.bind.host, a!.bind.port, a!.connectTimeoutMs, a!.idleTimeoutMs],
       ['::', 5000, 1500, 7_200_000],
     )
-    assert.deepEqual([b!.bind.host, b!.bind.port], ['::1', 5001])
+    assert.deepEqual([b!.bind.host, b!.bind.port], ['::', 5001])
+    assert.equal(r.config.node.listenerBinds.b?.host, '::1')
     assert.deepEqual(
       r.config.cluster.databases.map((d) => [d.address.host, d.address.port, d.patroniUrl]),
       [

@@ -1,6 +1,7 @@
 import {
   type ConfigFile,
   err,
+  isIPv6,
   NodeIdSchema,
   ok,
   PrioritySchema,
@@ -55,6 +56,48 @@ function localHost(bind: string): { host: string; port: number } | null {
   return { host, port }
 }
 
+const WILDCARDS = new Set(['0.0.0.0', '::'])
+
+/**
+ * The cluster section must be the same on every host, and a listener serves on every node. A bind
+ * to the VIP (HAProxy with net.ipv4.ip_nonlocal_bind) becomes a bind to all addresses; a bind to
+ * this host's own address stays this node's (node.listenerBinds) behind a common wildcard bind.
+ */
+function commonBinds(
+  hap: HaproxyImport,
+  vipAddress: string | null,
+  listenerBinds: Record<string, string>,
+  notes: ImportNote[],
+): void {
+  const vipIp = vipAddress?.split('/')[0] ?? null
+  for (const l of hap.listeners) {
+    const r = parseHostPort(l.bind, true)
+    if (!r.ok || WILDCARDS.has(r.value.host)) continue
+    const { host, port } = r.value
+    const wildcard = isIPv6(host) ? `[::]:${port}` : `0.0.0.0:${port}`
+    const at = hap.bindLines.get(l.name)
+    const note = (reason: string) =>
+      notes.push({
+        source: 'haproxy',
+        kind: 'review',
+        line: at?.line ?? 0,
+        directive: at?.directive ?? '',
+        reason,
+      })
+    if (host === vipIp) {
+      note(
+        `bound to the VIP: pgmesh serves every listener on every node, so it listens on ${wildcard} and clients of the VIP reach the MASTER (no ip_nonlocal_bind needed)`,
+      )
+    } else {
+      listenerBinds[l.name] = l.bind
+      note(
+        `${host} is this host's own address: the cluster listener binds ${wildcard} (the same on every host) and node.listenerBinds.${l.name} keeps ${l.bind} for this node`,
+      )
+    }
+    l.bind = wildcard
+  }
+}
+
 /**
  * Turns haproxy.cfg and/or keepalived.conf into a pgmesh config file. Pure: texts in, a validated
  * document, its YAML and the report out; every error names the file and line.
@@ -67,7 +110,7 @@ export function importConfig(input: ImportInput): Result<ImportResult> {
   const fileNote = (source: ImportNote['source'], reason: string) =>
     notes.push({ source, kind: 'review', line: 0, directive: '', reason })
 
-  let hap: HaproxyImport = { listeners: [], databases: [], notes: [] }
+  let hap: HaproxyImport = { listeners: [], databases: [], notes: [], bindLines: new Map() }
   if (input.haproxy !== undefined) {
     const parsed = parseHaproxy(input.haproxy)
     if (!parsed.ok) return parsed
@@ -78,9 +121,15 @@ export function importConfig(input: ImportInput): Result<ImportResult> {
   }
 
   let kad: KeepalivedImport | null = null
-  if (input.keepalived !== undefined) {
+  const listenerBinds: Record<string, string> = {}
+  if (input.keepalived === undefined) commonBinds(hap, null, listenerBinds, notes)
+  else {
     const parsed = parseKeepalived(input.keepalived)
     if (!parsed.ok) return parsed
+    // a first pass for the VIP, which decides how host-specific binds are carried over
+    const first = mapKeepalived(parsed.value)
+    if (!first.ok) return first
+    commonBinds(hap, first.value.vipAddress, listenerBinds, notes)
     const own = hap.listeners.find((l) => l.role === 'primary') ?? hap.listeners[0]
     const ownAt = own === undefined ? null : localHost(own.bind)
     const mapped = mapKeepalived(
@@ -122,8 +171,12 @@ export function importConfig(input: ImportInput): Result<ImportResult> {
     if (members.some((x) => x.id === m.id)) return bad(`--member ${m.id} is given twice`)
     members.push({ id: m.id, priority: m.priority })
   }
-  if (members.length > 0) members.unshift({ id, priority })
-  else if ((kad?.join.length ?? 0) > 0) {
+  if (members.length > 0) {
+    members.push({ id, priority })
+    // the same order whichever host runs the import: the cluster section must be identical
+    // everywhere, or the founding nodes start with conflicting configs
+    members.sort((a, b) => b.priority - a.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  } else if ((kad?.join.length ?? 0) > 0) {
     fileNote(
       'keepalived',
       'cluster.members is empty: list the founding proxies with --member ID=PRIORITY (the same list on every host), or no node founds the cluster (every node only joins)',
@@ -139,6 +192,7 @@ export function importConfig(input: ImportInput): Result<ImportResult> {
     },
     api: { listen: '127.0.0.1:7947' },
     ...(kad !== null && kad.join.length > 0 ? { join: kad.join } : {}),
+    ...(Object.keys(listenerBinds).length > 0 ? { listenerBinds } : {}),
     secretFile: PACKAGE_PATHS.secretFile,
     dataDir: PACKAGE_PATHS.dataDir,
   }
