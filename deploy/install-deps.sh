@@ -7,9 +7,12 @@
 #   patroni, etcd-server, postgresql-15 (pgbench included), postgresql-client-15
 #                         the real Patroni cluster the tests and the demo run
 #   chromium              the headless browser the status page's e2e test drives (playwright-core)
+#   prometheus            promtool checks and unit-tests the alerting rules in deploy/prometheus/
+#   systemd, adduser, procps  the Debian package's test: systemd-analyze verify of the unit, the
+#                         package's own dependency for its system user, pgrep
 set -Eeuo pipefail
 
-PACKAGES=(curl iproute2 arping nftables keepalived haproxy patroni etcd-server postgresql-15 postgresql-client-15 hyperfine chromium)
+PACKAGES=(curl iproute2 arping nftables keepalived haproxy patroni etcd-server postgresql-15 postgresql-client-15 hyperfine chromium prometheus systemd adduser procps)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

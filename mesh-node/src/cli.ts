@@ -4,6 +4,7 @@ import { writeFile } from 'node:fs/promises'
 import { ClusterStatusSchema } from '@pgmesh/protocol'
 import { parseCommandLine, USAGE } from './cli/args.js'
 import { runConfigCommand } from './cli/config-command.js'
+import { runImportCommand } from './cli/import-command.js'
 import { runOperatorCommand } from './cli/operator-command.js'
 import { runStart } from './cli/run-start.js'
 import { formatStatus } from './cli/status-table.js'
@@ -68,6 +69,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return runConfigCommand(c)
     case 'operator':
       return runOperatorCommand(c)
+    case 'import':
+      return runImportCommand(c)
     case 'version':
       process.stdout.write(`pgmesh ${packageVersion()}\n`)
       return 0

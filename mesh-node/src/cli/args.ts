@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
 import type { StartOverrides } from '../load-config.js'
 import type { ConfigCommand } from './config-command.js'
+import { type ImportCommand, parseImportArgs } from './import-command.js'
 import type { OperatorCommand } from './operator-command.js'
 
 export const USAGE = `pgmesh — one daemon on every proxy host: a gossip mesh in front of PostgreSQL
@@ -18,6 +19,9 @@ Usage:
                                            closes its listeners, drains) or back
   pgmesh members remove ID [--api URL]     a dead member stops counting toward quorum on every node
       (maintenance/members: --token-file FILE or PGMESH_TOKEN for the API token; --json for JSON output)
+  pgmesh import --haproxy FILE --keepalived FILE [--node-id ID] [--member ID=PRIORITY]... [--out FILE]
+                                           a pgmesh config from haproxy.cfg and keepalived.conf, and a report
+                                           of every directive not carried over (docs/migrating.md)
   pgmesh version | help
 
 start flags (override the config file):
@@ -42,6 +46,7 @@ export type Command =
   | { readonly kind: 'keygen'; readonly out: string | undefined; readonly force: boolean }
   | ({ readonly kind: 'config' } & ConfigCommand)
   | ({ readonly kind: 'operator' } & OperatorCommand)
+  | ({ readonly kind: 'import' } & ImportCommand)
   | { readonly kind: 'version' }
   | { readonly kind: 'help' }
 
@@ -168,6 +173,8 @@ export function parseCommandLine(argv: readonly string[]): ParsedArgs {
         }
         return { ok: true, command: { kind: 'operator', action: 'remove', id: positionals[0]!, ...common } }
       }
+      case 'import':
+        return parseImportArgs(rest)
       case 'keygen': {
         const { values } = parseArgs({
           args: rest,

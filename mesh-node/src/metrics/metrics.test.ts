@@ -276,6 +276,42 @@ describe('node metrics', () => {
     assert.equal(sampleValue(samples, 'pgmesh_listener_policy_sources', { listener: l, table: 'sticky' }), 9)
   })
 
+  it('reports the config version and the edits that lost to a concurrent one', async () => {
+    const { world, metrics } = fixture()
+    const before = (await scrape(metrics)).samples
+    assert.equal(sampleValue(before, 'pgmesh_config_conflicts'), 0, 'no config yet: 0')
+    world.status = {
+      ...status(),
+      config: { version: 7, hash: 'h', origin: 'n2', pendingRestart: [], conflicts: 2 },
+    }
+    await new Promise((r) => setImmediate(r))
+    const { samples } = await scrape(metrics)
+    assert.equal(sampleValue(samples, 'pgmesh_config_version'), 7)
+    assert.equal(sampleValue(samples, 'pgmesh_config_conflicts'), 2)
+  })
+
+  it('TLS certificate expiry: one series per TLS listener, none without TLS listeners', async () => {
+    const { metrics } = fixture()
+    const none = (await scrape(metrics)).samples
+    assert.equal(none.filter((x) => x.name === 'pgmesh_tls_certificate_expiry_seconds').length, 0)
+    const { world } = fixture()
+    const notAfterMs = Date.UTC(2027, 0, 31, 12, 0, 0, 500)
+    const m = new NodeMetrics({
+      info: { node: 'n1', cluster: 'c1', version: '0' },
+      status: () => world.status,
+      isMaster: () => false,
+      databases: () => [],
+      vip: () => world.vip,
+      certificates: () => [{ listener: 'write', notAfterMs }],
+    })
+    const { types, samples } = await scrape(m)
+    assert.equal(types.get('pgmesh_tls_certificate_expiry_seconds'), 'gauge')
+    assert.equal(
+      sampleValue(samples, 'pgmesh_tls_certificate_expiry_seconds', { listener: 'write' }),
+      Math.floor(notAfterMs / 1000),
+    )
+  })
+
   it('counts each database probe round once, by what the round saw', async () => {
     const { world, metrics } = fixture()
     const round = () => {

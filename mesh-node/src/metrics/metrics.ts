@@ -14,6 +14,11 @@ export interface MetricsSources {
   isMaster(): boolean
   databases(): readonly DbStatus[]
   vip(): VipCounts
+  /**
+   * the certificates this node's TLS listeners serve, with their notAfter (Unix ms); absent or
+   * empty: no pgmesh_tls_certificate_expiry_seconds series
+   */
+  certificates?(): readonly { readonly listener: string; readonly notAfterMs: number }[]
   /** register prom-client's process and Node.js runtime metrics (RSS, CPU, event loop lag) */
   readonly defaultMetrics?: boolean
 }
@@ -23,6 +28,7 @@ interface Snapshot {
   readonly master: boolean
   readonly vip: VipCounts
   readonly databases: readonly DbStatus[]
+  readonly certificates: readonly { readonly listener: string; readonly notAfterMs: number }[]
 }
 
 type LabelValues<L extends string> = Partial<Record<L, string | number>>
@@ -70,6 +76,7 @@ export class NodeMetrics {
       master: this.#s.isMaster(),
       vip: this.#s.vip(),
       databases: this.#s.databases(),
+      certificates: this.#s.certificates?.() ?? [],
     }
     // Registry.metrics() runs every collect() in one synchronous pass: one snapshot serves them all
     this.#cached = snap
@@ -162,6 +169,20 @@ export class NodeMetrics {
     )
     this.#gauge('pgmesh_config_version', 'Version of the cluster config this node runs', [], (s, emit) =>
       emit({}, s.status.config?.version ?? 0),
+    )
+    this.#gauge(
+      'pgmesh_tls_certificate_expiry_seconds',
+      'Unix time at which the certificate of a TLS listener expires (its notAfter)',
+      ['listener'],
+      (s, emit) => {
+        for (const c of s.certificates) emit({ listener: c.listener }, Math.floor(c.notAfterMs / 1000))
+      },
+    )
+    this.#gauge(
+      'pgmesh_config_conflicts',
+      'Cluster config edits this node saw lose to a concurrent one (the newest 10, as GET /v1/config lists them)',
+      [],
+      (s, emit) => emit({}, s.status.config?.conflicts ?? 0),
     )
     this.#gauge('pgmesh_election_eligible', '1 while no weight-0 tracked check fails', [], (s, emit) =>
       emit({}, e(s).eligible ? 1 : 0),
