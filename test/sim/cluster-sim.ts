@@ -1,4 +1,3 @@
-import type { ElectionConfig, ElectionMessage, VoterConfig } from '@pgmesh/protocol'
 import {
   compareConfigIds,
   type ElectionAction,
@@ -12,7 +11,8 @@ import {
   type PersistedElection,
   vipLeaseUntil,
   type WeightedCheck,
-} from '../../mesh-node/src/election/index.js'
+} from '@pgmesh/mesh-node/election'
+import type { ElectionConfig, ElectionMessage, VoterConfig } from '@pgmesh/protocol'
 import { EventQueue } from './event-queue.js'
 import type { Prng } from './prng.js'
 

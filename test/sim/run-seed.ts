@@ -1,10 +1,10 @@
+import { effectivePriority, hasQuorum, type WeightedCheck } from '@pgmesh/mesh-node/election'
 import {
   checkPriorityWeights,
   type ElectionConfig,
   type ElectionConfigInput,
   ElectionConfigSchema,
 } from '@pgmesh/protocol'
-import { effectivePriority, hasQuorum, type WeightedCheck } from '../../mesh-node/src/election/index.js'
 import { ClusterSim, type NetworkModel, type SimNode } from './cluster-sim.js'
 import { Prng } from './prng.js'
 

@@ -1,5 +1,5 @@
 import type { ElectionStatus, VoterConfig } from '@pgmesh/protocol'
-import { beginStep, selfPriority } from './common.js'
+import { selfPriority } from './common.js'
 import { nextWakeNone, stepNone } from './keepalived.js'
 import { nextWakeMajority, stepMajority } from './majority.js'
 import { configId } from './quorum.js'
@@ -67,8 +67,7 @@ export function initElection(start: ElectionStart): StepResult {
 
 /** The whole election: `(state, event, now) → (state, actions)`. Pure: no clock, timers or I/O. */
 export function electionStep(state: ElectionState, event: ElectionEvent, now: number): StepResult {
-  const d: Draft = { ...state }
-  beginStep()
+  const d: Draft = { ...state, ownedPeers: null }
   const out: ElectionAction[] = []
   if (event.type === 'timer') d.wakeAt = null
   if (event.type === 'options') applyOptions(d, event.opts)
@@ -91,7 +90,16 @@ export function electionStep(state: ElectionState, event: ElectionEvent, now: nu
       state: { term: d.term, votedFor: d.votedFor, voters: d.voters, promiseMs: d.promiseMs },
     })
   }
-  return { state: d, actions: out }
+  return { state: seal(d), actions: out }
+}
+
+/**
+ * The draft becomes the next state; the step's own reference to the peer table it copied is cleared
+ * so the next step copies again (cheaper than building a new object without the field).
+ */
+function seal(d: Draft): ElectionState {
+  d.ownedPeers = null
+  return d
 }
 
 /** Until when (own clock) this node may serve on the VIP, or null when it is not MASTER. */
@@ -101,7 +109,7 @@ export function vipLeaseUntil(state: ElectionState): number | null {
 
 /** The election fields for this node's membership heartbeat. */
 export function electionStatus(state: ElectionState): ElectionStatus {
-  const p = selfPriority({ ...state })
+  const p = selfPriority(state)
   return {
     term: state.term,
     effectivePriority: p.priority,

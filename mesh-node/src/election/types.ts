@@ -161,4 +161,13 @@ export interface StepResult {
 }
 
 /** A step's private, mutable copy of the state. */
-export type Draft = { -readonly [K in keyof ElectionState]: ElectionState[K] }
+export type Draft = { -readonly [K in keyof ElectionState]: ElectionState[K] } & {
+  /**
+   * the peer table this step has already copied (a step copies it at most once, not once per
+   * message); belongs to the step, never to the state it returns
+   */
+  ownedPeers: Map<string, PeerView> | null
+}
+
+/** The actions a step has produced so far, in order. */
+export type Out = ElectionAction[]
