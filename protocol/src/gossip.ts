@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { ConfigHashSchema, VersionedConfigSchema } from './cluster-config.js'
+import { jsonTextTooDeep, MAX_JSON_DEPTH } from './codec.js'
 import { type ElectionMessage, ElectionMessageSchema } from './election.js'
 import { err, ok, pgmeshError, type Result } from './errors.js'
 import { NodeIdSchema, PrioritySchema } from './ids.js'
@@ -123,7 +124,10 @@ export function encodeGossip(msg: GossipMessage, maxBytes = GOSSIP_MAX_BYTES): R
   return ok(bytes)
 }
 
-/** Never throws: every way a message can be bad maps to an error code that metrics count. */
+/**
+ * Never throws: every way a message can be bad maps to an error code that metrics count. Size and
+ * nesting depth are bounded before the text is parsed.
+ */
 export function decodeGossip(bytes: Uint8Array, maxBytes = GOSSIP_MAX_BYTES): Result<GossipMessage> {
   return decodeVersionedJson(bytes, maxBytes, GossipMessageSchema)
 }
@@ -163,6 +167,9 @@ function decodeVersionedJson<T>(bytes: Uint8Array, maxBytes: number, schema: z.Z
   } catch {
     return err(pgmeshError('GOSSIP_NOT_UTF8', 'message is not valid UTF-8'))
   }
+  if (jsonTextTooDeep(text, MAX_JSON_DEPTH)) {
+    return err(pgmeshError('GOSSIP_TOO_DEEP', `message nests deeper than ${MAX_JSON_DEPTH} levels`))
+  }
   let doc: unknown
   try {
     doc = JSON.parse(text)
@@ -181,7 +188,13 @@ function decodeVersionedJson<T>(bytes: Uint8Array, maxBytes: number, schema: z.Z
       ),
     )
   }
-  const r = schema.safeParse(doc)
+  let r: ReturnType<typeof schema.safeParse>
+  try {
+    r = schema.safeParse(doc)
+  } catch {
+    // safeParse reports instead of throwing; this only guards against a bug in a refinement
+    return err(pgmeshError('GOSSIP_INVALID', 'message could not be validated'))
+  }
   if (!r.success) {
     const first = r.error.issues[0]
     const where =
