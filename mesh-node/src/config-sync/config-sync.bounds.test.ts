@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ClusterConfigSchema, decodeGossip } from '@pgmesh/protocol'
+import { ClusterConfigSchema, decodeGossip, MAX_CONFIG_VERSION_JUMP } from '@pgmesh/protocol'
 import { pino } from 'pino'
 import { configHash } from './config-hash.js'
 import { memoryConfigStore } from './config-store.js'
@@ -80,5 +80,46 @@ describe('config sync: bounded inbound', () => {
     assert.equal(edited.ok, false)
     if (!edited.ok) assert.equal(edited.error.code, 'CONFIG_INVALID')
     assert.equal(s.current.stamp.version, 1)
+  })
+})
+
+describe('config sync: versions within bounds', () => {
+  const next = { name: 'c1', election: { preemptDelayMs: 5 } }
+  it('a config at version 2^53-1 is refused, and config edits keep working', () => {
+    const { s, applied } = sync()
+    const huge = Number.MAX_SAFE_INTEGER
+    const offered = s.offer(
+      {
+        version: huge,
+        hash: configHash(next),
+        origin: 'n2',
+        source: 'api',
+        at: NOW.toISOString(),
+        cluster: next,
+      },
+      'n2',
+    )
+    assert.equal(offered.ok ? offered.value : offered.error.code, 'GOSSIP_CONFIG_INVALID')
+    const edited = s.edit(next, 'api')
+    assert.ok(edited.ok, JSON.stringify(edited))
+    assert.equal(edited.value.stamp.version, 2)
+    assert.ok(Number.isSafeInteger(s.current.stamp.version))
+    assert.deepEqual(applied.length <= 1, true)
+  })
+
+  it('a version ahead by at most MAX_CONFIG_VERSION_JUMP is adopted (a node that was away catches up)', () => {
+    const { s } = sync()
+    const r = s.offer(
+      {
+        version: 1 + MAX_CONFIG_VERSION_JUMP,
+        hash: configHash(next),
+        origin: 'n2',
+        source: 'api',
+        at: NOW.toISOString(),
+        cluster: next,
+      },
+      'n2',
+    )
+    assert.equal(r.ok ? r.value : r.error.code, 'adopted')
   })
 })

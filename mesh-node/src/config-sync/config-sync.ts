@@ -4,6 +4,7 @@ import {
   err,
   type Issue,
   MAX_CONFIG_DEPTH,
+  MAX_CONFIG_VERSION_JUMP,
   newerConfig,
   ok,
   pgmeshError,
@@ -146,6 +147,11 @@ export class ConfigSync {
     if (!checked.ok) return checked
     const hash = configHash(checked.value.input)
     if (hash === cur.stamp.hash && cur.stamp.version > 0) return ok(cur)
+    if (cur.stamp.version >= Number.MAX_SAFE_INTEGER) {
+      return err(
+        pgmeshError('CONFIG_CONFLICT', `version ${cur.stamp.version} is the last one a version can count to`),
+      )
+    }
     const next: RunningConfig = {
       stamp: {
         version: cur.stamp.version + 1,
@@ -190,6 +196,15 @@ export class ConfigSync {
   offer(v: VersionedConfig, from: string): Result<'adopted' | 'same' | 'older'> {
     const cur = this.#current.stamp
     if (v.version === cur.version && v.hash === cur.hash) return ok('same')
+    if (v.version - cur.version > MAX_CONFIG_VERSION_JUMP) {
+      // a counter near 2^53 would freeze edits: the next one overflows and every peer refuses it
+      return err(
+        pgmeshError(
+          'GOSSIP_CONFIG_INVALID',
+          `config version ${v.version} from ${from} is more than ${MAX_CONFIG_VERSION_JUMP} ahead of ${cur.version}`,
+        ),
+      )
+    }
     if (valueTooDeep(v.cluster, MAX_CONFIG_DEPTH)) {
       return err(
         pgmeshError(

@@ -2,7 +2,7 @@ import type { LeaseAck, LeaseRenew, VoterConfigId } from '@pgmesh/protocol'
 import { betterPeers, selfPriority } from './common.js'
 import { handOver } from './handover.js'
 import { compareConfigIds, configId, leaseDeadline } from './quorum.js'
-import { adoptTerm } from './terms.js'
+import { adoptTerm, isOurVoter, mayAdoptConfig, mayAdoptTerm, withinJump } from './terms.js'
 import type { Draft, Out } from './types.js'
 
 /**
@@ -49,6 +49,10 @@ export function onRenewal(d: Draft, from: string, m: LeaseRenew, now: number, ou
     reply(false)
     return
   }
+  if (!renewalTrusted(d, from, m)) {
+    reply(false)
+    return
+  }
   if (d.role === 'leader') handOver(d, now, out, 'higherTerm', null)
   const promisedElsewhere = d.promise !== null && d.promise.to !== from && now < d.promise.until
   if (now < d.quietUntil || promisedElsewhere) {
@@ -63,9 +67,23 @@ export function onRenewal(d: Draft, from: string, m: LeaseRenew, now: number, ou
   d.leader = from
   d.lostLeader = null
   promise(d, from, m.term, now)
-  if (compareConfigIds(configId(m.config), configId(d.voters)) > 0) d.voters = m.config
+  if (mayAdoptConfig(d, m.config, m.term)) d.voters = m.config
   d.electionAt = now + followTimeout(d, now, from)
   reply(true)
+}
+
+/**
+ * A renewal may make us follow its sender (and take its term) when the sender is a voter of our
+ * configuration, or of the newer one it brings (a follower that missed a change learns it from the
+ * MASTER). A MASTER steps down only for a voter of its own configuration: it made the newest one it
+ * knows, and should a newer one exist without it, its lease runs out anyway, the voters' promises
+ * being given elsewhere.
+ */
+function renewalTrusted(d: Draft, from: string, m: LeaseRenew): boolean {
+  if (!withinJump(d.term, m.term)) return false
+  if (d.voters !== null && isOurVoter(d, from)) return true
+  if (d.role === 'leader') return false
+  return m.config.voters.includes(from) && mayAdoptConfig(d, m.config, m.term)
 }
 
 /**
@@ -85,6 +103,7 @@ function followTimeout(d: Draft, now: number, leader: string): number {
 export function onAck(d: Draft, from: string, a: LeaseAck, now: number, out: Out): void {
   if (d.role !== 'leader') return
   if (a.term > d.term) {
+    if (!mayAdoptTerm(d, from, a.term)) return
     handOver(d, now, out, 'higherTerm', null)
     adoptTerm(d, a.term)
     return

@@ -1,4 +1,13 @@
+import { MAX_TERM_JUMP, type VoterConfig } from '@pgmesh/protocol'
+import { compareConfigIds, configId, isVoter } from './quorum.js'
 import type { Draft } from './types.js'
+
+/**
+ * Which terms and voter configurations from peers a node takes on. Terms are the election's only
+ * counter that peers can push up; one frame from a member that is not a voter, or a value far ahead,
+ * must never depose a MASTER or be persisted (a term near 2^53 would overflow at the next
+ * election, and no peer would accept the node's frames again).
+ */
 
 /** Raft's rule: a higher term is adopted, and the vote given in the old one no longer binds. */
 export function adoptTerm(d: Draft, term: number): void {
@@ -6,4 +15,34 @@ export function adoptTerm(d: Draft, term: number): void {
     d.term = term
     d.votedFor = null
   }
+}
+
+/** No further ahead of ours than MAX_TERM_JUMP. */
+export function withinJump(ours: number, theirs: number): boolean {
+  return theirs - ours <= MAX_TERM_JUMP
+}
+
+/** A voter of our configuration (its old voters too, during a joint change). */
+export function isOurVoter(d: Draft, id: string): boolean {
+  return isVoter(d.voters, id) || (d.voters?.prev?.includes(id) ?? false)
+}
+
+/**
+ * Whether a higher `term` from `from` may move ours: it comes from a voter of our configuration
+ * (or from anyone while we have none yet: a joining node learns from whoever leads), and it is
+ * within MAX_TERM_JUMP.
+ */
+export function mayAdoptTerm(d: Draft, from: string, term: number): boolean {
+  if (term <= d.term) return true
+  return withinJump(d.term, term) && (d.voters === null || isOurVoter(d, from))
+}
+
+/**
+ * Whether a voter configuration a MASTER sent replaces ours: it is newer, it was made no later than
+ * the term it comes with, and its version is within MAX_TERM_JUMP of ours (versions grow by one or
+ * two per member change).
+ */
+export function mayAdoptConfig(d: Draft, config: VoterConfig, term: number): boolean {
+  if (compareConfigIds(configId(config), configId(d.voters)) <= 0 || config.term > term) return false
+  return d.voters === null ? withinJump(0, config.version) : withinJump(d.voters.version, config.version)
 }

@@ -3,7 +3,7 @@ import { betterPeers, electionDelay, noExclusions, selfPriority } from './common
 import { handOver } from './handover.js'
 import { promise, recordAck } from './lease.js'
 import { compareConfigIds, configId, hasQuorum, isVoter, leaseDeadline } from './quorum.js'
-import { adoptTerm } from './terms.js'
+import { adoptTerm, isOurVoter, mayAdoptTerm, withinJump } from './terms.js'
 import type { Draft, Out } from './types.js'
 
 /**
@@ -16,7 +16,8 @@ type VoteDecision = 'grant' | 'defer' | 'reject'
 function decideVote(d: Draft, from: string, r: VoteRequest, now: number): VoteDecision {
   // a joining node has no voter configuration yet: like a new Raft server it may still vote
   if (d.voters !== null && !isVoter(d.voters, from)) return 'reject'
-  if (r.term < d.term) return 'reject'
+  if (r.term < d.term || !withinJump(d.term, r.term)) return 'reject'
+  if (d.voters === null && !withinJump(0, r.config.version)) return 'reject'
   if (r.term === d.term && d.votedFor !== null && d.votedFor !== from) return 'reject'
   if (compareConfigIds(r.config, configId(d.voters)) < 0) return 'reject'
   if (!r.eligible || d.role === 'leader') return 'reject'
@@ -106,6 +107,7 @@ export function onVoteResponse(d: Draft, from: string, r: VoteResponse, now: num
     return
   }
   if (!r.granted && r.term > d.term) {
+    if (!mayAdoptTerm(d, from, r.term)) return
     if (d.role === 'leader') handOver(d, now, out, 'higherTerm', null)
     adoptTerm(d, r.term)
     if (d.role === 'candidate' || d.role === 'precandidate') {
@@ -116,7 +118,7 @@ export function onVoteResponse(d: Draft, from: string, r: VoteResponse, now: num
   }
   if (round === null || d.voters === null || !r.granted) return
   if (r.preVote !== round.preVote || r.sentAt !== round.sentAt || r.term !== round.term) return
-  if (!isVoter(d.voters, from) && !(d.voters.prev?.includes(from) ?? false)) return
+  if (!isOurVoter(d, from)) return
   const grants = new Set(round.grants)
   grants.add(from)
   const promised = new Map(round.promised)
