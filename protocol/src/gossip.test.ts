@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { jsonTextTooDeep, MAX_CONFIG_DEPTH, MAX_JSON_DEPTH, valueTooDeep } from './codec.js'
-import { decodeElectionFrame, decodeGossip, encodeGossip, type Heartbeat } from './gossip.js'
+import { decodeElectionFrame, decodeGossip, encodeGossip, type Heartbeat, MAX_INCARNATION } from './gossip.js'
 
 const hb: Heartbeat = {
   v: 1,
@@ -138,5 +138,19 @@ describe('inbound bounds before parsing', () => {
     const loop: unknown[] = []
     loop.push(loop)
     assert.equal(valueTooDeep(loop, 1_000_000, 10_000), true)
+  })
+})
+
+describe('sane counters', () => {
+  it('an incarnation beyond MAX_INCARNATION (a restart could never supersede it) is refused', () => {
+    const at = (incarnation: number) => decodeGossip(bytes(JSON.stringify({ ...hb, incarnation })))
+    assert.ok(at(Math.floor(Date.now() / 1000)).ok, 'a wall-clock incarnation of today decodes')
+    assert.ok(at(MAX_INCARNATION).ok)
+    const r = at(Number.MAX_SAFE_INTEGER)
+    assert.equal(r.ok ? 'ok' : r.error.code, 'GOSSIP_INVALID')
+    const removed = decodeGossip(
+      bytes(JSON.stringify({ ...hb, removed: [{ node: 'n2', incarnation: MAX_INCARNATION + 1, ageMs: 0 }] })),
+    )
+    assert.equal(removed.ok, false)
   })
 })

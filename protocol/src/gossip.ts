@@ -13,6 +13,14 @@ export const GOSSIP_VERSION = 1
 export const GOSSIP_MAX_BYTES = 1_048_576
 
 const Uint = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
+
+/**
+ * The largest incarnation a message may carry. Nodes count incarnations from the wall clock in
+ * seconds (about 1.8e9 today; 2^40 is 30 000 years away), so no real node comes near it, and no
+ * message can take one to where a restart could no longer supersede it.
+ */
+export const MAX_INCARNATION = 2 ** 40
+const Incarnation = z.number().int().min(0).max(MAX_INCARNATION)
 const PeerIdSchema = z.string().min(1).max(128)
 const MultiaddrString = z.string().min(1).max(256)
 
@@ -22,7 +30,7 @@ const Envelope = {
   node: NodeIdSchema,
   peerId: PeerIdSchema,
   /** bumped at every start of a node process: a restarted node supersedes its old self */
-  incarnation: Uint,
+  incarnation: Incarnation,
   /** sender's wall clock, ms since the epoch; informational (liveness uses receive time) */
   sentAt: Uint,
 }
@@ -66,7 +74,7 @@ export const HeartbeatSchema = z.object({
    * at about the same time
    */
   removed: z
-    .array(z.object({ node: NodeIdSchema, incarnation: Uint, ageMs: Uint }))
+    .array(z.object({ node: NodeIdSchema, incarnation: Incarnation, ageMs: Uint }))
     .max(64)
     .optional(),
   /** the sender's confirmed view of each database node (the primary agreement's input) */
