@@ -67,7 +67,7 @@ export function onRenewal(d: Draft, from: string, m: LeaseRenew, now: number, ou
   d.leader = from
   d.lostLeader = null
   promise(d, from, m.term, now)
-  if (mayAdoptConfig(d, m.config, m.term)) d.voters = m.config
+  if (mayAdoptConfig(d, from, m.config, m.term)) d.voters = m.config
   d.electionAt = now + followTimeout(d, now, from)
   reply(true)
 }
@@ -83,7 +83,7 @@ function renewalTrusted(d: Draft, from: string, m: LeaseRenew): boolean {
   if (!withinJump(d.term, m.term)) return false
   if (d.voters !== null && isOurVoter(d, from)) return true
   if (d.role === 'leader') return false
-  return m.config.voters.includes(from) && mayAdoptConfig(d, m.config, m.term)
+  return m.config.voters.includes(from) && mayAdoptConfig(d, from, m.config, m.term)
 }
 
 /**

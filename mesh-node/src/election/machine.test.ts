@@ -592,4 +592,24 @@ describe('election state machine: terms and configurations within bounds (hostil
     frame(bench, 'a', 'b', forged)
     assert.deepEqual(bench.state('a').voters, before)
   })
+
+  it('a renewal whose newer voter configuration names its non-voter sender captures no follower', () => {
+    const bench = elected()
+    // a alone: no promise running, so only the sender's standing decides
+    bench.cut.add('a')
+    bench.runUntil(bench.now + 3_000)
+    const term = bench.state('a').term
+    const cfg = bench.state('a').voters
+    assert.ok(cfg !== null)
+    const forged: ElectionMessage = {
+      ...renewal(bench, term + 1, ['a', 'b', 'c', 'evil']),
+      config: { term: term + 1, version: cfg.version + 5, voters: ['a', 'b', 'c', 'evil'], prev: null },
+    } as ElectionMessage
+    const r = frame(bench, 'a', 'evil', forged)
+    assert.deepEqual(moves(r), [])
+    assert.deepEqual(bench.state('a').voters, cfg)
+    assert.notEqual(bench.state('a').leader, 'evil')
+    assert.equal(bench.state('a').term, term)
+    assert.ok(r.some((x) => x.type === 'send' && x.msg.kind === 'leaseAck' && !x.msg.ok))
+  })
 })

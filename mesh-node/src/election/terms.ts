@@ -1,5 +1,5 @@
 import { MAX_TERM_JUMP, type VoterConfig } from '@pgmesh/protocol'
-import { compareConfigIds, configId, isVoter } from './quorum.js'
+import { compareConfigIds, configId, hasQuorum, isVoter } from './quorum.js'
 import type { Draft } from './types.js'
 
 /**
@@ -40,9 +40,23 @@ export function mayAdoptTerm(d: Draft, from: string, term: number): boolean {
 /**
  * Whether a voter configuration a MASTER sent replaces ours: it is newer, it was made no later than
  * the term it comes with, and its version is within MAX_TERM_JUMP of ours (versions grow by one or
- * two per member change).
+ * two per member change). From a sender that is not one of our voters (a follower that missed a
+ * change hears a MASTER it does not know as a voter) it takes a majority of our voters reporting
+ * that configuration or a newer one: nobody can forge what they say, while anyone holding the
+ * secret can forge a configuration that names itself. A joining node, with no voters yet, learns
+ * from whoever leads.
  */
-export function mayAdoptConfig(d: Draft, config: VoterConfig, term: number): boolean {
+export function mayAdoptConfig(d: Draft, from: string, config: VoterConfig, term: number): boolean {
   if (compareConfigIds(configId(config), configId(d.voters)) <= 0 || config.term > term) return false
-  return d.voters === null ? withinJump(0, config.version) : withinJump(d.voters.version, config.version)
+  if (d.voters === null) return withinJump(0, config.version) && config.voters.includes(from)
+  if (!withinJump(d.voters.version, config.version)) return false
+  return isOurVoter(d, from) || witnessed(d, config)
+}
+
+function witnessed(d: Draft, config: VoterConfig): boolean {
+  if (d.voters === null) return false
+  const id = configId(config)
+  const seen = new Set<string>()
+  for (const [pid, p] of d.peers) if (compareConfigIds(p.config, id) >= 0) seen.add(pid)
+  return hasQuorum(d.voters, seen)
 }
