@@ -6,6 +6,7 @@ import {
   ElectionConfigSchema,
 } from '@pgmesh/protocol'
 import { ClusterSim, type NetworkModel, type SimNode } from './cluster-sim.js'
+import { scheduleHostile } from './hostile.js'
 import { Prng } from './prng.js'
 
 export interface Failovers {
@@ -59,6 +60,7 @@ type Episode =
   | 'removeDead'
   | 'spuriousDisconnect'
   | 'chaos'
+  | 'hostile'
 
 const EPISODES: readonly [Episode, number][] = [
   ['crashMaster', 3],
@@ -74,6 +76,7 @@ const EPISODES: readonly [Episode, number][] = [
   ['removeDead', 1],
   ['spuriousDisconnect', 1],
   ['chaos', 3],
+  ['hostile', 3],
 ]
 
 export const EPISODES_PER_SEED = 5
@@ -249,6 +252,13 @@ export function runSeed(seed: number, opts: { trace?: boolean } = {}): SeedResul
       }
       case 'chaos':
         scheduleChaos(sim, rng, faultEnd - t0, founders)
+        break
+      case 'hostile':
+        // `quorum: none` is Keepalived: any member's advert wins there, by design
+        if (quorum !== 'majority') break
+        // with a fault of its own now and then: the hostile frames land on a cluster in failover
+        if (rng.chance(0.4)) scheduleChaos(sim, rng, faultEnd - t0, founders)
+        scheduleHostile(sim, rng, faultEnd - t0, rng.int(20, 120))
         break
     }
 

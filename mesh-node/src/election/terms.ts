@@ -41,22 +41,21 @@ export function mayAdoptTerm(d: Draft, from: string, term: number): boolean {
  * Whether a voter configuration a MASTER sent replaces ours: it is newer, it was made no later than
  * the term it comes with, and its version is within MAX_TERM_JUMP of ours (versions grow by one or
  * two per member change). From a sender that is not one of our voters (a follower that missed a
- * change hears a MASTER it does not know as a voter) it takes a majority of our voters reporting
- * that configuration or a newer one: nobody can forge what they say, while anyone holding the
- * secret can forge a configuration that names itself. A joining node, with no voters yet, learns
- * from whoever leads.
+ * change hears a MASTER it does not know as a voter; a joining node knows no voters yet) it also
+ * takes witnesses: a majority of our voters (a joining node: of the configuration's own voters,
+ * the sender included, and at least one more) reporting that configuration or a newer one. Nobody
+ * can forge what the others report, while anyone holding the secret can forge a configuration
+ * naming itself.
  */
 export function mayAdoptConfig(d: Draft, from: string, config: VoterConfig, term: number): boolean {
   if (compareConfigIds(configId(config), configId(d.voters)) <= 0 || config.term > term) return false
-  if (d.voters === null) return withinJump(0, config.version) && config.voters.includes(from)
-  if (!withinJump(d.voters.version, config.version)) return false
-  return isOurVoter(d, from) || witnessed(d, config)
+  if (!withinJump(d.voters?.version ?? 0, config.version)) return false
+  return isOurVoter(d, from) || witnessed(d, from, config)
 }
 
-function witnessed(d: Draft, config: VoterConfig): boolean {
-  if (d.voters === null) return false
+function witnessed(d: Draft, from: string, config: VoterConfig): boolean {
   const id = configId(config)
-  const seen = new Set<string>()
+  const seen = new Set<string>([from])
   for (const [pid, p] of d.peers) if (compareConfigIds(p.config, id) >= 0) seen.add(pid)
-  return hasQuorum(d.voters, seen)
+  return seen.size > 1 && hasQuorum(d.voters ?? config, seen)
 }
