@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ClusterConfigSchema, decodeGossip, MAX_CONFIG_VERSION_JUMP } from '@pgmesh/protocol'
+import { ClusterConfigSchema, decodeGossip, ERROR_CODES, MAX_CONFIG_VERSION_JUMP } from '@pgmesh/protocol'
+import fc from 'fast-check'
 import { pino } from 'pino'
 import { configHash } from './config-hash.js'
 import { memoryConfigStore } from './config-store.js'
@@ -123,3 +124,40 @@ describe('config sync: versions within bounds', () => {
     assert.equal(r.ok ? r.value : r.error.code, 'adopted')
   })
 })
+
+describe('config sync fuzzing', () => {
+  const RUNS = Number(process.env.FUZZ_RUNS ?? 500)
+  it(`offer and edit: any decodable config message is adopted or a typed refusal, never a throw (${RUNS} cases)`, () => {
+    const { s } = sync()
+    const cluster = fc.oneof(
+      fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 30 })),
+      fc.jsonValue({ maxDepth: 4 }).map((x) => ({ name: 'c1', election: x })),
+    )
+    fc.assert(
+      fc.property(
+        cluster,
+        fc.oneof(fc.integer({ min: 0, max: 5 }), fc.maxSafeNat()),
+        fc.boolean(),
+        (doc, version, rightHash) => {
+          const hash = rightHash ? tryHash(doc) : 'c'.repeat(64)
+          const offered = s.offer(
+            { version, hash, origin: 'n2', source: 'api', at: NOW.toISOString(), cluster: doc },
+            'n2',
+          )
+          const edited = s.edit(doc, 'api')
+          for (const r of [offered, edited]) if (!r.ok) assert.ok(ERROR_CODES.includes(r.error.code))
+          assert.ok(Number.isSafeInteger(s.current.stamp.version))
+        },
+      ),
+      { numRuns: RUNS, seed: Number(process.env.FUZZ_SEED ?? 20261201), endOnFailure: true },
+    )
+  })
+})
+
+function tryHash(doc: Record<string, unknown>): string {
+  try {
+    return configHash(doc)
+  } catch {
+    return 'd'.repeat(64)
+  }
+}
