@@ -50,6 +50,7 @@ export function onRenewal(d: Draft, from: string, m: LeaseRenew, now: number, ou
     return
   }
   if (!renewalTrusted(d, from, m)) {
+    d.refusedFrames += 1
     reply(false)
     return
   }
@@ -103,7 +104,10 @@ function followTimeout(d: Draft, now: number, leader: string): number {
 export function onAck(d: Draft, from: string, a: LeaseAck, now: number, out: Out): void {
   if (d.role !== 'leader') return
   if (a.term > d.term) {
-    if (!mayAdoptTerm(d, from, a.term)) return
+    if (!mayAdoptTerm(d, from, a.term)) {
+      d.refusedFrames += 1
+      return
+    }
     handOver(d, now, out, 'higherTerm', null)
     adoptTerm(d, a.term)
     return

@@ -6,7 +6,7 @@ import {
   type ElectionMessage,
   MAX_TERM_JUMP,
 } from '@pgmesh/protocol'
-import { electionStep, initElection, vipLeaseUntil } from './machine.js'
+import { electionRefusals, electionStep, initElection, vipLeaseUntil } from './machine.js'
 import type { WeightedCheck } from './priority.js'
 import type { ElectionAction, ElectionEvent, ElectionState } from './types.js'
 
@@ -519,6 +519,7 @@ describe('election state machine: terms and configurations within bounds (hostil
     assert.deepEqual(moves(r), [])
     assert.equal(bench.state('b').role, 'leader')
     assert.equal(bench.state('b').term, term)
+    assert.equal(electionRefusals(bench.state('b')), 1, 'counted, for the drop metric')
   })
 
   it('a term jump beyond MAX_TERM_JUMP is ignored even from a voter; one step up is Raft as usual', () => {

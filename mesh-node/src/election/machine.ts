@@ -61,6 +61,7 @@ export function initElection(start: ElectionStart): StepResult {
     lead: null,
     preemptAt: null,
     wakeAt: null,
+    refusedFrames: 0,
   }
   return electionStep(state, { type: 'timer' }, now)
 }
@@ -105,6 +106,11 @@ function seal(d: Draft): ElectionState {
 /** Until when (own clock) this node may serve on the VIP, or null when it is not MASTER. */
 export function vipLeaseUntil(state: ElectionState): number | null {
   return state.role === 'leader' && state.lead !== null ? state.lead.leaseUntil : null
+}
+
+/** Frames ignored since start as out of bounds or from a sender that may not move this node. */
+export function electionRefusals(state: ElectionState): number {
+  return state.refusedFrames
 }
 
 /** The election fields for this node's membership heartbeat. */

@@ -112,6 +112,12 @@ export interface ElectionState {
   readonly preemptAt: number | null
   /** when the wake timer is set for; null when no timer is pending */
   readonly wakeAt: number | null
+  /**
+   * frames ignored since start because their sender may not move this node (a higher term from a
+   * non-voter, a renewal from a stranger) or their counters were out of bounds: a hostile or buggy
+   * member; the driver exports it as a drop count
+   */
+  readonly refusedFrames: number
 }
 
 export type ElectionEvent =

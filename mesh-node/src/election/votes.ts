@@ -16,8 +16,11 @@ type VoteDecision = 'grant' | 'defer' | 'reject'
 function decideVote(d: Draft, from: string, r: VoteRequest, now: number): VoteDecision {
   // a joining node has no voter configuration yet: like a new Raft server it may still vote
   if (d.voters !== null && !isVoter(d.voters, from)) return 'reject'
-  if (r.term < d.term || !withinJump(d.term, r.term)) return 'reject'
-  if (d.voters === null && !withinJump(0, r.config.version)) return 'reject'
+  if (r.term < d.term) return 'reject'
+  if (!withinJump(d.term, r.term) || (d.voters === null && !withinJump(0, r.config.version))) {
+    d.refusedFrames += 1
+    return 'reject'
+  }
   if (r.term === d.term && d.votedFor !== null && d.votedFor !== from) return 'reject'
   if (compareConfigIds(r.config, configId(d.voters)) < 0) return 'reject'
   if (!r.eligible || d.role === 'leader') return 'reject'
@@ -107,7 +110,10 @@ export function onVoteResponse(d: Draft, from: string, r: VoteResponse, now: num
     return
   }
   if (!r.granted && r.term > d.term) {
-    if (!mayAdoptTerm(d, from, r.term)) return
+    if (!mayAdoptTerm(d, from, r.term)) {
+      d.refusedFrames += 1
+      return
+    }
     if (d.role === 'leader') handOver(d, now, out, 'higherTerm', null)
     adoptTerm(d, r.term)
     if (d.role === 'candidate' || d.role === 'precandidate') {
