@@ -286,6 +286,18 @@ describe('election state machine (quorum: majority)', () => {
     assert.ok(ack?.type === 'send' && ack.msg.kind === 'leaseAck' && !ack.msg.ok)
   })
 
+  it('a cluster founded by one node takes a joiner in (its voter configuration has one voter)', () => {
+    const bench = new Bench([{ id: 'a', priority: 100 }], CONFIG, ['a'])
+    bench.runUntil(2_000)
+    assert.equal(bench.master(), 'a')
+    bench.start({ id: 'b', priority: 90 }, null)
+    bench.step('a', { type: 'members', ids: ['a', 'b'] })
+    bench.runUntil(5_000)
+    assert.deepEqual(bench.state('a').voters?.voters, ['a', 'b'])
+    assert.equal(bench.state('b').leader, 'a')
+    assert.deepEqual(bench.state('b').voters?.voters, ['a', 'b'])
+  })
+
   it('adds a joining node to the voters through a joint configuration', () => {
     const bench = new Bench(three())
     bench.runUntil(2_000)

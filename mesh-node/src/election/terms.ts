@@ -43,9 +43,10 @@ export function mayAdoptTerm(d: Draft, from: string, term: number): boolean {
  * two per member change). From a sender that is not one of our voters (a follower that missed a
  * change hears a MASTER it does not know as a voter; a joining node knows no voters yet) it also
  * takes witnesses: a majority of our voters (a joining node: of the configuration's own voters,
- * the sender included, and at least one more) reporting that configuration or a newer one. Nobody
- * can forge what the others report, while anyone holding the secret can forge a configuration
- * naming itself.
+ * the sender included) reporting that configuration or a newer one. Nobody can forge what the
+ * others report, while anyone holding the secret can forge a configuration naming itself. (A
+ * joining node still believes a configuration whose only voter is its sender: a cluster founded by
+ * one node has just that, and the joiner has no voters of its own to ask.)
  */
 export function mayAdoptConfig(d: Draft, from: string, config: VoterConfig, term: number): boolean {
   if (compareConfigIds(configId(config), configId(d.voters)) <= 0 || config.term > term) return false
@@ -57,5 +58,5 @@ function witnessed(d: Draft, from: string, config: VoterConfig): boolean {
   const id = configId(config)
   const seen = new Set<string>([from])
   for (const [pid, p] of d.peers) if (compareConfigIds(p.config, id) >= 0) seen.add(pid)
-  return seen.size > 1 && hasQuorum(d.voters ?? config, seen)
+  return hasQuorum(d.voters ?? config, seen)
 }
