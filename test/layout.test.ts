@@ -1,13 +1,19 @@
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join, relative, resolve } from 'node:path'
 import { describe, it } from 'node:test'
 import { ROOT } from './helpers/processes.js'
 
-function sources(dir: string): string[] {
+function sources(dir: string, { tests = false } = {}): string[] {
   return readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' })
-    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
+    .filter((f) => f.endsWith('.ts') && (tests || !f.endsWith('.test.ts')))
     .map((f) => join(ROOT, dir, f))
+}
+
+/** The repository path (`mesh-node/src/x.ts`) a relative import names; null for a package import. */
+function importedPath(file: string, spec: string): string | null {
+  if (!spec.startsWith('.')) return null
+  return relative(ROOT, resolve(dirname(file), spec)).replace(/\.js$/, '.ts')
 }
 
 function imports(file: string): string[] {
@@ -40,6 +46,36 @@ describe('package layout', () => {
   it('mesh-node never reaches into other packages by relative path', () => {
     for (const f of sources('mesh-node/src')) {
       for (const i of imports(f)) assert.ok(!i.includes('../../'), `${f} imports ${i}`)
+    }
+  })
+
+  it('no part of mesh-node imports the composition root; only the entry points wire it', () => {
+    const root = 'mesh-node/src/mesh-node.ts'
+    const wiring = (f: string) =>
+      f === 'mesh-node/src/index.ts' || f === 'mesh-node/src/cli.ts' || f.startsWith('mesh-node/src/cli/')
+    for (const f of sources('mesh-node/src')) {
+      const file = relative(ROOT, f)
+      if (wiring(file)) continue
+      for (const i of imports(f)) {
+        assert.notEqual(importedPath(f, i), root, `${file} imports ${i}`)
+        // the package entry re-exports the composition root: no way round the rule through it
+        assert.ok(!(i === '@pgmesh/mesh-node' || i.startsWith('@pgmesh/mesh-node/')), `${file} imports ${i}`)
+      }
+    }
+  })
+
+  it('the simulator reaches the cores through their package entry, not by path into src/', () => {
+    const files = sources('test/sim', { tests: true })
+    assert.ok(files.length > 0, 'no simulator sources found')
+    for (const f of files) {
+      for (const i of imports(f)) {
+        const path = importedPath(f, i)
+        const local = path?.startsWith('test/sim/') === true
+        assert.ok(
+          local || i.startsWith('@pgmesh/') || i.startsWith('node:'),
+          `${relative(ROOT, f)} imports ${i}`,
+        )
+      }
     }
   })
 })

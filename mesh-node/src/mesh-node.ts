@@ -360,6 +360,7 @@ export class MeshNode {
         routing,
         repair,
         proxy,
+        bus,
         self: node.id,
         incarnation: o.identity.incarnation,
       }),
@@ -503,10 +504,19 @@ export class MeshNode {
       routing: RoutingService
       repair: MeshRepair
       proxy: ProxyService
+      bus: GossipBus
       self: string
       incarnation: number
     },
   ): void {
+    // membership first: a heartbeat it does not admit (an invented id, a full table) carries
+    // nothing else worth believing — no config offer, removals, database views or addresses
+    const fresh = msg.peers === undefined ? [] : unknownPeers(msg.peers, p.self, p.membership.state)
+    const changes = p.membership.apply({ type: 'heartbeat', msg })
+    if (changes.some((c) => c.type === 'refused')) {
+      p.bus.drop('GOSSIP_MEMBER_REFUSED', from, `heartbeat of ${msg.node} not admitted`, 'debug')
+      return
+    }
     p.directory.bind(msg.node, from, msg.addrs)
     p.config.compare(msg)
     if (msg.removed !== undefined) {
@@ -516,14 +526,14 @@ export class MeshNode {
         else if (r.incarnation >= p.incarnation) p.membership.removedSelf(r.incarnation)
       }
     }
-    const fresh = msg.peers === undefined ? [] : unknownPeers(msg.peers, p.self, p.membership.state)
-    p.membership.apply({ type: 'heartbeat', msg })
     if (msg.policy !== undefined)
       p.proxy.policy.mergeRemote(msg.node, msg.policy, this.#clock.mono(), msg.incarnation)
     for (const peer of fresh)
       if (p.directory.admit(peer.node, peer.peerId) === null) p.repair.discovered(peer.peerId, peer.addrs)
     if (msg.databases !== undefined) p.routing.observe(msg.node, msg.databases, this.#clock.mono())
-    p.repair.discovered(msg.peerId, msg.addrs)
+    // dial a member when it comes alive (or back), not at every heartbeat
+    if (changes.some((c) => c.type === 'state' && c.to === 'alive'))
+      p.repair.discovered(msg.peerId, msg.addrs)
   }
 
   /**

@@ -6,6 +6,13 @@ import { NodeIdSchema } from './ids.js'
  * parses it with its own schema. Versions only go up: an edit is the current version + 1. Two
  * edits of the same version made at once: the lower hash wins, the other is reported as lost.
  */
+/**
+ * The most a peer's config version may lie ahead of a node's own for the node to adopt it. Each
+ * edit adds one, so no node falls this far behind; and no single message can take the version near
+ * 2^53, where the next edit would overflow and every peer would refuse it.
+ */
+export const MAX_CONFIG_VERSION_JUMP = 1_000_000
+
 export const ConfigHashSchema = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in hex')
 
 export const ConfigStampSchema = z.object({

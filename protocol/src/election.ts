@@ -3,6 +3,14 @@ import type { Issue } from './errors.js'
 import { ms, NodeIdSchema } from './ids.js'
 
 const Uint = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
+
+/**
+ * The most a peer's term (or a voter configuration's version) may lie ahead of a node's own for the
+ * node to adopt it. Real clusters move one term per election, so no node falls this far behind;
+ * and no single frame, hostile or buggy, can take a counter near 2^53, where the next election
+ * would overflow it and every peer would refuse the result.
+ */
+export const MAX_TERM_JUMP = 1_000_000_000
 /** a reading of the sender's monotonic clock in ms; only ever compared with the same node's clock */
 const MonotonicMs = z.number().min(0).max(Number.MAX_SAFE_INTEGER)
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
-import { decodeElectionFrame, decodeGossip, encodeGossip, type Heartbeat } from './gossip.js'
+import { jsonTextTooDeep, MAX_CONFIG_DEPTH, MAX_JSON_DEPTH, valueTooDeep } from './codec.js'
+import { decodeElectionFrame, decodeGossip, encodeGossip, type Heartbeat, MAX_INCARNATION } from './gossip.js'
 
 const hb: Heartbeat = {
   v: 1,
@@ -125,5 +126,56 @@ describe('election frames', () => {
   it('still refuse a frame whose known fields are wrong', () => {
     const r = decodeElectionFrame(frame({ ...ack, term: -1 }))
     assert.equal(r.ok, false)
+  })
+})
+
+describe('inbound bounds before parsing', () => {
+  const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`
+
+  it('a gossip message or election frame nested too deep is GOSSIP_TOO_DEEP, whatever the depth', () => {
+    for (const depth of [MAX_JSON_DEPTH + 1, 5_000, 200_000]) {
+      const g = decodeGossip(bytes(`{"v":1,"kind":"heartbeat","x":${nested(depth)}}`))
+      assert.equal(g.ok ? 'ok' : g.error.code, 'GOSSIP_TOO_DEEP')
+      // an election frame is at most 16 KiB: deeper than that is refused by its size first
+      const e = decodeElectionFrame(bytes(`{"v":1,"msg":{"kind":"status","x":${nested(depth)}}}`))
+      assert.equal(e.ok ? 'ok' : e.error.code, depth > 5_000 ? 'GOSSIP_TOO_LARGE' : 'GOSSIP_TOO_DEEP')
+    }
+  })
+
+  it('brackets inside strings do not count, and a message within the bound decodes', () => {
+    const hbText = JSON.stringify({ ...hb, api: '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\"{{{{' })
+    assert.equal(jsonTextTooDeep(hbText, 4), false)
+    const r = decodeGossip(bytes(JSON.stringify({ ...hb, future: JSON.parse(nested(MAX_JSON_DEPTH - 1)) })))
+    assert.ok(r.ok, JSON.stringify(r))
+  })
+
+  it('valueTooDeep walks without recursion and stops on self-reference', () => {
+    let deep: unknown[] = []
+    const root = deep
+    for (let i = 0; i < 100_000; i++) {
+      const next: unknown[] = []
+      deep.push(next)
+      deep = next
+    }
+    assert.equal(valueTooDeep(root, MAX_CONFIG_DEPTH), true)
+    assert.equal(valueTooDeep({ a: [{ b: 1 }] }, 3), false)
+    assert.equal(valueTooDeep({ a: [{ b: [] }] }, 3), true)
+    const loop: unknown[] = []
+    loop.push(loop)
+    assert.equal(valueTooDeep(loop, 1_000_000, 10_000), true)
+  })
+})
+
+describe('sane counters', () => {
+  it('an incarnation beyond MAX_INCARNATION (a restart could never supersede it) is refused', () => {
+    const at = (incarnation: number) => decodeGossip(bytes(JSON.stringify({ ...hb, incarnation })))
+    assert.ok(at(Math.floor(Date.now() / 1000)).ok, 'a wall-clock incarnation of today decodes')
+    assert.ok(at(MAX_INCARNATION).ok)
+    const r = at(Number.MAX_SAFE_INTEGER)
+    assert.equal(r.ok ? 'ok' : r.error.code, 'GOSSIP_INVALID')
+    const removed = decodeGossip(
+      bytes(JSON.stringify({ ...hb, removed: [{ node: 'n2', incarnation: MAX_INCARNATION + 1, ageMs: 0 }] })),
+    )
+    assert.equal(removed.ok, false)
   })
 })

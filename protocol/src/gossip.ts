@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { ConfigHashSchema, VersionedConfigSchema } from './cluster-config.js'
+import { jsonTextTooDeep, MAX_JSON_DEPTH } from './codec.js'
 import { type ElectionMessage, ElectionMessageSchema } from './election.js'
 import { err, ok, pgmeshError, type Result } from './errors.js'
 import { NodeIdSchema, PrioritySchema } from './ids.js'
@@ -13,6 +14,14 @@ export const GOSSIP_VERSION = 1
 export const GOSSIP_MAX_BYTES = 1_048_576
 
 const Uint = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
+
+/**
+ * The largest incarnation a message may carry. Nodes count incarnations from the wall clock in
+ * seconds (about 1.8e9 today; 2^40 is 30 000 years away), so no real node comes near it, and no
+ * message can take one to where a restart could no longer supersede it.
+ */
+export const MAX_INCARNATION = 2 ** 40
+const Incarnation = z.number().int().min(0).max(MAX_INCARNATION)
 const PeerIdSchema = z.string().min(1).max(128)
 const MultiaddrString = z.string().min(1).max(256)
 
@@ -22,7 +31,7 @@ const Envelope = {
   node: NodeIdSchema,
   peerId: PeerIdSchema,
   /** bumped at every start of a node process: a restarted node supersedes its old self */
-  incarnation: Uint,
+  incarnation: Incarnation,
   /** sender's wall clock, ms since the epoch; informational (liveness uses receive time) */
   sentAt: Uint,
 }
@@ -66,7 +75,7 @@ export const HeartbeatSchema = z.object({
    * at about the same time
    */
   removed: z
-    .array(z.object({ node: NodeIdSchema, incarnation: Uint, ageMs: Uint }))
+    .array(z.object({ node: NodeIdSchema, incarnation: Incarnation, ageMs: Uint }))
     .max(64)
     .optional(),
   /**
@@ -135,7 +144,10 @@ export function encodeGossip(msg: GossipMessage, maxBytes = GOSSIP_MAX_BYTES): R
   return ok(bytes)
 }
 
-/** Never throws: every way a message can be bad maps to an error code that metrics count. */
+/**
+ * Never throws: every way a message can be bad maps to an error code that metrics count. Size and
+ * nesting depth are bounded before the text is parsed.
+ */
 export function decodeGossip(bytes: Uint8Array, maxBytes = GOSSIP_MAX_BYTES): Result<GossipMessage> {
   return decodeVersionedJson(bytes, maxBytes, GossipMessageSchema)
 }
@@ -175,6 +187,9 @@ function decodeVersionedJson<T>(bytes: Uint8Array, maxBytes: number, schema: z.Z
   } catch {
     return err(pgmeshError('GOSSIP_NOT_UTF8', 'message is not valid UTF-8'))
   }
+  if (jsonTextTooDeep(text, MAX_JSON_DEPTH)) {
+    return err(pgmeshError('GOSSIP_TOO_DEEP', `message nests deeper than ${MAX_JSON_DEPTH} levels`))
+  }
   let doc: unknown
   try {
     doc = JSON.parse(text)
@@ -193,7 +208,13 @@ function decodeVersionedJson<T>(bytes: Uint8Array, maxBytes: number, schema: z.Z
       ),
     )
   }
-  const r = schema.safeParse(doc)
+  let r: ReturnType<typeof schema.safeParse>
+  try {
+    r = schema.safeParse(doc)
+  } catch {
+    // safeParse reports instead of throwing; this only guards against a bug in a refinement
+    return err(pgmeshError('GOSSIP_INVALID', 'message could not be validated'))
+  }
   if (!r.success) {
     const first = r.error.issues[0]
     const where =

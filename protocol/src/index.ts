@@ -1,6 +1,7 @@
 export * from './address.js'
 export * from './api.js'
 export * from './cluster-config.js'
+export * from './codec.js'
 export * from './config.js'
 export * from './election.js'
 export * from './errors.js'

@@ -1,4 +1,3 @@
-import type { ElectionConfig, ElectionMessage, VoterConfig } from '@pgmesh/protocol'
 import {
   compareConfigIds,
   type ElectionAction,
@@ -12,8 +11,10 @@ import {
   type PersistedElection,
   vipLeaseUntil,
   type WeightedCheck,
-} from '../../mesh-node/src/election/index.js'
+} from '@pgmesh/mesh-node/election'
+import type { ElectionConfig, ElectionMessage, VoterConfig } from '@pgmesh/protocol'
 import { EventQueue } from './event-queue.js'
+import { HOSTILE_ID } from './hostile.js'
 import type { Prng } from './prng.js'
 
 /*
@@ -102,6 +103,9 @@ export class ClusterSim {
   readonly blockedLinks = new Set<string>()
   readonly trace: string[] | null
   steps = 0
+  /** frames the nodes sent while a hostile member listens (the latest 128), for it to replay */
+  readonly overheard: { readonly from: string; readonly msg: ElectionMessage }[] = []
+  private hostile = false
   private readonly queue = new EventQueue<SimEvent>()
   private readonly votes = new Map<number, Map<string, Set<string>>>()
   private readonly termHolders = new Map<number, string>()
@@ -138,6 +142,20 @@ export class ClusterSim {
 
   at(t: number, run: () => void): void {
     this.queue.push(Math.max(t, this.now), { kind: 'script', run })
+  }
+
+  /** A hostile member (see hostile.ts) starts or stops listening to the nodes' frames. */
+  setHostile(on: boolean): void {
+    this.hostile = on
+    if (!on) this.overheard.length = 0
+    this.log(`HOSTILE member ${on ? 'active' : 'gone'}`)
+  }
+
+  /** Delivers a frame to `to` as sent by `from`: the hostile member, or a node's frame replayed late. */
+  inject(to: string, from: string, msg: ElectionMessage, delayMs: number): void {
+    const target = this.nodes.get(to)
+    if (target === undefined || (target.status !== 'running' && target.status !== 'paused')) return
+    this.queue.push(this.now + delayMs, { kind: 'deliver', to, incarnation: target.incarnation, from, msg })
   }
 
   addNode(spec: {
@@ -321,7 +339,8 @@ export class ClusterSim {
     let event: ElectionEvent
     if (e.kind === 'deliver') {
       const from = this.nodes.get(e.from)
-      if (from === undefined || from.group !== n.group) return
+      const reaches = e.from === HOSTILE_ID || (from !== undefined && from.group === n.group)
+      if (!reaches) return
       event = { type: 'message', from: e.from, msg: e.msg }
     } else if (e.kind === 'timer') {
       if (e.token !== n.timerToken) return
@@ -357,6 +376,9 @@ export class ClusterSim {
   private apply(n: SimNode, a: ElectionAction): void {
     switch (a.type) {
       case 'persist':
+        if (!Number.isSafeInteger(a.state.term) || !Number.isSafeInteger(a.state.voters?.version ?? 0)) {
+          this.violation(`${n.id} persisted term ${a.state.term}: beyond 2^53-1, no peer accepts its frames`)
+        }
         n.disk = a.state
         return
       case 'send':
@@ -396,6 +418,15 @@ export class ClusterSim {
   }
 
   private transmit(from: SimNode, to: string, msg: ElectionMessage): void {
+    if (!Number.isSafeInteger(msg.term)) {
+      // the decoder refuses it: the election is frozen
+      this.violation(`${from.id} sent ${msg.kind} with term ${msg.term}, which no peer accepts`)
+      return
+    }
+    if (this.hostile) {
+      this.overheard.push({ from: from.id, msg })
+      if (this.overheard.length > 128) this.overheard.shift()
+    }
     const target = this.nodes.get(to)
     if (target === undefined || (target.status !== 'running' && target.status !== 'paused')) return
     if (target.group !== from.group || this.rng.chance(this.net.lossRate)) return

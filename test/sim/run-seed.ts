@@ -1,11 +1,12 @@
+import { effectivePriority, hasQuorum, type WeightedCheck } from '@pgmesh/mesh-node/election'
 import {
   checkPriorityWeights,
   type ElectionConfig,
   type ElectionConfigInput,
   ElectionConfigSchema,
 } from '@pgmesh/protocol'
-import { effectivePriority, hasQuorum, type WeightedCheck } from '../../mesh-node/src/election/index.js'
 import { ClusterSim, type NetworkModel, type SimNode } from './cluster-sim.js'
+import { scheduleHostile } from './hostile.js'
 import { Prng } from './prng.js'
 
 export interface Failovers {
@@ -59,6 +60,7 @@ type Episode =
   | 'removeDead'
   | 'spuriousDisconnect'
   | 'chaos'
+  | 'hostile'
 
 const EPISODES: readonly [Episode, number][] = [
   ['crashMaster', 3],
@@ -74,6 +76,7 @@ const EPISODES: readonly [Episode, number][] = [
   ['removeDead', 1],
   ['spuriousDisconnect', 1],
   ['chaos', 3],
+  ['hostile', 3],
 ]
 
 export const EPISODES_PER_SEED = 5
@@ -81,7 +84,8 @@ export const EPISODES_PER_SEED = 5
 /** Runs one seeded scenario: random cluster, random faults, invariants checked after every step. */
 export function runSeed(seed: number, opts: { trace?: boolean } = {}): SeedResult {
   const rng = new Prng(seed)
-  const size = rng.pick([2, 3, 3, 3, 4, 5, 5, 6, 7])
+  // 1: a cluster founded by one node (no --join), which the others then join
+  const size = rng.pick([1, 2, 3, 3, 3, 4, 5, 5, 6, 7])
   const quorum = (size === 2 ? rng.chance(0.5) : rng.chance(0.08)) ? 'none' : 'majority'
   const defaultTimings = rng.chance(0.7)
   const config = ElectionConfigSchema.parse({
@@ -250,13 +254,20 @@ export function runSeed(seed: number, opts: { trace?: boolean } = {}): SeedResul
       case 'chaos':
         scheduleChaos(sim, rng, faultEnd - t0, founders)
         break
+      case 'hostile':
+        // `quorum: none` is Keepalived: any member's advert wins there, by design
+        if (quorum !== 'majority') break
+        // with a fault of its own now and then: the hostile frames land on a cluster in failover
+        if (rng.chance(0.4)) scheduleChaos(sim, rng, faultEnd - t0, founders)
+        scheduleHostile(sim, rng, faultEnd - t0, rng.int(20, 120))
+        break
     }
 
     sim.runUntil(faultEnd, budget)
     if (measured !== null && master !== null && stable && measure) {
       const next = sim.acquisitions.find((a) => a.at > t0 && a.id !== master.id)
       if (next !== undefined) failovers[measured].push(next.at - t0)
-      else if (hasConnectedMajority(sim)) {
+      else if (hasConnectedMajority(sim, master.id)) {
         sim.violation(`no new MASTER within the failover bound ${bound.toFixed(0)} ms after ${episode}`)
       }
     }
@@ -320,12 +331,13 @@ function isStable(sim: ClusterSim, master: SimNode | null): boolean {
   return voters.voters.every((id) => sim.nodes.get(id)?.status === 'running')
 }
 
-function hasConnectedMajority(sim: ClusterSim): boolean {
+/** A group of running nodes holding a quorum and an eligible voter (`without` one node, when given). */
+function hasConnectedMajority(sim: ClusterSim, without?: string): boolean {
   const voters = sim.latestVoters()
   if (voters === null) return false
   const groups = new Map<number, Set<string>>()
   for (const n of sim.nodes.values()) {
-    if (n.status !== 'running') continue
+    if (n.status !== 'running' || n.id === without) continue
     const g = groups.get(n.group) ?? new Set<string>()
     g.add(n.id)
     groups.set(n.group, g)

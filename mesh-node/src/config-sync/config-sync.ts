@@ -3,12 +3,15 @@ import {
   type ConfigStamp,
   err,
   type Issue,
+  MAX_CONFIG_DEPTH,
+  MAX_CONFIG_VERSION_JUMP,
   newerConfig,
   ok,
   pgmeshError,
   type Result,
   type VersionedConfig,
   validateClusterConfig,
+  valueTooDeep,
 } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
 import { canonicalJson, configHash } from './config-hash.js'
@@ -42,6 +45,14 @@ export interface ConfigSyncOptions {
 }
 
 const MAX_CONFLICTS = 10
+
+function tooDeep(): Result<never> {
+  return err(
+    pgmeshError('CONFIG_INVALID', 'the cluster config is too deep', [
+      { path: 'cluster', message: `nests deeper than ${MAX_CONFIG_DEPTH} levels` },
+    ]),
+  )
+}
 /** room for the gossip envelope and the stamp around the cluster section */
 const ENVELOPE_BYTES = 1_024
 
@@ -84,6 +95,8 @@ export class ConfigSync {
 
   /** Checks a cluster section as an edit of the running config would; every problem listed. */
   check(input: unknown): Result<{ parsed: ClusterConfig; input: Record<string, unknown> }> {
+    // before validation and hashing, which both walk the whole document
+    if (valueTooDeep(input, MAX_CONFIG_DEPTH)) return tooDeep()
     const r = validateClusterConfig(input)
     if (!r.ok) return r
     const doc = input as Record<string, unknown>
@@ -134,6 +147,11 @@ export class ConfigSync {
     if (!checked.ok) return checked
     const hash = configHash(checked.value.input)
     if (hash === cur.stamp.hash && cur.stamp.version > 0) return ok(cur)
+    if (cur.stamp.version >= Number.MAX_SAFE_INTEGER) {
+      return err(
+        pgmeshError('CONFIG_CONFLICT', `version ${cur.stamp.version} is the last one a version can count to`),
+      )
+    }
     const next: RunningConfig = {
       stamp: {
         version: cur.stamp.version + 1,
@@ -151,6 +169,7 @@ export class ConfigSync {
 
   /** A config file re-read on SIGHUP: an edit only when the file changed since it was last read. */
   fileChanged(input: Record<string, unknown>): Result<RunningConfig | null> {
+    if (valueTooDeep(input, MAX_CONFIG_DEPTH)) return tooDeep()
     const hash = configHash(input)
     if (hash === this.#fileHash) return ok(null)
     if (this.#current.stamp.version === 0) {
@@ -177,6 +196,23 @@ export class ConfigSync {
   offer(v: VersionedConfig, from: string): Result<'adopted' | 'same' | 'older'> {
     const cur = this.#current.stamp
     if (v.version === cur.version && v.hash === cur.hash) return ok('same')
+    if (v.version - cur.version > MAX_CONFIG_VERSION_JUMP) {
+      // a counter near 2^53 would freeze edits: the next one overflows and every peer refuses it
+      return err(
+        pgmeshError(
+          'GOSSIP_CONFIG_INVALID',
+          `config version ${v.version} from ${from} is more than ${MAX_CONFIG_VERSION_JUMP} ahead of ${cur.version}`,
+        ),
+      )
+    }
+    if (valueTooDeep(v.cluster, MAX_CONFIG_DEPTH)) {
+      return err(
+        pgmeshError(
+          'GOSSIP_CONFIG_INVALID',
+          `config version ${v.version} from ${from} nests deeper than ${MAX_CONFIG_DEPTH} levels`,
+        ),
+      )
+    }
     if (configHash(v.cluster) !== v.hash) {
       return err(
         pgmeshError('GOSSIP_CONFIG_INVALID', `config version ${v.version} from ${from}: hash mismatch`),

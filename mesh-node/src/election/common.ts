@@ -2,9 +2,11 @@ import type { StatusMessage, VoterConfigId } from '@pgmesh/protocol'
 import { type EffectivePriority, effectivePriority, outranks } from './priority.js'
 import { compareConfigIds, configId, isVoter } from './quorum.js'
 import { nextRandom } from './rng.js'
-import type { Draft, PeerView } from './types.js'
+import type { Draft, ElectionState, PeerView } from './types.js'
 
-export function selfPriority(d: Draft): EffectivePriority {
+type PriorityInputs = Pick<ElectionState, 'opts' | 'failingChecks' | 'role' | 'maintenance'>
+
+export function selfPriority(d: PriorityInputs): EffectivePriority {
   const p = effectivePriority(d.opts.priority, d.opts.checks, d.failingChecks)
   return d.role === 'stopped' || d.maintenance ? { priority: p.priority, eligible: false } : p
 }
@@ -26,22 +28,12 @@ const NEW_PEER: PeerView = {
   releasedTerm: -1,
 }
 
-/**
- * The peer table the current step has already copied. A step is synchronous, so this scratch
- * reference never leaks between steps; it spares a copy of the table per message.
- */
-let peersCopiedThisStep: ReadonlyMap<string, PeerView> | null = null
-
-export function beginStep(): void {
-  peersCopiedThisStep = null
-}
-
 export function updatePeer(d: Draft, id: string, patch: Partial<PeerView>): void {
-  if (d.peers !== peersCopiedThisStep) {
-    d.peers = new Map(d.peers)
-    peersCopiedThisStep = d.peers
+  if (d.ownedPeers === null) {
+    d.ownedPeers = new Map(d.peers)
+    d.peers = d.ownedPeers
   }
-  const peers = d.peers as Map<string, PeerView>
+  const peers = d.ownedPeers
   const prev = peers.get(id) ?? NEW_PEER
   peers.set(id, {
     term: patch.term ?? prev.term,

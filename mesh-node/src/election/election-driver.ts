@@ -2,7 +2,7 @@ import type { ElectionMessage, ElectionView, VipConfig } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
 import type { VipDriver, VipState } from '../vip/vip-driver.js'
 import type { ElectionStore } from './election-store.js'
-import { electionStatus, electionStep, initElection, vipLeaseUntil } from './machine.js'
+import { electionRefusals, electionStatus, electionStep, initElection, vipLeaseUntil } from './machine.js'
 import type { ElectionAction, ElectionEvent, ElectionOptions, ElectionState, ReleaseReason } from './types.js'
 
 /** Releases made by choice, with the lease still running: the VIP's sessions may end first. */
@@ -211,6 +211,11 @@ export class ElectionDriver {
       voters: s.voters === null ? null : { voters: [...s.voters.voters], prev: s.voters.prev },
       masterChanges: this.#masterChanges,
     }
+  }
+
+  /** frames the election step refused so far (terms out of bounds, non-voters' claims) */
+  refusedFrames(): number {
+    return this.#state === null ? 0 : electionRefusals(this.#state)
   }
 
   isMaster(): boolean {

@@ -1,5 +1,5 @@
 export type { ElectionStart } from './machine.js'
-export { electionStatus, electionStep, initElection, vipLeaseUntil } from './machine.js'
+export { electionRefusals, electionStatus, electionStep, initElection, vipLeaseUntil } from './machine.js'
 export type { WeightedCheck } from './priority.js'
 export { effectivePriority, outranks } from './priority.js'
 export { compareConfigIds, hasQuorum, leaseDeadline, majority } from './quorum.js'

@@ -9,7 +9,8 @@ import {
   updatePeer,
 } from './common.js'
 import { outranks } from './priority.js'
-import type { Draft, ElectionAction, ElectionEvent, ReleaseReason } from './types.js'
+import { recordCheck, recordMaintenance, recordStatus, releaseMaster, setMembers } from './shared-steps.js'
+import type { Draft, ElectionEvent, Out, ReleaseReason } from './types.js'
 
 /**
  * `quorum: none`: Keepalived's VRRP behaviour. The MASTER adverts its priority every heartbeat; a
@@ -17,8 +18,6 @@ import type { Draft, ElectionAction, ElectionEvent, ReleaseReason } from './type
  * hears a better eligible node; a worse MASTER yields to a better advert. No votes, no lease: both
  * sides of a partition hold the VIP.
  */
-type Out = ElectionAction[]
-
 export function stepNone(d: Draft, event: ElectionEvent, now: number, out: Out): void {
   if (d.role === 'stopped') return
   switch (event.type) {
@@ -33,22 +32,15 @@ export function stepNone(d: Draft, event: ElectionEvent, now: number, out: Out):
       if (d.role !== 'leader' && d.leader === event.id) masterGone(d, event.id, now)
       break
     case 'members':
-      d.members = [...new Set(event.ids)].sort()
+      setMembers(d, event.ids)
       break
-    case 'check': {
-      if (!d.opts.checks.some((c) => c.name === event.name)) break
-      if (d.failingChecks.has(event.name) === !event.passing) break
-      const failing = new Set(d.failingChecks)
-      if (event.passing) failing.delete(event.name)
-      else failing.add(event.name)
-      d.failingChecks = failing
+    case 'check':
+      if (!recordCheck(d, event.name, event.passing)) break
       out.push({ type: 'broadcast', msg: statusMessage(d) })
       if (d.role === 'leader' && !selfPriority(d).eligible) stepDown(d, now, out, 'fault')
       break
-    }
     case 'maintenance':
-      if (d.maintenance === event.enabled) break
-      d.maintenance = event.enabled
+      if (!recordMaintenance(d, event.enabled)) break
       // release first: a status still saying "holder" but not eligible invites every BACKUP to preempt
       if (d.role === 'leader' && event.enabled) stepDown(d, now, out, 'maintenance')
       out.push({ type: 'broadcast', msg: statusMessage(d) })
@@ -69,12 +61,7 @@ export function stepNone(d: Draft, event: ElectionEvent, now: number, out: Out):
 }
 
 function stepDown(d: Draft, now: number, out: Out, reason: ReleaseReason): void {
-  out.push({ type: 'releaseVip', reason })
-  out.push({ type: 'broadcast', msg: { kind: 'release', term: d.term, successor: null } })
-  d.role = 'follower'
-  d.lead = null
-  d.leader = null
-  d.electionAt = now + electionDelay(d, now, noExclusions)
+  releaseMaster(d, now, out, reason, null)
 }
 
 function masterGone(d: Draft, id: string, now: number): void {
@@ -92,15 +79,7 @@ function onMessage(d: Draft, from: string, msg: ElectionMessage, now: number, ou
     return
   }
   if (msg.kind !== 'status') return
-  updatePeer(d, from, {
-    heardAt: now,
-    disconnected: false,
-    term: msg.term,
-    effectivePriority: msg.effectivePriority,
-    eligible: msg.eligible,
-    holder: msg.holder,
-    config: msg.config,
-  })
+  recordStatus(d, from, msg, now)
   if (!msg.holder) return
   const self = selfPriority(d)
   const theyWin =

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { type ElectionConfig, ElectionConfigSchema, type ElectionMessage } from '@pgmesh/protocol'
-import { electionStep, initElection, vipLeaseUntil } from './machine.js'
+import {
+  type ElectionConfig,
+  ElectionConfigSchema,
+  type ElectionMessage,
+  MAX_TERM_JUMP,
+} from '@pgmesh/protocol'
+import { electionRefusals, electionStep, initElection, vipLeaseUntil } from './machine.js'
 import type { WeightedCheck } from './priority.js'
 import type { ElectionAction, ElectionEvent, ElectionState } from './types.js'
 
@@ -281,6 +286,18 @@ describe('election state machine (quorum: majority)', () => {
     assert.ok(ack?.type === 'send' && ack.msg.kind === 'leaseAck' && !ack.msg.ok)
   })
 
+  it('a cluster founded by one node takes a joiner in (its voter configuration has one voter)', () => {
+    const bench = new Bench([{ id: 'a', priority: 100 }], CONFIG, ['a'])
+    bench.runUntil(2_000)
+    assert.equal(bench.master(), 'a')
+    bench.start({ id: 'b', priority: 90 }, null)
+    bench.step('a', { type: 'members', ids: ['a', 'b'] })
+    bench.runUntil(5_000)
+    assert.deepEqual(bench.state('a').voters?.voters, ['a', 'b'])
+    assert.equal(bench.state('b').leader, 'a')
+    assert.deepEqual(bench.state('b').voters?.voters, ['a', 'b'])
+  })
+
   it('adds a joining node to the voters through a joint configuration', () => {
     const bench = new Bench(three())
     bench.runUntil(2_000)
@@ -468,5 +485,144 @@ describe('election state machine (quorum: none)', () => {
     assert.ok(actions.some((a) => a.type === 'releaseVip' && a.reason === 'maintenance'))
     bench.runUntil(3_000)
     assert.equal(bench.master(), 'c')
+  })
+})
+
+describe('election state machine: terms and configurations within bounds (hostile or buggy peers)', () => {
+  const HUGE = Number.MAX_SAFE_INTEGER
+  const elected = () => {
+    const bench = new Bench(three())
+    bench.runUntil(2_000)
+    assert.equal(bench.master(), 'b')
+    return bench
+  }
+  const frame = (bench: Bench, to: string, from: string, msg: ElectionMessage) =>
+    bench.step(to, { type: 'message', from, msg })
+  const moves = (actions: readonly ElectionAction[]) =>
+    actions.filter((a) => a.type === 'releaseVip' || a.type === 'persist' || a.type === 'acquireVip')
+  const ack = (term: number): ElectionMessage => ({
+    kind: 'leaseAck',
+    term,
+    sentAt: 0,
+    ok: false,
+    effectivePriority: 100,
+    eligible: true,
+    config: null,
+  })
+  const renewal = (bench: Bench, term: number, voters: readonly string[]): ElectionMessage => ({
+    kind: 'lease',
+    term,
+    sentAt: bench.now,
+    effectivePriority: 254,
+    eligible: true,
+    config: { term, version: 1, voters: [...voters], prev: null },
+  })
+
+  it('one voteResponse with term 2^53-1 from a non-voter leaves the MASTER and its persisted term alone', () => {
+    const bench = elected()
+    const term = bench.state('b').term
+    const r = frame(bench, 'b', 'evil', {
+      kind: 'voteResponse',
+      preVote: false,
+      term: HUGE,
+      granted: false,
+      sentAt: 0,
+    })
+    assert.deepEqual(moves(r), [])
+    assert.equal(bench.state('b').role, 'leader')
+    assert.equal(bench.state('b').term, term)
+    assert.equal(electionRefusals(bench.state('b')), 1, 'counted, for the drop metric')
+  })
+
+  it('a term jump beyond MAX_TERM_JUMP is ignored even from a voter; one step up is Raft as usual', () => {
+    const bench = elected()
+    const term = bench.state('b').term
+    for (const msg of [
+      { kind: 'voteResponse', preVote: false, term: HUGE, granted: false, sentAt: 0 } as const,
+      {
+        kind: 'voteResponse',
+        preVote: false,
+        term: term + MAX_TERM_JUMP + 1,
+        granted: false,
+        sentAt: 0,
+      } as const,
+      ack(HUGE),
+    ]) {
+      assert.deepEqual(moves(frame(bench, 'b', 'a', msg)), [])
+      assert.equal(bench.state('b').role, 'leader')
+    }
+    const r = frame(bench, 'b', 'a', {
+      kind: 'voteResponse',
+      preVote: false,
+      term: term + 1,
+      granted: false,
+      sentAt: 0,
+    })
+    assert.ok(r.some((a) => a.type === 'releaseVip' && a.reason === 'higherTerm'))
+    assert.ok(r.some((a) => a.type === 'persist' && a.state.term === term + 1))
+  })
+
+  it('acks and renewals with a higher term from a non-voter neither depose the MASTER nor move a follower', () => {
+    const bench = elected()
+    const term = bench.state('b').term
+    assert.deepEqual(moves(frame(bench, 'b', 'evil', ack(term + 1))), [])
+    assert.deepEqual(moves(frame(bench, 'b', 'evil', renewal(bench, term + 1, ['evil', 'a', 'b', 'c']))), [])
+    assert.equal(bench.state('b').role, 'leader')
+    const a = frame(bench, 'a', 'evil', renewal(bench, HUGE, ['evil']))
+    assert.deepEqual(moves(a), [])
+    assert.equal(bench.state('a').leader, 'b')
+    assert.equal(bench.state('a').term, term)
+  })
+
+  it('a real vote request with a term beyond the bound is refused and nothing is persisted', () => {
+    const bench = elected()
+    const term = bench.state('a').term
+    // a alone: its promise to b runs out, so a plausible request would be granted
+    bench.cut.add('b')
+    bench.cut.add('c')
+    bench.runUntil(bench.now + 5_000)
+    const r = frame(bench, 'a', 'c', {
+      kind: 'voteRequest',
+      preVote: false,
+      term: HUGE,
+      sentAt: 0,
+      effectivePriority: 254,
+      eligible: true,
+      config: { term: HUGE, version: HUGE },
+    })
+    assert.deepEqual(moves(r), [])
+    assert.equal(bench.state('a').term, term)
+  })
+
+  it('a voter configuration far ahead of ours (version near 2^53) is not adopted, so the MASTER can still change it', () => {
+    const bench = elected()
+    const term = bench.state('b').term
+    const before = bench.state('a').voters
+    const forged: ElectionMessage = {
+      ...renewal(bench, term, ['a', 'b', 'c']),
+      config: { term, version: HUGE, voters: ['a', 'b', 'c'], prev: null },
+    } as ElectionMessage
+    frame(bench, 'a', 'b', forged)
+    assert.deepEqual(bench.state('a').voters, before)
+  })
+
+  it('a renewal whose newer voter configuration names its non-voter sender captures no follower', () => {
+    const bench = elected()
+    // a alone: no promise running, so only the sender's standing decides
+    bench.cut.add('a')
+    bench.runUntil(bench.now + 3_000)
+    const term = bench.state('a').term
+    const cfg = bench.state('a').voters
+    assert.ok(cfg !== null)
+    const forged: ElectionMessage = {
+      ...renewal(bench, term + 1, ['a', 'b', 'c', 'evil']),
+      config: { term: term + 1, version: cfg.version + 5, voters: ['a', 'b', 'c', 'evil'], prev: null },
+    } as ElectionMessage
+    const r = frame(bench, 'a', 'evil', forged)
+    assert.deepEqual(moves(r), [])
+    assert.deepEqual(bench.state('a').voters, cfg)
+    assert.notEqual(bench.state('a').leader, 'evil')
+    assert.equal(bench.state('a').term, term)
+    assert.ok(r.some((x) => x.type === 'send' && x.msg.kind === 'leaseAck' && !x.msg.ok))
   })
 })

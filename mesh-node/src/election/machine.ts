@@ -1,5 +1,5 @@
 import type { ElectionStatus, VoterConfig } from '@pgmesh/protocol'
-import { beginStep, selfPriority } from './common.js'
+import { selfPriority } from './common.js'
 import { nextWakeNone, stepNone } from './keepalived.js'
 import { nextWakeMajority, stepMajority } from './majority.js'
 import { configId } from './quorum.js'
@@ -61,14 +61,14 @@ export function initElection(start: ElectionStart): StepResult {
     lead: null,
     preemptAt: null,
     wakeAt: null,
+    refusedFrames: 0,
   }
   return electionStep(state, { type: 'timer' }, now)
 }
 
 /** The whole election: `(state, event, now) → (state, actions)`. Pure: no clock, timers or I/O. */
 export function electionStep(state: ElectionState, event: ElectionEvent, now: number): StepResult {
-  const d: Draft = { ...state }
-  beginStep()
+  const d: Draft = { ...state, ownedPeers: null }
   const out: ElectionAction[] = []
   if (event.type === 'timer') d.wakeAt = null
   if (event.type === 'options') applyOptions(d, event.opts)
@@ -91,7 +91,16 @@ export function electionStep(state: ElectionState, event: ElectionEvent, now: nu
       state: { term: d.term, votedFor: d.votedFor, voters: d.voters, promiseMs: d.promiseMs },
     })
   }
-  return { state: d, actions: out }
+  return { state: seal(d), actions: out }
+}
+
+/**
+ * The draft becomes the next state; the step's own reference to the peer table it copied is cleared
+ * so the next step copies again (cheaper than building a new object without the field).
+ */
+function seal(d: Draft): ElectionState {
+  d.ownedPeers = null
+  return d
 }
 
 /** Until when (own clock) this node may serve on the VIP, or null when it is not MASTER. */
@@ -99,9 +108,14 @@ export function vipLeaseUntil(state: ElectionState): number | null {
   return state.role === 'leader' && state.lead !== null ? state.lead.leaseUntil : null
 }
 
+/** Frames ignored since start as out of bounds or from a sender that may not move this node. */
+export function electionRefusals(state: ElectionState): number {
+  return state.refusedFrames
+}
+
 /** The election fields for this node's membership heartbeat. */
 export function electionStatus(state: ElectionState): ElectionStatus {
-  const p = selfPriority({ ...state })
+  const p = selfPriority(state)
   return {
     term: state.term,
     effectivePriority: p.priority,

@@ -112,6 +112,12 @@ export interface ElectionState {
   readonly preemptAt: number | null
   /** when the wake timer is set for; null when no timer is pending */
   readonly wakeAt: number | null
+  /**
+   * frames ignored since start because their sender may not move this node (a higher term from a
+   * non-voter, a renewal from a stranger) or their counters were out of bounds: a hostile or buggy
+   * member; the driver exports it as a drop count
+   */
+  readonly refusedFrames: number
 }
 
 export type ElectionEvent =
@@ -161,4 +167,13 @@ export interface StepResult {
 }
 
 /** A step's private, mutable copy of the state. */
-export type Draft = { -readonly [K in keyof ElectionState]: ElectionState[K] }
+export type Draft = { -readonly [K in keyof ElectionState]: ElectionState[K] } & {
+  /**
+   * the peer table this step has already copied (a step copies it at most once, not once per
+   * message); belongs to the step, never to the state it returns
+   */
+  ownedPeers: Map<string, PeerView> | null
+}
+
+/** The actions a step has produced so far, in order. */
+export type Out = ElectionAction[]

@@ -3,10 +3,13 @@ import { canonicalJson } from '../config-sync/config-hash.js'
 import { cancelAll } from '../core/clock.js'
 import type { Clock, Reconfigurable, Startable, Timer } from '../core/contracts.js'
 import type { Logger } from '../log.js'
-import type { MembershipState } from '../membership/membership.js'
+import { type MembershipState, redialTargets } from '../membership/membership.js'
 import type { KnownPeer } from '../membership/peer-directory.js'
 import { runJoinLoop } from './join-loop.js'
 import type { MeshTransport } from './transport.js'
+
+/** peers whose last dial time is remembered (beyond it, new ones wait for old entries to expire) */
+const MAX_DIAL_MEMORY = 1024
 
 export interface MeshRepairDeps {
   readonly clock: Clock
@@ -36,6 +39,8 @@ export class MeshRepair implements Startable, Reconfigurable {
   #running: AbortController | null = null
   #joinLoop: Promise<void> = Promise.resolve()
   #joined = false
+  /** peer id → when it was last dialled from a heartbeat */
+  readonly #dialedAt = new Map<string, number>()
 
   constructor(d: MeshRepairDeps) {
     this.#d = d
@@ -83,9 +88,23 @@ export class MeshRepair implements Startable, Reconfigurable {
     return canonicalJson(started.gossip) === canonicalJson(now.gossip) ? [] : ['gossip']
   }
 
-  /** A member's heartbeat named where it listens: connect if we are not yet. */
+  /**
+   * A member's heartbeat (or a digest) named where it listens: connect if we are not yet, at
+   * most once per peer per `suspectTimeoutMs`, so heartbeats relayed every interval cannot turn
+   * into a dial storm toward addresses a sender chose.
+   */
   discovered(peerId: string, addrs: readonly string[]): void {
-    if (this.#running !== null) this.#d.transport.dialDiscovered(peerId, addrs, this.#running.signal)
+    const t = this.#d.transport
+    if (this.#running === null || t.isConnected(peerId)) return
+    const now = this.#d.clock.mono()
+    const every = this.#d.timings().suspectTimeoutMs
+    if (now - (this.#dialedAt.get(peerId) ?? Number.NEGATIVE_INFINITY) < every) return
+    if (this.#dialedAt.size >= MAX_DIAL_MEMORY) {
+      for (const [p, at] of this.#dialedAt) if (now - at >= every) this.#dialedAt.delete(p)
+      if (this.#dialedAt.size >= MAX_DIAL_MEMORY) return
+    }
+    this.#dialedAt.set(peerId, now)
+    t.dialDiscovered(peerId, addrs, this.#running.signal)
   }
 
   /**
@@ -98,8 +117,8 @@ export class MeshRepair implements Startable, Reconfigurable {
     const running = this.#running
     const t = this.#d.transport
     if (running === null || !t.started) return
-    for (const rec of this.#d.membership().members.values()) {
-      if (rec.state !== 'suspect' && rec.state !== 'dead') continue
+    // a bounded list of confirmed silent members: invented ids cannot make us dial where they say
+    for (const rec of redialTargets(this.#d.membership())) {
       if (t.isConnected(rec.peerId)) {
         this.#log.info(
           { member: rec.id, peer: rec.peerId },

@@ -114,6 +114,16 @@ export class MembershipService implements Startable, Reconfigurable {
             : `member ${c.id} removed`,
         )
         break
+      case 'refused': {
+        const suppressed = this.#conflictLog.shouldLog(`refused/${c.peerId}`, this.#d.clock.mono())
+        if (suppressed !== null) {
+          log.warn(
+            { member: c.id, peer: c.peerId, reason: c.reason, code: 'GOSSIP_MEMBER_REFUSED', suppressed },
+            `member ${c.id} not admitted (${c.reason})`,
+          )
+        }
+        break
+      }
       case 'idConflict': {
         const suppressed = this.#conflictLog.shouldLog(`conflict/${c.peerId}`, this.#d.clock.mono())
         if (suppressed !== null) {

@@ -153,12 +153,14 @@ describe('membership state machine', () => {
     assert.deepEqual(log, ['0 a null->alive', '20 a alive->suspect', '100 a suspect->alive'])
   })
 
-  it('operator removal drops a member; a leave from another peer id is ignored', () => {
+  it('operator removal drops a dead member; a leave from another peer id is ignored', () => {
     const { s } = run([
       [0, { type: 'heartbeat', msg: hb('a', 1, 1) }],
       [0, { type: 'heartbeat', msg: hb('b', 1, 1) }],
       [1, { type: 'leave', msg: { ...leave('b', 1), peerId: 'impostor' } }],
-      [2, { type: 'remove', id: 'a' }],
+      [1100, { type: 'heartbeat', msg: hb('b', 1, 2) }],
+      [1100, { type: 'tick' }],
+      [1101, { type: 'remove', id: 'a' }],
     ])
     assert.equal(s.members.has('a'), false)
     assert.equal(stateOf(s, 'b'), 'alive')

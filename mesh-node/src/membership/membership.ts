@@ -30,7 +30,27 @@ export interface MemberRecord {
   readonly stateSince: number
   /** monotonic ms of the last accepted heartbeat */
   readonly lastHeard: number
+  /** monotonic ms of the first heartbeat heard from this member (this peer id) */
+  readonly firstHeard: number
+  /**
+   * heard in heartbeats at least `heartbeatIntervalMs` apart: not a single message that named an id.
+   * Only confirmed members are redialled, and unconfirmed ones are capped (MAX_PENDING_MEMBERS)
+   */
+  readonly confirmed: boolean
 }
+
+/**
+ * The most members a node keeps. A new id beyond it replaces a silent (dead or left) member,
+ * unconfirmed ones and those heard longest ago first; with none silent it is refused.
+ */
+export const MAX_MEMBERS = 512
+/**
+ * The most unconfirmed, not yet dead members at once: one message can invent an id, and a peer
+ * holding the secret can sign messages under many peer ids, so new ids beyond this are refused
+ */
+export const MAX_PENDING_MEMBERS = 16
+/** Default for `redialTargets`: the most members the repair loop dials in one round. */
+export const MAX_REDIALS_PER_ROUND = 8
 
 export interface MaintenanceInfo {
   readonly reason: string | null
@@ -80,6 +100,16 @@ export type MembershipChange =
   | { readonly type: 'removed'; readonly id: string; readonly reason: 'operator' | 'left-expired' }
   /** another process claims our node id: a misconfiguration the operator must fix */
   | { readonly type: 'idConflict'; readonly id: string; readonly peerId: string }
+  /**
+   * a heartbeat naming a new member id was not admitted (count it as a drop): its peer id already
+   * speaks for a live member, too many members are unconfirmed, or the table is full
+   */
+  | {
+      readonly type: 'refused'
+      readonly id: string
+      readonly peerId: string
+      readonly reason: 'peerIdInUse' | 'tooManyPending' | 'full'
+    }
 
 export interface StepResult {
   readonly state: MembershipState
@@ -98,7 +128,7 @@ export function membershipStep(
 ): StepResult {
   switch (event.type) {
     case 'heartbeat':
-      return onHeartbeat(state, event.msg, now)
+      return onHeartbeat(state, event.msg, now, timings)
     case 'leave':
       return onLeave(state, event.msg, now)
     case 'peerDisconnected':
@@ -122,7 +152,7 @@ function transition(rec: MemberRecord, to: MemberState): MembershipChange {
   return { type: 'state', id: rec.id, from: rec.state, to, incarnation: rec.incarnation }
 }
 
-function onHeartbeat(before: MembershipState, hb: Heartbeat, now: number): StepResult {
+function onHeartbeat(before: MembershipState, hb: Heartbeat, now: number, t: MembershipTimings): StepResult {
   if (hb.node === before.selfId)
     return { state: before, changes: [{ type: 'idConflict', id: hb.node, peerId: hb.peerId }] }
   let state = before
@@ -135,7 +165,19 @@ function onHeartbeat(before: MembershipState, hb: Heartbeat, now: number): StepR
     state = { ...state, removed }
   }
   const prev = state.members.get(hb.node)
-  if (prev !== undefined) {
+  if (prev === undefined) {
+    const admitted = admit(state, hb)
+    if (admitted.reason !== null) {
+      const refused: MembershipChange = {
+        type: 'refused',
+        id: hb.node,
+        peerId: hb.peerId,
+        reason: admitted.reason,
+      }
+      return { state: before, changes: [refused] }
+    }
+    state = admitted.state
+  } else {
     if (hb.incarnation < prev.incarnation) return unchanged(state)
     if (hb.incarnation === prev.incarnation) {
       // a late heartbeat must not resurrect a member that said goodbye, nor reorder its own history
@@ -156,6 +198,7 @@ function onHeartbeat(before: MembershipState, hb: Heartbeat, now: number): StepR
     state: 'alive',
     stateSince: prev !== undefined && prev.state === 'alive' ? prev.stateSince : now,
     lastHeard: now,
+    ...confirmation(prev, hb, now, t),
   }
   const changes: MembershipChange[] =
     prev === undefined
@@ -164,6 +207,44 @@ function onHeartbeat(before: MembershipState, hb: Heartbeat, now: number): StepR
         ? [{ type: 'state', id: rec.id, from: prev.state, to: 'alive', incarnation: rec.incarnation }]
         : []
   return { state: withMember(state, rec), changes }
+}
+
+/** A restart keeps the peer id (its key is persisted), and with it what the member has shown. */
+function confirmation(
+  prev: MemberRecord | undefined,
+  hb: Heartbeat,
+  now: number,
+  t: MembershipTimings,
+): Pick<MemberRecord, 'firstHeard' | 'confirmed'> {
+  if (prev === undefined || prev.peerId !== hb.peerId) return { firstHeard: now, confirmed: false }
+  return {
+    firstHeard: prev.firstHeard,
+    confirmed: prev.confirmed || now - prev.firstHeard >= t.heartbeatIntervalMs,
+  }
+}
+
+/** Whether a new member id may enter the table (it may first push out an unconfirmed dead one). */
+function admit(
+  state: MembershipState,
+  hb: Heartbeat,
+): { state: MembershipState; reason: null } | { reason: 'peerIdInUse' | 'tooManyPending' | 'full' } {
+  let pending = 0
+  // when full: the unconfirmed silent member heard longest ago, else the silent one heard longest ago
+  let evict: MemberRecord | null = null
+  const before = (a: MemberRecord, b: MemberRecord | null) =>
+    b === null || (a.confirmed === b.confirmed ? a.lastHeard < b.lastHeard : !a.confirmed)
+  for (const rec of state.members.values()) {
+    const live = rec.state === 'alive' || rec.state === 'suspect'
+    if (live && rec.peerId === hb.peerId) return { reason: 'peerIdInUse' }
+    if (!rec.confirmed && live) pending++
+    if (!live && before(rec, evict)) evict = rec
+  }
+  if (pending >= MAX_PENDING_MEMBERS) return { reason: 'tooManyPending' }
+  if (state.members.size < MAX_MEMBERS) return { state, reason: null }
+  if (evict === null) return { reason: 'full' }
+  const members = new Map(state.members)
+  members.delete(evict.id)
+  return { state: { ...state, members }, reason: null }
 }
 
 function onLeave(state: MembershipState, msg: Leave, now: number): StepResult {
@@ -188,9 +269,11 @@ function onPeerDisconnected(state: MembershipState, peerId: string, now: number)
 }
 
 /**
- * Forgets the member and remembers the removal. A member this node still hears from at a later
- * incarnation than the removal names (it restarted) stays; one it holds dead or left goes whatever
- * its incarnation, so a removal made on a node that never heard of the member still applies.
+ * Forgets the member and remembers the removal. A member this node still hears from (alive, or
+ * suspect: one closed connection makes it so) stays, whatever incarnation a removal names, and the
+ * removal is not remembered (it would hide the member's next heartbeats): a relayed removal must
+ * never evict a live MASTER. One it holds dead or left goes whatever its incarnation, and a removal
+ * made on a node that never heard of the member still applies.
  */
 function onRemove(
   state: MembershipState,
@@ -204,9 +287,8 @@ function onRemove(
   const known = state.removed.get(e.id)
   const incarnation = Math.max(known?.incarnation ?? 0, e.incarnation ?? rec?.incarnation ?? 0)
   const at = Math.min(known?.at ?? Number.POSITIVE_INFINITY, now - ageMs)
-  const gone =
-    rec !== undefined && (rec.incarnation <= incarnation || rec.state === 'dead' || rec.state === 'left')
-  // it restarted since (and lives): the removal is obsolete
+  const gone = rec !== undefined && (rec.state === 'dead' || rec.state === 'left')
+  // we hear from it (it may have restarted since): the removal does not apply here
   if (rec !== undefined && !gone) return unchanged(state)
   if (known !== undefined && known.incarnation === incarnation && known.at === at && !gone) {
     return unchanged(state)
@@ -271,6 +353,29 @@ export function removalsToGossip(
     .map(([node, r]) => ({ node, incarnation: r.incarnation, ageMs: Math.max(0, Math.round(now - r.at)) }))
     .sort((a, b) => a.ageMs - b.ageMs)
     .slice(0, max)
+}
+
+/**
+ * Whom the mesh-repair loop should redial this round: confirmed members gone silent (suspect or
+ * dead), the most recently heard first, one per peer id, at most `max`. Members only named once
+ * are never dialled: a peer must not be able to point every node at addresses of its choosing.
+ */
+export function redialTargets(
+  state: MembershipState,
+  max = MAX_REDIALS_PER_ROUND,
+): { id: string; peerId: string; addrs: readonly string[] }[] {
+  const silent = [...state.members.values()]
+    .filter((r) => r.confirmed && (r.state === 'suspect' || r.state === 'dead'))
+    .sort((a, b) => b.lastHeard - a.lastHeard || (a.id < b.id ? -1 : 1))
+  const out: { id: string; peerId: string; addrs: readonly string[] }[] = []
+  const peers = new Set<string>()
+  for (const r of silent) {
+    if (out.length >= max) break
+    if (peers.has(r.peerId)) continue
+    peers.add(r.peerId)
+    out.push({ id: r.id, peerId: r.peerId, addrs: r.addrs })
+  }
+  return out
 }
 
 /** The API view of the removals this node remembers. */

@@ -103,11 +103,7 @@ export class NodeView implements NodeReads {
       generatedAt: new Date(d.clock.wall()).toISOString(),
       members,
       counts,
-      gossip: {
-        connectedPeers: started ? d.transport.connectedPeers().length : 0,
-        topicPeers: started ? d.transport.topicPeers() : 0,
-        ...d.bus.counters(),
-      },
+      gossip: this.#gossip(started),
       election: this.electionView(members),
       listeners: d.proxy.status(),
       config: {
@@ -129,6 +125,19 @@ export class NodeView implements NodeReads {
     return f.listeners.length === 0
       ? {}
       : { fastPath: { ...f, listeners: f.listeners.map((l) => ({ ...l, targets: [...l.targets] })) } }
+  }
+
+  #gossip(started: boolean): ClusterStatus['gossip'] {
+    const d = this.#d
+    const c = d.bus.counters()
+    const refused = d.election.refusedFrames()
+    return {
+      connectedPeers: started ? d.transport.connectedPeers().length : 0,
+      topicPeers: started ? d.transport.topicPeers() : 0,
+      messagesIn: c.messagesIn,
+      messagesOut: c.messagesOut,
+      dropped: refused === 0 ? { ...c.dropped } : { ...c.dropped, ELECTION_FRAME_REFUSED: refused },
+    }
   }
 
   electionView(members: readonly MemberView[] = this.members()): ElectionView {
