@@ -1,4 +1,16 @@
 export { type ControlApiOptions, createControlApi } from './app.js'
-export { type ApiAuth, requireToken } from './auth.js'
-export type { ClusterSource, MetricsText } from './cluster-source.js'
-export { apiError } from './errors.js'
+export { type ApiAuth, requireBearer, requireToken } from './auth.js'
+export type {
+  Awaitable,
+  ClusterReads,
+  ClusterSource,
+  ConfigCapability,
+  EventsCapability,
+  MaintenanceCapability,
+  MemberAdminCapability,
+  MetricsCapability,
+  MetricsText,
+  RequestContext,
+} from './cluster-source.js'
+export { apiError, statusOf } from './errors.js'
+export { type JsonBodyEnv, type JsonBodyOptions, jsonBody } from './json-body.js'

@@ -1,4 +1,4 @@
-import type { BackendsView, ClusterStatus, ListenerStatus, MemberView } from '@pgmesh/protocol'
+import type { BackendsView, ClusterStatus, EventsView, ListenerStatus, MemberView } from '@pgmesh/protocol'
 
 /**
  * The live status page (`GET /`): server-rendered HTML, no assets, no build step. Every value
@@ -319,7 +319,11 @@ const SCRIPT = `(() => {
 })()`
 
 /** The whole status page for one node's view of the cluster. */
-export function renderStatusPage(status: ClusterStatus, backends: BackendsView): string {
+export function renderStatusPage(
+  status: ClusterStatus,
+  backends: BackendsView,
+  _events?: EventsView,
+): string {
   const title = `pgmesh ${status.cluster} · MASTER ${status.election.master ?? 'none'}`
   return `<!doctype html>${html`<html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

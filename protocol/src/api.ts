@@ -2,6 +2,9 @@ import { z } from 'zod'
 import { ERROR_CODES } from './errors.js'
 import { DbStateSchema } from './listeners.js'
 
+/** A schema another package validates with (control-api's body middleware), without importing zod. */
+export type Schema<T> = z.ZodType<T>
+
 export const MEMBER_STATES = ['alive', 'suspect', 'dead', 'left'] as const
 export const MemberStateSchema = z.enum(MEMBER_STATES)
 export type MemberState = z.infer<typeof MemberStateSchema>
@@ -278,3 +281,101 @@ export type ApiError = z.infer<typeof ApiErrorSchema>
 /** `GET /v1/members?state=alive` */
 export const MembersQuerySchema = z.object({ state: MemberStateSchema.optional() }).strict()
 export type MembersQuery = z.infer<typeof MembersQuerySchema>
+
+// ---- cluster events (`GET /v1/events`, the status page's timeline) ----------------------------
+
+/**
+ * Why the MASTER changed, as far as the two views on either side of the change tell:
+ * `elected` (there was none), `lost` (there is none now), `failure` (the old one is suspect or
+ * dead), `stopped` (it left), `maintenance` (an operator took it out), `checks` (its tracked
+ * checks made it ineligible), `removed` (an operator removed it), `preempted` (a higher-priority
+ * node took over), `unknown` (none of these shows).
+ */
+export const MASTER_CHANGE_CAUSES = [
+  'elected',
+  'lost',
+  'failure',
+  'stopped',
+  'maintenance',
+  'checks',
+  'removed',
+  'preempted',
+  'unknown',
+] as const
+export const MasterChangeCauseSchema = z.enum(MASTER_CHANGE_CAUSES)
+export type MasterChangeCause = z.infer<typeof MasterChangeCauseSchema>
+
+export const MEMBER_CHANGES = ['joined', 'alive', 'suspect', 'dead', 'left', 'removed', 'gone'] as const
+
+const EventBase = {
+  /** position in the recording log: strictly increasing, for `?since=` */
+  seq: z.number().int().min(1),
+  /** ISO time of the view the change was first seen in */
+  at: z.string(),
+}
+
+export const ClusterEventSchema = z.discriminatedUnion('kind', [
+  z.object({
+    ...EventBase,
+    kind: z.literal('master'),
+    from: z.string().nullable(),
+    to: z.string().nullable(),
+    term: z.number().int(),
+    cause: MasterChangeCauseSchema,
+    /** a short human explanation of the cause */
+    detail: z.string(),
+  }),
+  z.object({
+    ...EventBase,
+    kind: z.literal('primary'),
+    from: z.string().nullable(),
+    to: z.string().nullable(),
+    timeline: z.number().int().nullable(),
+  }),
+  z.object({
+    ...EventBase,
+    kind: z.literal('config'),
+    version: z.number().int(),
+    hash: z.string(),
+    origin: z.string(),
+  }),
+  z.object({
+    ...EventBase,
+    kind: z.literal('member'),
+    member: z.string(),
+    change: z.enum(MEMBER_CHANGES),
+    /** the member's state before (null when it just appeared) */
+    from: MemberStateSchema.nullable(),
+  }),
+  z.object({
+    ...EventBase,
+    kind: z.literal('maintenance'),
+    member: z.string(),
+    enabled: z.boolean(),
+    reason: z.string().nullable(),
+  }),
+])
+export type ClusterEvent = z.infer<typeof ClusterEventSchema>
+export type ClusterEventKind = ClusterEvent['kind']
+/** An event before the log numbers it: what the diff of two views produces. */
+export type ClusterEventBody = ClusterEvent extends infer E
+  ? E extends ClusterEvent
+    ? Omit<E, 'seq'>
+    : never
+  : never
+
+/** `GET /v1/events?since=N` */
+export const EventsQuerySchema = z.object({ since: z.coerce.number().int().min(0).optional() }).strict()
+export type EventsQuery = z.infer<typeof EventsQuerySchema>
+
+/** `GET /v1/events`: the recorded events after `since`, oldest first. */
+export const EventsViewSchema = z.object({
+  /** who recorded them: a node id, or the control plane's name */
+  source: z.string(),
+  events: z.array(ClusterEventSchema),
+  /** the highest sequence number recorded so far (0 before the first): the next `since` */
+  lastSeq: z.number().int().min(0),
+  /** true when events after `since` were already dropped from the bounded log */
+  truncated: z.boolean(),
+})
+export type EventsView = z.infer<typeof EventsViewSchema>
