@@ -13,4 +13,13 @@ export type {
   RequestContext,
 } from './cluster-source.js'
 export { apiError, statusOf } from './errors.js'
+export {
+  DEFAULT_EVENT_CAPACITY,
+  diffViews,
+  EventRing,
+  type MemberSnapshot,
+  snapshotOf,
+  ViewEventLog,
+  type ViewSnapshot,
+} from './events/index.js'
 export { type JsonBodyEnv, type JsonBodyOptions, jsonBody } from './json-body.js'
