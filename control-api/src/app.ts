@@ -2,7 +2,7 @@ import { MembersQuerySchema, toIssues } from '@pgmesh/protocol'
 import { Hono } from 'hono'
 import { type ApiAuth, requireBearer, requireToken } from './auth.js'
 import type { ClusterSource } from './cluster-source.js'
-import { apiError } from './errors.js'
+import { apiError, refused, SourceError } from './errors.js'
 import { configRoutes } from './routes/config.js'
 import { eventsRoutes } from './routes/events.js'
 import { type Guards, requestContext } from './routes/guards.js'
@@ -110,6 +110,7 @@ export function createControlApi(options: ControlApiOptions): Hono {
   app.notFound((c) => c.json(apiError('API_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), 404))
 
   app.onError((e, c) => {
+    if (e instanceof SourceError) return refused(c, e.error)
     options.onError?.(e)
     return c.json(apiError('API_INTERNAL', 'internal error; see the node log'), 500)
   })

@@ -35,3 +35,14 @@ export function statusOf(code: ErrorCode): ErrorStatus {
 export function refused(c: Context, e: PgmeshError): Response {
   return c.json(apiError(e.code, e.message, e.issues), statusOf(e.code))
 }
+
+/**
+ * Thrown by a source that cannot answer a read (the control plane with no node reachable):
+ * the API answers with its code and status instead of a generic 500.
+ */
+export class SourceError extends Error {
+  constructor(readonly error: PgmeshError) {
+    super(error.message)
+    this.name = 'SourceError'
+  }
+}

@@ -12,7 +12,7 @@ export type {
   MetricsText,
   RequestContext,
 } from './cluster-source.js'
-export { apiError, statusOf } from './errors.js'
+export { apiError, SourceError, statusOf } from './errors.js'
 export {
   DEFAULT_EVENT_CAPACITY,
   diffViews,
@@ -23,3 +23,19 @@ export {
   type ViewSnapshot,
 } from './events/index.js'
 export { type JsonBodyEnv, type JsonBodyOptions, jsonBody } from './json-body.js'
+export {
+  type AggregatedView,
+  aggregate,
+  agreement,
+  type ControlPlane,
+  type ControlPlaneDeps,
+  callNode,
+  createControlPlane,
+  type FetchLike,
+  mergeExpositions,
+  type NodeAnswer,
+  type NodeView,
+  RemoteCluster,
+  type RemoteClusterOptions,
+  type RemoteNode,
+} from './remote/index.js'

@@ -231,6 +231,49 @@ export const MemberRemoveResponseSchema = z.object({
 })
 export type MemberRemoveResponse = z.infer<typeof MemberRemoveResponseSchema>
 
+// ---- the control plane's aggregate ----------------------------------------------------------
+
+/** How the reachable nodes answered one question (who is MASTER, who holds the VIP). */
+export const AgreementSchema = z.object({
+  /** the answer a majority of the configured nodes gave, or null when there is no majority */
+  agreed: z.string().nullable(),
+  /** every distinct answer with the nodes that gave it (`null`: "none") */
+  answers: z.array(z.object({ value: z.string().nullable(), nodes: z.array(z.string()) })),
+})
+export type Agreement = z.infer<typeof AgreementSchema>
+
+export const NodeReachSchema = z.object({
+  url: z.string(),
+  /** the node id from its own status, or null when it did not answer */
+  id: z.string().nullable(),
+  reachable: z.boolean(),
+  error: z.object({ code: z.enum(ERROR_CODES), message: z.string() }).nullable(),
+  /** time to its answer, ms */
+  latencyMs: z.number().int().nullable(),
+  state: z.enum(VRRP_STATES).nullable(),
+  master: z.string().nullable(),
+  vipHolders: z.array(z.string()),
+  term: z.number().int().nullable(),
+  configVersion: z.number().int().nullable(),
+  primary: z.string().nullable(),
+})
+export type NodeReach = z.infer<typeof NodeReachSchema>
+
+/** In the control plane's `/v1/status`: how each node answered and what they agreed on. */
+export const AggregateViewSchema = z.object({
+  source: z.string(),
+  /** the node whose view the members, config and databases come from */
+  base: z.string().nullable(),
+  nodes: z.array(NodeReachSchema),
+  reachable: z.number().int(),
+  total: z.number().int(),
+  master: AgreementSchema,
+  vipHolder: AgreementSchema,
+  /** one sentence per disagreement between reachable nodes (MASTER, VIP, config version, primary) */
+  disagreements: z.array(z.string()),
+})
+export type AggregateView = z.infer<typeof AggregateViewSchema>
+
 export const ClusterStatusSchema = z.object({
   cluster: z.string(),
   version: z.string(),
@@ -253,6 +296,8 @@ export const ClusterStatusSchema = z.object({
       conflicts: z.number().int(),
     })
     .optional(),
+  /** only from the control plane: how each node answered, and what a majority of them agreed on */
+  aggregate: AggregateViewSchema.optional(),
 })
 export type ClusterStatus = z.infer<typeof ClusterStatusSchema>
 
