@@ -156,6 +156,8 @@ export const BackendsViewSchema = z.object({
         timeline: z.number().int().nullable(),
         lagBytes: z.number().nullable(),
         ageMs: z.number().int().nullable(),
+        /** how long this node's latest round of probes took, ms (the status page charts it) */
+        probeMs: z.number().int().min(0).nullable().optional(),
         postgres: z
           .object({
             reachable: z.boolean(),
