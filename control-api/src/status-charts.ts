@@ -48,12 +48,12 @@ export function chartsSection(point: ChartPoint, aggregate: boolean): Html {
     (c) =>
       html`<div class="card chart" data-testid="chart" data-chart="${c.key}"><div class="label">${c.title}</div><div class="plot"><span class="muted">collecting…</span></div></div>`,
   )
-  return html`<section id="charts"><h2>Last minutes <span class="muted">kept by this browser</span></h2><div class="cards">${cards}</div>
+  return html`<section id="charts"><h2>Last minutes <span class="muted">kept by this browser</span></h2><div class="cards charts">${cards}</div>
 <script type="application/json" id="pgmesh-chart-point">${new Html(scriptJson(point))}</script></section>`
 }
 
 export const CHART_STYLE = `
-.chart .plot{min-height:90px}.chart svg{width:100%;height:90px;display:block}
+.charts{grid-template-columns:repeat(auto-fit,minmax(170px,1fr))}.chart svg{width:100%;height:90px;display:block}
 .chart .legend{font-size:.75rem;display:flex;flex-wrap:wrap;gap:2px 10px}.chart .legend i{display:inline-block;width:10px;height:3px;margin-right:4px;vertical-align:middle}
 ol.timeline{list-style:none;margin:0;padding:0;background:var(--card);border:1px solid var(--line);border-radius:8px}
 ol.timeline li{padding:6px 8px;border-bottom:1px solid var(--line)}ol.timeline li:last-child{border-bottom:0}

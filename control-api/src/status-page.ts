@@ -111,7 +111,7 @@ function checks(s: ClusterStatus): Html {
 <td>${k.weight}</td><td>${!k.ran ? badge('not run', 'warn') : k.passing ? badge('passing', 'ok') : badge('failing', 'bad')}</td>
 <td>${orDash(k.lastError)}</td><td>${orDash(k.lastRunAt)}</td></tr>`,
   )
-  return html`<section><h2>Checks on ${s.self}</h2>${table('checks', ['check', 'kind', 'weight', 'result', 'last error', 'last run'], rows)}</section>`
+  return html`<section><h2>Checks on ${s.aggregate?.base ?? s.self}</h2>${table('checks', ['check', 'kind', 'weight', 'result', 'last error', 'last run'], rows)}</section>`
 }
 
 // ---- databases -----------------------------------------------------------------------------
@@ -215,7 +215,8 @@ function listeners(s: ClusterStatus): Html {
     s.listeners.length === 0
       ? html`<p class="muted">no listeners configured</p>`
       : table('listeners', [...head, ...rest], s.listeners.map(listenerRow))
-  return html`<section id="listeners-section"><h2>Listeners on ${s.self}</h2>${body}</section>`
+  const where = s.aggregate === undefined ? `on ${s.self}` : 'on every node (node/listener)'
+  return html`<section id="listeners-section"><h2>Listeners ${where}</h2>${body}</section>`
 }
 
 // ---- page ----------------------------------------------------------------------------------
@@ -250,7 +251,7 @@ th{font-size:.75rem;text-transform:uppercase;color:var(--muted)}
 const REFRESH_MS = 2000
 
 // Swaps in a freshly fetched body instead of reloading, so window and table scroll positions survive.
-const SCRIPT = `${CHART_SCRIPT}
+const SCRIPT = `${CHART_SCRIPT};
 (() => {
   const every = ${REFRESH_MS}
   document.addEventListener('DOMContentLoaded', () => pgmeshCharts.update())
