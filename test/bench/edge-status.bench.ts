@@ -9,7 +9,7 @@
  * Usage: node --conditions=source --import tsx test/bench/edge-status.bench.ts [--sizes 3,10] [--requests 50]
  */
 import { writeFileSync } from 'node:fs'
-import { cpus, totalmem } from 'node:os'
+import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
@@ -56,7 +56,7 @@ async function runSize(sb: Sandbox, edgeDir: string, n: number): Promise<Record<
     for (let i = 2; i <= n; i++) {
       nodes.push(await startMeshNode(sb, { id: `n${i}-${n}`, ...common, join: [nodes[0]!.gossipPort] }))
     }
-    await waitFor(`${n} alive nodes`, 120_000, async () => {
+    await waitFor(`${n} alive nodes`, 300_000, async () => {
       for (const node of nodes) {
         const s = await fetchStatus(node).catch(() => null)
         if (s === null || s.counts.alive !== n) return undefined
@@ -91,6 +91,11 @@ try {
   console.log(
     `# aggregated /v1/status — ${new Date().toISOString()} — ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
   )
+  console.log(
+    `# load average at start: ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}`,
+  )
   console.log('| nodes | path | requests | median (ms) | p90 (ms) | max (ms) | median ÷ direct |')
   console.log('|---|---|---|---|---|---|---|')
   for (const n of sizes) {
@@ -102,6 +107,11 @@ try {
         `| ${n} | ${path} | ${xs.length} | ${med.toFixed(1)} | ${quantile(xs, 0.9).toFixed(1)} | ${Math.max(...xs).toFixed(1)} | ${(med / base).toFixed(2)} |`,
       )
     }
+    console.log(
+      `# load average after ${n} nodes: ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}`,
+    )
   }
 } finally {
   await sb.cleanup()
