@@ -279,3 +279,28 @@ describe('control plane (RemoteCluster over three node APIs)', () => {
     assert.ok(!env.ok && env.error.message.includes('NOPE'))
   })
 })
+
+describe('control plane fan-out', () => {
+  it('the status page asks every node once per refresh (status and backends share one fan-out)', async () => {
+    let calls = 0
+    const node = createControlApi({
+      source: nodeSource({ id: 'n1', master: 'n1', configVersion: 1, puts: [], hang: false }),
+    })
+    const cp = createControlPlane(
+      { nodes: [{ url: 'http://10.0.0.1:7947' }], nodeTimeoutMs: 200 },
+      {
+        env: {},
+        version: '0',
+        fetch: async (input, init) => {
+          calls++
+          return await node.request(new URL(input).pathname, init)
+        },
+      },
+    )
+    assert.ok(cp.ok)
+    assert.equal((await cp.value.app.request('/')).status, 200)
+    assert.equal(calls, 2, 'one /v1/status and one /v1/backends')
+    await cp.value.app.request('/v1/status')
+    assert.equal(calls, 4, 'a later request fans out again')
+  })
+})

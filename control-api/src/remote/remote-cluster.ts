@@ -74,6 +74,8 @@ export class RemoteCluster implements ClusterSource {
   readonly #log: ViewEventLog
   /** node id → url, from the latest answers: where per-node actions go */
   readonly #ids = new Map<string, string>()
+  /** the fan-out started in this synchronous turn, shared by the reads of one request */
+  #turn: Promise<AggregatedView> | undefined
   #lastMaster: string | null = null
   #lastObservedAt = 0
 
@@ -118,8 +120,23 @@ export class RemoteCluster implements ClusterSource {
     }
   }
 
-  /** One fan-out: every node at once, each bounded, then one aggregated view (and its events). */
-  async view(): Promise<AggregatedView> {
+  /**
+   * One fan-out: every node at once, each bounded, then one aggregated view (and its events).
+   * Reads made in the same synchronous turn (the status page's status + backends) share one; a
+   * later turn, so any other request, starts its own: workerd does not let a request wait on I/O
+   * another request started.
+   */
+  view(): Promise<AggregatedView> {
+    if (this.#turn !== undefined) return this.#turn
+    const p = this.#fanOut()
+    this.#turn = p
+    queueMicrotask(() => {
+      this.#turn = undefined
+    })
+    return p
+  }
+
+  async #fanOut(): Promise<AggregatedView> {
     const views = await Promise.all(this.#o.nodes.map((n) => this.#viewOf(n)))
     const now = this.#wallNow()
     for (const v of views) if (v.ok) this.#ids.set(v.status.self, v.url)
