@@ -19,6 +19,43 @@ export interface CallOptions {
   readonly timeoutMs: number
   /** JSON (default) or text (Prometheus) */
   readonly expect?: 'json' | 'text'
+  /** a longer answer is refused (CP_NODE_BAD_ANSWER) as soon as it grows past this; default 8 MiB */
+  readonly maxBytes?: number
+}
+
+/** A node's status for 64 members is well under 1 MiB; this bounds what a broken or hostile URL can make us hold. */
+export const NODE_ANSWER_MAX_BYTES = 8 * 1024 * 1024
+
+class TooLarge extends Error {}
+
+/** The body as text, read chunk by chunk and given up (the stream cancelled) past `max` bytes. */
+async function boundedText(res: Response, max: number): Promise<string> {
+  const declared = Number(res.headers.get('content-length') ?? Number.NaN)
+  if (declared > max) {
+    await res.body?.cancel()
+    throw new TooLarge()
+  }
+  if (res.body === null) return ''
+  const reader = res.body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > max) {
+      await reader.cancel()
+      throw new TooLarge()
+    }
+    chunks.push(value)
+  }
+  const all = new Uint8Array(size)
+  let at = 0
+  for (const c of chunks) {
+    all.set(c, at)
+    at += c.byteLength
+  }
+  return new TextDecoder().decode(all)
 }
 
 /**
@@ -52,7 +89,14 @@ export async function callNode(
       signal: ctl.signal,
       ...(options.body === undefined ? {} : { body: options.body }),
     })
-    const text = await res.text()
+    const max = options.maxBytes ?? NODE_ANSWER_MAX_BYTES
+    let text: string
+    try {
+      text = await boundedText(res, max)
+    } catch (e) {
+      if (!(e instanceof TooLarge)) throw e
+      return err(pgmeshError('CP_NODE_BAD_ANSWER', `${baseUrl}${path} answered with more than ${max} bytes`))
+    }
     const contentType = res.headers.get('content-type') ?? ''
     let body: unknown = null
     if (options.expect !== 'text' || !res.ok) {

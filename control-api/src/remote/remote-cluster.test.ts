@@ -304,3 +304,47 @@ describe('control plane fan-out', () => {
     assert.equal(calls, 4, 'a later request fans out again')
   })
 })
+
+describe('control plane and bad node answers', () => {
+  it('a node answering garbage, the wrong shape or too much is marked bad; the rest is served', async () => {
+    const good = createControlApi({
+      source: nodeSource({ id: 'n1', master: 'n1', configVersion: 1, puts: [], hang: false }),
+    })
+    const answers: Record<string, () => Response> = {
+      'http://10.0.0.2:1': () => new Response('<html>not json</html>', { status: 200 }),
+      'http://10.0.0.3:1': () => Response.json({ cluster: 'x' }),
+      'http://10.0.0.4:1': () => new Response('x'.repeat(9 * 1024 * 1024)),
+      'http://10.0.0.5:1': () =>
+        new Response(
+          new ReadableStream({
+            pull(ctl) {
+              ctl.enqueue(new Uint8Array(1024 * 1024))
+            },
+          }),
+        ),
+    }
+    const cp = createControlPlane(
+      { nodes: ['http://10.0.0.1:1', ...Object.keys(answers)].map((url) => ({ url })), nodeTimeoutMs: 2000 },
+      {
+        env: {},
+        version: '0',
+        fetch: async (input, init) => {
+          const u = new URL(input)
+          const bad = answers[u.origin]
+          return bad === undefined ? await good.request(u.pathname, init) : bad()
+        },
+      },
+    )
+    assert.ok(cp.ok)
+    const s = ClusterStatusSchema.parse(await (await cp.value.app.request('/v1/status')).json())
+    assert.equal(s.aggregate?.reachable, 1)
+    assert.deepEqual(
+      s.aggregate?.nodes.map((n) => n.error?.code ?? 'ok'),
+      ['ok', 'CP_NODE_BAD_ANSWER', 'CP_NODE_BAD_ANSWER', 'CP_NODE_BAD_ANSWER', 'CP_NODE_BAD_ANSWER'],
+    )
+    assert.deepEqual(
+      s.members.map((m) => m.id),
+      ['n1', 'n2', 'n3'],
+    )
+  })
+})
