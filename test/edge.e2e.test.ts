@@ -216,6 +216,16 @@ describe('control plane on workerd (and Node) in front of three pgmesh nodes', {
       assert.equal(fits, true, 'the page scrolls sideways on a 390 px wide phone')
       const before = await page.screenshot()
       await writeFile(join(sb.dir, 'before-kill.png'), before)
+      // the MASTER card alone: the same pixels across a refresh while nothing changes, so a
+      // difference after the kill is the change, not a clock on the page
+      const masterCard = page.locator('#summary .card').first()
+      const cardBefore = await masterCard.screenshot()
+      const gen = await page.locator('main').getAttribute('data-generated-at')
+      await waitFor('a refresh of the page', 10_000, async () =>
+        (await page.locator('main').getAttribute('data-generated-at')) !== gen ? true : undefined,
+      )
+      const cardStill = await masterCard.screenshot()
+      assert.equal(Buffer.compare(cardBefore, cardStill), 0, 'the MASTER card changed with nothing happening')
 
       const victim = nodes.find((n) => n.id === master)
       assert.ok(victim)
@@ -244,6 +254,13 @@ describe('control plane on workerd (and Node) in front of three pgmesh nodes', {
       await writeFile(join(sb.dir, 'after-kill.png'), after)
       assert.ok(before.length > 1000 && after.length > 1000, 'screenshots are images')
       assert.notEqual(Buffer.compare(before, after), 0, 'the page looks the same after the MASTER was killed')
+      const cardAfter = await masterCard.screenshot()
+      await writeFile(join(sb.dir, 'master-card-after.png'), cardAfter)
+      assert.notEqual(
+        Buffer.compare(cardBefore, cardAfter),
+        0,
+        'the MASTER card looks the same after the kill',
+      )
       const ev = EventsViewSchema.parse(await (await fetch(`${workerd.url}/v1/events`)).json())
       const moved = ev.events.filter((e) => e.kind === 'master' && e.to === next)
       assert.ok(moved.length > 0, `no master event to ${next} in ${JSON.stringify(ev.events)}`)

@@ -348,3 +348,33 @@ describe('control plane and bad node answers', () => {
     )
   })
 })
+
+describe('agreement (property)', () => {
+  it('an answer is agreed only with a strict majority of all configured nodes, and every report is counted once', async () => {
+    const { agreement } = await import('./aggregate.js')
+    let s = 7
+    const r = () => {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0
+      return s / 2 ** 32
+    }
+    for (let run = 0; run < 500; run++) {
+      const total = 1 + Math.floor(r() * 9)
+      const answering = Math.floor(r() * (total + 1))
+      const values = [null, 'n1', 'n2', 'n3']
+      const reports = Array.from({ length: answering }, (_, i) => ({
+        node: `n${i}`,
+        value: values[Math.floor(r() * values.length)] ?? null,
+      }))
+      const a = agreement(reports, total)
+      assert.equal(
+        a.answers.reduce((n, x) => n + x.nodes.length, 0),
+        answering,
+      )
+      const top = a.answers.find((x) => x.value === a.agreed)
+      if (a.agreed !== null) assert.ok((top?.nodes.length ?? 0) * 2 > total, `run ${run}`)
+      for (const x of a.answers) {
+        if (x.nodes.length * 2 > total && x.value !== null) assert.equal(a.agreed, x.value, `run ${run}`)
+      }
+    }
+  })
+})
