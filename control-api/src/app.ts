@@ -38,6 +38,7 @@ export function createControlApi(options: ControlApiOptions): Hono {
     read: requireToken(options.auth, 'read'),
     write: options.writes === 'forward' ? requireBearer() : requireToken(options.auth, 'write'),
     context: requestContext,
+    forwards: options.writes === 'forward',
   }
   const { read } = guards
 
@@ -97,7 +98,10 @@ export function createControlApi(options: ControlApiOptions): Hono {
         ? {}
         : { setMaintenance: (...a: Parameters<typeof setMaintenance>) => setMaintenance.apply(source, a) }),
     }
-    app.route('/v1/maintenance', maintenanceRoutes(cap, guards))
+    app.route(
+      '/v1/maintenance',
+      maintenanceRoutes(cap, guards, async () => (await source.health()).node),
+    )
   }
   if (removeMember !== undefined) {
     const cap = { removeMember: (...a: Parameters<typeof removeMember>) => removeMember.apply(source, a) }

@@ -98,4 +98,31 @@ describe('capabilities', () => {
     assert.equal(res.status, 403)
     assert.equal(calls.length, 1)
   })
+
+  it('a node refuses maintenance meant for another node (?node=), and takes its own', async () => {
+    const calls: unknown[] = []
+    const app = createControlApi({
+      source: {
+        ...reads,
+        setMaintenance: async (body) => {
+          calls.push(body)
+          return ok({ node: 'n1', enabled: body.enabled, reason: null, since: null, activeSessions: 0 })
+        },
+      },
+      auth: { tokens: () => ['tok-0123456789abcdef'], protectReads: false },
+    })
+    const put = (q: string) =>
+      app.request(`/v1/maintenance${q}`, {
+        method: 'PUT',
+        headers: { Authorization: 'Bearer tok-0123456789abcdef' },
+        body: '{"enabled":true}',
+      })
+    const other = await put('?node=n2')
+    assert.equal(other.status, 404)
+    assert.equal(ApiErrorSchema.parse(await other.json()).error.code, 'MEMBER_NOT_FOUND')
+    assert.equal(calls.length, 0)
+    assert.equal((await put('?node=n1')).status, 200)
+    assert.equal((await put('')).status, 200)
+    assert.equal(calls.length, 2)
+  })
 })

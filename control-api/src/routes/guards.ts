@@ -6,6 +6,8 @@ export interface Guards {
   readonly read: MiddlewareHandler
   readonly write: MiddlewareHandler
   context(c: Context): RequestContext
+  /** whether the source acts for other nodes (the control plane) or is the node itself */
+  readonly forwards: boolean
 }
 
 export function requestContext(c: Context): RequestContext {
