@@ -59,8 +59,12 @@ function masterCause(
   to: string | null,
   prev: ViewSnapshot,
   next: ViewSnapshot,
+  lastMaster: string | null,
 ): { cause: MasterChangeCause; detail: string } {
-  if (from === null) return { cause: 'elected', detail: `${to} won term ${next.term}` }
+  if (from === null) {
+    const after = lastMaster === null || lastMaster === to ? '' : `; the last MASTER was ${lastMaster}`
+    return { cause: 'elected', detail: `${to} won term ${next.term}${after}` }
+  }
   const old = next.members.get(from)
   const was = prev.members.get(from)
   const why = (): { cause: MasterChangeCause; detail: string } => {
@@ -105,7 +109,12 @@ function masterCause(
  * primary, config). The first view (`prev` null) is the baseline: no events. Pure, so a node
  * calls it on every status change and the control plane on every aggregated view.
  */
-export function diffViews(prev: ViewSnapshot | null, next: ViewSnapshot): ClusterEventBody[] {
+export function diffViews(
+  prev: ViewSnapshot | null,
+  next: ViewSnapshot,
+  /** the MASTER before a gap with none (a kill is often seen as "n1 → none → n2") */
+  lastMaster: string | null = null,
+): ClusterEventBody[] {
   if (prev === null) return []
   const at = next.at
   const out: ClusterEventBody[] = []
@@ -139,7 +148,7 @@ export function diffViews(prev: ViewSnapshot | null, next: ViewSnapshot): Cluste
       from: prev.master,
       to: next.master,
       term: next.term,
-      ...masterCause(prev.master, next.master, prev, next),
+      ...masterCause(prev.master, next.master, prev, next, lastMaster),
     })
   }
   if (prev.primary !== undefined && next.primary !== undefined && prev.primary.name !== next.primary.name) {

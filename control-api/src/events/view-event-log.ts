@@ -10,6 +10,7 @@ export class ViewEventLog {
   readonly #ring: EventRing
   readonly #source: string
   #last: ViewSnapshot | null = null
+  #lastMaster: string | null = null
 
   constructor(source: string, capacity = DEFAULT_EVENT_CAPACITY) {
     this.#source = source
@@ -22,8 +23,9 @@ export class ViewEventLog {
   }
 
   observeSnapshot(next: ViewSnapshot): ClusterEvent[] {
-    const bodies = diffViews(this.#last, next)
+    const bodies = diffViews(this.#last, next, this.#lastMaster)
     this.#last = next
+    if (next.master !== null) this.#lastMaster = next.master
     return this.#ring.append(bodies)
   }
 
