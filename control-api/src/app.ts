@@ -1,114 +1,120 @@
-import { ConfigPutBodySchema, MembersQuerySchema, toIssues } from '@pgmesh/protocol'
-import { type Context, Hono } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
-import { type ApiAuth, requireToken } from './auth.js'
+import { MembersQuerySchema, toIssues } from '@pgmesh/protocol'
+import { Hono } from 'hono'
+import { type ApiAuth, requireBearer, requireToken } from './auth.js'
 import type { ClusterSource } from './cluster-source.js'
-import { apiError } from './errors.js'
-import { registerOperatorRoutes } from './operator-routes.js'
+import { apiError, refused, SourceError } from './errors.js'
+import { configRoutes } from './routes/config.js'
+import { eventsRoutes } from './routes/events.js'
+import { type Guards, requestContext } from './routes/guards.js'
+import { maintenanceRoutes } from './routes/maintenance.js'
+import { memberAdminRoutes } from './routes/member-admin.js'
+import { metricsRoutes } from './routes/metrics.js'
 import { renderStatusPage } from './status-page.js'
 
 export interface ControlApiOptions {
   readonly source: ClusterSource
   /** bearer tokens for write endpoints (and reads, with protectReads); none = writes are off */
   readonly auth?: ApiAuth
+  /**
+   * `check` (a node): write routes check the token against `auth`. `forward` (the control
+   * plane): write routes only need a bearer token to be presented; the source forwards it to a
+   * node, which checks it and whose refusal the caller gets.
+   */
+  readonly writes?: 'check' | 'forward'
   /** called with unexpected handler errors; the client gets a generic 500 */
   readonly onError?: (err: unknown) => void
 }
 
-/** A cluster config travels as one gossip message; a body far beyond that is refused unread. */
-const CONFIG_BODY_MAX_BYTES = 1_048_576
-
-const tooLarge = (c: Context) =>
-  c.json(apiError('API_BAD_REQUEST', `the body is over ${CONFIG_BODY_MAX_BYTES} bytes`), 413)
-
 /**
  * The control API as a plain Hono app: Web-standard Request/Response only, so it runs under
- * @hono/node-server, an edge runtime, or `app.request()` in tests.
+ * @hono/node-server, an edge runtime, or `app.request()` in tests. The required reads are always
+ * there; each optional capability of the source is a sub-app, mounted only when the source has it.
  */
 export function createControlApi(options: ControlApiOptions): Hono {
   const { source } = options
   const app = new Hono()
   // /health, /ready and /master stay open: load balancers and orchestrators poll them
-  const read = requireToken(options.auth, 'read')
-  const write = requireToken(options.auth, 'write')
+  const guards: Guards = {
+    read: requireToken(options.auth, 'read'),
+    write: options.writes === 'forward' ? requireBearer() : requireToken(options.auth, 'write'),
+    context: requestContext,
+    forwards: options.writes === 'forward',
+  }
+  const { read } = guards
 
-  app.get('/', read, (c) => c.html(renderStatusPage(source.status(), source.backends())))
+  app.get('/', read, async (c) => {
+    const [status, backends, events] = await Promise.all([
+      source.status(),
+      source.backends(),
+      source.events?.(),
+    ])
+    return c.html(renderStatusPage(status, backends, events))
+  })
 
-  app.get('/health', (c) => c.json(source.health()))
+  app.get('/health', async (c) => c.json(await source.health()))
 
-  app.get('/ready', (c) => {
-    const r = source.ready()
+  app.get('/ready', async (c) => {
+    const r = await source.ready()
     return c.json(r, r.ready ? 200 : 503)
   })
 
-  app.get('/v1/status', read, (c) => c.json(source.status()))
+  app.get('/v1/status', read, async (c) => c.json(await source.status()))
 
-  app.get('/v1/backends', read, (c) => c.json(source.backends()))
+  app.get('/v1/backends', read, async (c) => c.json(await source.backends()))
 
   // for a cloud load balancer's health check: only the MASTER answers 200
-  app.get('/master', (c) => {
-    const m = source.master()
+  app.get('/master', async (c) => {
+    const m = await source.master()
     return c.json(m, m.master ? 200 : 503)
   })
 
-  // Prometheus text format; the registry lives in the node, so a source without one answers 404
-  app.get('/metrics', read, async (c) => {
-    if (source.metrics === undefined) {
-      return c.json(apiError('API_NOT_FOUND', 'this node does not serve metrics'), 404)
-    }
-    const m = await source.metrics()
-    return c.body(m.body, 200, { 'Content-Type': m.contentType })
-  })
-
-  app.get('/v1/config', read, (c) => {
-    if (source.config === undefined)
-      return c.json(apiError('API_NOT_FOUND', 'this node has no cluster config'), 404)
-    return c.json(source.config())
-  })
-
-  app.put(
-    '/v1/config',
-    bodyLimit({ maxSize: CONFIG_BODY_MAX_BYTES, onError: tooLarge }),
-    write,
-    async (c) => {
-      if (source.putConfig === undefined) {
-        return c.json(apiError('API_NOT_FOUND', 'this node has no cluster config'), 404)
-      }
-      let doc: unknown
-      try {
-        doc = await c.req.json()
-      } catch {
-        return c.json(apiError('API_BAD_REQUEST', 'the body is not JSON'), 400)
-      }
-      const body = ConfigPutBodySchema.safeParse(doc)
-      if (!body.success) {
-        return c.json(
-          apiError('API_BAD_REQUEST', 'invalid body: { cluster, baseVersion? }', toIssues(body.error)),
-          400,
-        )
-      }
-      const r = await source.putConfig(body.data)
-      if (r.ok) return c.json(r.value)
-      const status = r.error.code === 'CONFIG_CONFLICT' ? 409 : 400
-      return c.json(apiError(r.error.code, r.error.message, r.error.issues), status)
-    },
-  )
-
-  app.get('/v1/members', read, (c) => {
+  app.get('/v1/members', read, async (c) => {
     const q = MembersQuerySchema.safeParse(c.req.query())
     if (!q.success) {
       return c.json(apiError('API_BAD_REQUEST', 'invalid query parameters', toIssues(q.error)), 400)
     }
     const { state } = q.data
-    const members = source.members().filter((m) => state === undefined || m.state === state)
+    const members = (await source.members()).filter((m) => state === undefined || m.state === state)
     return c.json({ members })
   })
 
-  registerOperatorRoutes(app, source, options.auth)
+  // capabilities: bound to the source, so a class's methods keep their `this`
+  const { metrics, config, putConfig, maintenance, setMaintenance, removeMember, events } = source
+  if (metrics !== undefined)
+    app.route('/metrics', metricsRoutes({ metrics: () => metrics.call(source) }, guards))
+  if (config !== undefined) {
+    const cap = {
+      config: () => config.call(source),
+      ...(putConfig === undefined
+        ? {}
+        : { putConfig: (...a: Parameters<typeof putConfig>) => putConfig.apply(source, a) }),
+    }
+    app.route('/v1/config', configRoutes(cap, guards))
+  }
+  if (maintenance !== undefined || setMaintenance !== undefined) {
+    const cap = {
+      ...(maintenance === undefined ? {} : { maintenance: () => maintenance.call(source) }),
+      ...(setMaintenance === undefined
+        ? {}
+        : { setMaintenance: (...a: Parameters<typeof setMaintenance>) => setMaintenance.apply(source, a) }),
+    }
+    app.route(
+      '/v1/maintenance',
+      maintenanceRoutes(cap, guards, async () => (await source.health()).node),
+    )
+  }
+  if (removeMember !== undefined) {
+    const cap = { removeMember: (...a: Parameters<typeof removeMember>) => removeMember.apply(source, a) }
+    app.route('/v1/members', memberAdminRoutes(cap, guards))
+  }
+  if (events !== undefined) {
+    app.route('/v1/events', eventsRoutes({ events: (since) => events.call(source, since) }, guards))
+  }
 
   app.notFound((c) => c.json(apiError('API_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), 404))
 
   app.onError((e, c) => {
+    if (e instanceof SourceError) return refused(c, e.error)
     options.onError?.(e)
     return c.json(apiError('API_INTERNAL', 'internal error; see the node log'), 500)
   })

@@ -49,3 +49,18 @@ export function requireToken(auth: ApiAuth | undefined, kind: 'read' | 'write'):
     return next()
   }
 }
+
+/**
+ * For a source that forwards writes (the control plane): the caller must present a bearer token,
+ * which the node that finally acts checks. Refusing a missing one here saves a round trip.
+ */
+export function requireBearer(): MiddlewareHandler {
+  return async (c, next) => {
+    if (presented(c.req.header('authorization')) !== null) return next()
+    c.header('WWW-Authenticate', 'Bearer realm="pgmesh"')
+    return c.json(
+      apiError('API_UNAUTHORIZED', 'a valid "Authorization: Bearer <token>" header is required'),
+      401,
+    )
+  }
+}

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { BackendsView, ClusterStatus, MemberView } from '@pgmesh/protocol'
+import type { BackendsView, ClusterStatus, EventsView, MemberView } from '@pgmesh/protocol'
 import { createControlApi } from './app.js'
 import type { ClusterSource } from './cluster-source.js'
 import { escapeHtml, renderStatusPage } from './status-page.js'
@@ -318,5 +318,102 @@ describe('status page', () => {
     assert.match(empty, /no databases configured/)
     assert.match(empty, /no listeners configured/)
     assert.match(empty, /<li>no primary<\/li>/)
+  })
+
+  it('shows the timeline newest first, escaped, with each MASTER change and its cause', () => {
+    const events: EventsView = {
+      source: 'n2',
+      lastSeq: 2,
+      truncated: false,
+      events: [
+        {
+          seq: 1,
+          at: '2024-01-01T00:00:01.000Z',
+          kind: 'member',
+          member: EVIL,
+          change: 'joined',
+          from: null,
+        },
+        {
+          seq: 2,
+          at: '2024-01-01T00:00:02.000Z',
+          kind: 'master',
+          from: 'n1',
+          to: 'n2',
+          term: 4,
+          cause: 'failure',
+          detail: 'n1 is suspect',
+        },
+      ],
+    }
+    const p = renderStatusPage(status(), backends(), events)
+    const first = p.indexOf('data-testid="event"')
+    assert.ok(first > 0)
+    assert.ok(p.indexOf('data-seq="2"') < p.indexOf('data-seq="1"'), 'newest first')
+    assert.match(p, /data-kind="master" data-seq="2" data-cause="failure"/)
+    assert.match(p, /00:00:02/)
+    assert.ok(!p.includes(EVIL))
+  })
+
+  it('embeds one chart point as JSON that no value can break out of', () => {
+    const s = status()
+    const hostile = { ...s, listeners: s.listeners.map((l) => ({ ...l, name: '</script><img src=x>' })) }
+    const p = renderStatusPage(hostile, backends())
+    const m = /<script type="application\/json" id="pgmesh-chart-point">(.*?)<\/script>/.exec(p)
+    assert.ok(m?.[1])
+    assert.ok(!m[1].includes('<'))
+    const point = JSON.parse(m[1]) as { t: number; v: Record<string, number> }
+    assert.equal(point.t, Date.parse(s.generatedAt))
+    assert.equal(point.v['conn:</script><img src=x>'], 7)
+    assert.equal(point.v['lag:pg2'], 3 * 1024 * 1024)
+    for (const chart of ['conn', 'cut', 'probe', 'lag']) assert.match(p, new RegExp(`data-chart="${chart}"`))
+    assert.ok(!p.includes('data-chart="api"'), 'the node API latency chart is the control plane’s')
+  })
+
+  it('on the control plane: nodes with reachability, the majority, disagreements', () => {
+    const s = status()
+    const reach = {
+      vipHolders: [],
+      term: 3,
+      configVersion: 1,
+      primary: 'pg1',
+      state: 'BACKUP' as const,
+      master: 'n1',
+    }
+    const p = renderStatusPage(
+      {
+        ...s,
+        self: 'edge',
+        aggregate: {
+          source: 'edge',
+          base: 'n1',
+          reachable: 2,
+          total: 3,
+          nodes: [
+            { ...reach, url: 'http://a', id: 'n1', reachable: true, error: null, latencyMs: 4 },
+            { ...reach, url: 'http://b', id: 'n2', reachable: true, error: null, latencyMs: 5 },
+            {
+              ...reach,
+              url: 'http://c',
+              id: null,
+              reachable: false,
+              error: { code: 'CP_NODE_TIMEOUT', message: 'no answer' },
+              latencyMs: null,
+              master: null,
+              state: null,
+            },
+          ],
+          master: { agreed: 'n1', answers: [{ value: 'n1', nodes: ['n1', 'n2'] }] },
+          vipHolder: { agreed: null, answers: [] },
+          disagreements: ['config version: 2 (n1) vs 1 (n2)'],
+        },
+      },
+      backends(),
+    )
+    assert.match(p, /agreed by 2 of 3 nodes/)
+    assert.match(p, /data-url="http:\/\/c" data-reachable="false"/)
+    assert.match(p, /CP_NODE_TIMEOUT/)
+    assert.match(p, /data-testid="disagreements"/)
+    assert.match(p, /data-chart="api"/)
   })
 })

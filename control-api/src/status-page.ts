@@ -1,4 +1,4 @@
-import type { BackendsView, ClusterStatus, ListenerStatus, MemberView } from '@pgmesh/protocol'
+import type { BackendsView, ClusterStatus, EventsView, ListenerStatus, MemberView } from '@pgmesh/protocol'
 
 /**
  * The live status page (`GET /`): server-rendered HTML, no assets, no build step. Every value
@@ -6,79 +6,38 @@ import type { BackendsView, ClusterStatus, ListenerStatus, MemberView } from '@p
  * errors and addresses arrive from the network.
  */
 
-/** Markup that is already safe; anything else interpolated into `html` is escaped. */
-class Html {
-  constructor(readonly value: string) {}
-  toString(): string {
-    return this.value
-  }
-}
+import { CHART_SCRIPT, CHART_STYLE, chartPoint, chartsSection } from './status-charts.js'
+import { ago, badge, bytes, DASH, Html, html, orDash, table } from './status-html.js'
+import { nodesSection, timeline } from './status-timeline.js'
 
-type Part = Html | string | number | boolean | null | undefined | readonly Part[]
-
-const ESCAPES: Readonly<Record<string, string>> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-}
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (ch) => ESCAPES[ch] ?? ch)
-}
-
-function render(part: Part): string {
-  if (part instanceof Html) return part.value
-  if (Array.isArray(part)) return part.map(render).join('')
-  if (part === null || part === undefined) return ''
-  return escapeHtml(String(part))
-}
-
-function html(strings: TemplateStringsArray, ...parts: readonly Part[]): Html {
-  let out = strings[0] ?? ''
-  parts.forEach((p, i) => {
-    out += render(p) + (strings[i + 1] ?? '')
-  })
-  return new Html(out)
-}
-
-const DASH = '–'
-
-function orDash(v: string | number | null | undefined): string {
-  return v === null || v === undefined ? DASH : String(v)
-}
-
-function ago(ms: number | null): string {
-  if (ms === null) return DASH
-  if (ms < 1000) return `${ms} ms`
-  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`
-  return `${Math.round(ms / 60_000)} min`
-}
-
-function bytes(n: number | null): string {
-  if (n === null) return DASH
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let v = n
-  let u = 0
-  while (Math.abs(v) >= 1024 && u < units.length - 1) {
-    v /= 1024
-    u++
-  }
-  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`
-}
-
-function badge(text: string, kind: string): Html {
-  return html`<span class="badge ${kind}">${text}</span>`
-}
-
-function table(id: string, head: readonly string[], rows: readonly Html[]): Html {
-  return html`<div class="scroll"><table${id === '' ? '' : html` id="${id}"`}><thead><tr>${head.map(
-    (h) => html`<th>${h}</th>`,
-  )}</tr></thead><tbody>${rows}</tbody></table></div>`
-}
+export { escapeHtml } from './status-html.js'
 
 // ---- summary -------------------------------------------------------------------------------
+
+function agreedBy(s: ClusterStatus): Html {
+  const a = s.aggregate
+  if (a === undefined) return html``
+  const votes = a.master.answers.find((x) => x.value === a.master.agreed)?.nodes.length ?? 0
+  return a.master.agreed === null
+    ? html`<span class="warn" data-testid="no-majority">no majority of ${a.total} nodes agrees</span> · `
+    : html`agreed by ${votes} of ${a.total} nodes · `
+}
+
+function self(s: ClusterStatus): Html {
+  const e = s.election
+  const a = s.aggregate
+  if (a !== undefined) {
+    const kind = a.reachable === a.total ? 'ok' : a.reachable * 2 > a.total ? 'warn' : 'bad'
+    return html`<div class="card"><div class="label">control plane</div><div class="big" data-testid="self">${s.self}</div>
+<div class="sub">${badge(`${a.reachable} of ${a.total} nodes answer`, kind)}${
+      a.base === null ? '' : html` · members and databases as ${a.base} sees them`
+    }</div></div>`
+  }
+  return html`<div class="card"><div class="label">this node</div><div class="big" data-testid="self">${s.self}</div>
+<div class="sub">${e.state} · priority ${e.effectivePriority}${e.effectivePriority === e.priority ? '' : ` (${e.priority})`}${
+    e.eligible ? '' : ' · not eligible'
+  }${e.leaseRemainingMs === null ? '' : ` · lease ${e.leaseRemainingMs} ms`}</div></div>`
+}
 
 function summary(s: ClusterStatus): Html {
   const e = s.election
@@ -90,13 +49,10 @@ function summary(s: ClusterStatus): Html {
       : ''
   return html`<section id="summary" class="cards">
 <div class="card"><div class="label">MASTER</div><div class="big" id="master" data-testid="master">${e.master ?? 'none'}</div>
-<div class="sub">term ${e.term} · quorum ${e.quorum} · ${e.masterChanges} change(s) seen</div></div>
+<div class="sub">${agreedBy(s)}term ${e.term} · quorum ${e.quorum} · ${e.masterChanges} change(s) seen</div></div>
 <div class="card"><div class="label">VIP</div><div class="big" data-testid="vip">${vip}</div>
 <div class="sub">held by <span data-testid="vip-holders">${holders}</span> · driver ${e.vip.driver}</div></div>
-<div class="card"><div class="label">this node</div><div class="big" data-testid="self">${s.self}</div>
-<div class="sub">${e.state} · priority ${e.effectivePriority}${e.effectivePriority === e.priority ? '' : ` (${e.priority})`}${
-    e.eligible ? '' : ' · not eligible'
-  }${e.leaseRemainingMs === null ? '' : ` · lease ${e.leaseRemainingMs} ms`}</div></div>
+${self(s)}
 </section>${split}`
 }
 
@@ -155,7 +111,7 @@ function checks(s: ClusterStatus): Html {
 <td>${k.weight}</td><td>${!k.ran ? badge('not run', 'warn') : k.passing ? badge('passing', 'ok') : badge('failing', 'bad')}</td>
 <td>${orDash(k.lastError)}</td><td>${orDash(k.lastRunAt)}</td></tr>`,
   )
-  return html`<section><h2>Checks on ${s.self}</h2>${table('checks', ['check', 'kind', 'weight', 'result', 'last error', 'last run'], rows)}</section>`
+  return html`<section><h2>Checks on ${s.aggregate?.base ?? s.self}</h2>${table('checks', ['check', 'kind', 'weight', 'result', 'last error', 'last run'], rows)}</section>`
 }
 
 // ---- databases -----------------------------------------------------------------------------
@@ -272,7 +228,8 @@ function listeners(s: ClusterStatus): Html {
     s.listeners.length === 0
       ? html`<p class="muted">no listeners configured</p>`
       : table('listeners', [...head, ...rest], s.listeners.map(listenerRow))
-  return html`<section id="listeners-section"><h2>Listeners on ${s.self}</h2>${body}</section>`
+  const where = s.aggregate === undefined ? `on ${s.self}` : 'on every node (node/listener)'
+  return html`<section id="listeners-section"><h2>Listeners ${where}</h2>${body}</section>`
 }
 
 // ---- page ----------------------------------------------------------------------------------
@@ -307,8 +264,10 @@ th{font-size:.75rem;text-transform:uppercase;color:var(--muted)}
 const REFRESH_MS = 2000
 
 // Swaps in a freshly fetched body instead of reloading, so window and table scroll positions survive.
-const SCRIPT = `(() => {
+const SCRIPT = `${CHART_SCRIPT};
+(() => {
   const every = ${REFRESH_MS}
+  document.addEventListener('DOMContentLoaded', () => pgmeshCharts.update())
   async function tick() {
     const ctl = new AbortController()
     const timer = setTimeout(() => ctl.abort(), 5000)
@@ -320,6 +279,7 @@ const SCRIPT = `(() => {
       document.body.innerHTML = doc.body.innerHTML
       document.querySelectorAll('.scroll').forEach((e, i) => { e.scrollLeft = scrolls[i] || 0 })
       document.title = doc.title
+      pgmeshCharts.update()
     } catch (e) {
       const s = document.getElementById('refresh-state')
       if (s) { s.textContent = 'update failed (' + (e && e.message ? e.message : e) + '), retrying'; s.dataset.stale = 'true' }
@@ -331,20 +291,21 @@ const SCRIPT = `(() => {
   setTimeout(tick, every)
 })()`
 
-/** The whole status page for one node's view of the cluster. */
-export function renderStatusPage(status: ClusterStatus, backends: BackendsView): string {
+/** The whole status page: one node's view of the cluster, or the control plane's aggregate. */
+export function renderStatusPage(status: ClusterStatus, backends: BackendsView, events?: EventsView): string {
   const title = `pgmesh ${status.cluster} · MASTER ${status.election.master ?? 'none'}`
   return `<!doctype html>${html`<html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title}</title>
 <noscript><meta http-equiv="refresh" content="5"></noscript>
-<style>${new Html(STYLE)}</style>
+<style>${new Html(STYLE + CHART_STYLE)}</style>
 <script>${new Html(SCRIPT)}</script>
 </head><body><main data-generated-at="${status.generatedAt}">
 <header><h1>pgmesh <span class="id" data-testid="cluster">${status.cluster}</span></h1>
 <div class="sub">seen from ${status.self} · pgmesh ${status.version} · <span id="refresh-state">updated ${
     status.generatedAt
   }</span></div></header>
-${summary(status)}${members(status)}${checks(status)}${databases(backends)}${listeners(status)}
+${summary(status)}${timeline(events)}${chartsSection(chartPoint(status, backends), status.aggregate !== undefined)}
+${nodesSection(status.aggregate)}${members(status)}${checks(status)}${databases(backends)}${listeners(status)}
 </main></body></html>`}`
 }

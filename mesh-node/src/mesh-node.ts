@@ -20,9 +20,10 @@ import { type ConfigStore, memoryConfigStore } from './config-sync/config-store.
 import type { RunningConfig } from './config-sync/config-sync.js'
 import { ChangeEmitter } from './core/changes.js'
 import { systemClock } from './core/clock.js'
-import type { ChangeKind, Clock, Reconfigurable, Startable } from './core/contracts.js'
+import type { ChangeKind, Clock, Reconfigurable, Startable, Timer } from './core/contracts.js'
 import { ElectionLink } from './election/election-link.js'
 import { type ElectionStore, memoryElectionStore } from './election/election-store.js'
+import { NodeEventLog } from './events/event-log.js'
 import { bothPaths, KernelFastPath, kernelRoutes, parseBound } from './fastpath/kernel-fastpath.js'
 import { GossipBus } from './gossip/gossip-bus.js'
 import { GossipTransport } from './gossip/gossip-transport.js'
@@ -80,6 +81,8 @@ export interface MeshNodeOptions {
 /** A leave is sent this many times, spaced out, because gossip may lose any single message. */
 const LEAVE_REPEATS = 3
 const LEAVE_SPACING_MS = 40
+/** The event log diffs the node's view at most this often (a burst of changes is one look). */
+const EVENTS_COALESCE_MS = 100
 /** Changes peers should hear about within the heartbeat's coalescing window, not at the next interval. */
 const TELL_PEERS_SOON: ReadonlySet<ChangeKind> = new Set([
   'peer',
@@ -407,6 +410,21 @@ export class MeshNode {
     })
     this.view = view
 
+    // the node's timeline: its view diffed at most every EVENTS_COALESCE_MS after a change
+    const events = new NodeEventLog({
+      nodeId: node.id,
+      onEvent: (e) => eventLog.info({ event: e }, 'cluster event'),
+    })
+    const eventLog = logger.child({ component: 'events' })
+    let observing: Timer | null = null
+    const observe = () => {
+      observing = null
+      if (this.#running) events.observe(view.status(), view.backends())
+    }
+    changes.on(() => {
+      if (this.#running) observing ??= clock.after(EVENTS_COALESCE_MS, observe)
+    })
+
     // the order a new config version is applied in (and given back in reverse on a refusal)
     parts.push(
       membership,
@@ -436,11 +454,13 @@ export class MeshNode {
       membership,
       heartbeat,
       repair,
+      { start: () => observe(), stop: () => undefined },
     ]
     // stop: the election first so the VIP is released while connections are still up, then stop
     // accepting and let sessions finish, then the rest, then leave, then the transport
     this.#stopList = [
       () => config.settled(),
+      () => observing?.cancel(),
       () => heartbeat.stop(),
       () => repair.stop(),
       () => membership.stop(),
@@ -467,6 +487,7 @@ export class MeshNode {
       putConfig: (body) => config.put(body),
       setMaintenance: (body) => maintenance.set(body.enabled, body.reason),
       removeMember: (id) => this.#removeMember(id, { running, election, membership, directory, heartbeat }),
+      events: (since) => events.events(since),
     }
   }
 

@@ -4,6 +4,9 @@ import { ERROR_CODES } from './errors.js'
 import { DbStateSchema } from './listeners.js'
 import { ListenerPolicyStatusSchema } from './policy.js'
 
+/** A schema another package validates with (control-api's body middleware), without importing zod. */
+export type Schema<T> = z.ZodType<T>
+
 export const MEMBER_STATES = ['alive', 'suspect', 'dead', 'left'] as const
 export const MemberStateSchema = z.enum(MEMBER_STATES)
 export type MemberState = z.infer<typeof MemberStateSchema>
@@ -157,6 +160,8 @@ export const BackendsViewSchema = z.object({
         timeline: z.number().int().nullable(),
         lagBytes: z.number().nullable(),
         ageMs: z.number().int().nullable(),
+        /** how long this node's latest round of probes took, ms (the status page charts it) */
+        probeMs: z.number().int().min(0).nullable().optional(),
         postgres: z
           .object({
             reachable: z.boolean(),
@@ -232,6 +237,49 @@ export const MemberRemoveResponseSchema = z.object({
 })
 export type MemberRemoveResponse = z.infer<typeof MemberRemoveResponseSchema>
 
+// ---- the control plane's aggregate ----------------------------------------------------------
+
+/** How the reachable nodes answered one question (who is MASTER, who holds the VIP). */
+export const AgreementSchema = z.object({
+  /** the answer a majority of the configured nodes gave, or null when there is no majority */
+  agreed: z.string().nullable(),
+  /** every distinct answer with the nodes that gave it (`null`: "none") */
+  answers: z.array(z.object({ value: z.string().nullable(), nodes: z.array(z.string()) })),
+})
+export type Agreement = z.infer<typeof AgreementSchema>
+
+export const NodeReachSchema = z.object({
+  url: z.string(),
+  /** the node id from its own status, or null when it did not answer */
+  id: z.string().nullable(),
+  reachable: z.boolean(),
+  error: z.object({ code: z.enum(ERROR_CODES), message: z.string() }).nullable(),
+  /** time to its answer, ms */
+  latencyMs: z.number().int().nullable(),
+  state: z.enum(VRRP_STATES).nullable(),
+  master: z.string().nullable(),
+  vipHolders: z.array(z.string()),
+  term: z.number().int().nullable(),
+  configVersion: z.number().int().nullable(),
+  primary: z.string().nullable(),
+})
+export type NodeReach = z.infer<typeof NodeReachSchema>
+
+/** In the control plane's `/v1/status`: how each node answered and what they agreed on. */
+export const AggregateViewSchema = z.object({
+  source: z.string(),
+  /** the node whose view the members, config and databases come from */
+  base: z.string().nullable(),
+  nodes: z.array(NodeReachSchema),
+  reachable: z.number().int(),
+  total: z.number().int(),
+  master: AgreementSchema,
+  vipHolder: AgreementSchema,
+  /** one sentence per disagreement between reachable nodes (MASTER, VIP, config version, primary) */
+  disagreements: z.array(z.string()),
+})
+export type AggregateView = z.infer<typeof AggregateViewSchema>
+
 export const ClusterStatusSchema = z.object({
   cluster: z.string(),
   version: z.string(),
@@ -275,6 +323,8 @@ export const ClusterStatusSchema = z.object({
       applyError: ConfigApplyErrorSchema.optional(),
     })
     .optional(),
+  /** only from the control plane: how each node answered, and what a majority of them agreed on */
+  aggregate: AggregateViewSchema.optional(),
 })
 export type ClusterStatus = z.infer<typeof ClusterStatusSchema>
 
@@ -303,3 +353,101 @@ export type ApiError = z.infer<typeof ApiErrorSchema>
 /** `GET /v1/members?state=alive` */
 export const MembersQuerySchema = z.object({ state: MemberStateSchema.optional() }).strict()
 export type MembersQuery = z.infer<typeof MembersQuerySchema>
+
+// ---- cluster events (`GET /v1/events`, the status page's timeline) ----------------------------
+
+/**
+ * Why the MASTER changed, as far as the two views on either side of the change tell:
+ * `elected` (there was none), `lost` (there is none now), `failure` (the old one is suspect or
+ * dead), `stopped` (it left), `maintenance` (an operator took it out), `checks` (its tracked
+ * checks made it ineligible), `removed` (an operator removed it), `preempted` (a higher-priority
+ * node took over), `unknown` (none of these shows).
+ */
+export const MASTER_CHANGE_CAUSES = [
+  'elected',
+  'lost',
+  'failure',
+  'stopped',
+  'maintenance',
+  'checks',
+  'removed',
+  'preempted',
+  'unknown',
+] as const
+export const MasterChangeCauseSchema = z.enum(MASTER_CHANGE_CAUSES)
+export type MasterChangeCause = z.infer<typeof MasterChangeCauseSchema>
+
+export const MEMBER_CHANGES = ['joined', 'alive', 'suspect', 'dead', 'left', 'removed', 'gone'] as const
+
+const EventBase = {
+  /** position in the recording log: strictly increasing, for `?since=` */
+  seq: z.number().int().min(1),
+  /** ISO time of the view the change was first seen in */
+  at: z.string(),
+}
+
+export const ClusterEventSchema = z.discriminatedUnion('kind', [
+  z.object({
+    ...EventBase,
+    kind: z.literal('master'),
+    from: z.string().nullable(),
+    to: z.string().nullable(),
+    term: z.number().int(),
+    cause: MasterChangeCauseSchema,
+    /** a short human explanation of the cause */
+    detail: z.string(),
+  }),
+  z.object({
+    ...EventBase,
+    kind: z.literal('primary'),
+    from: z.string().nullable(),
+    to: z.string().nullable(),
+    timeline: z.number().int().nullable(),
+  }),
+  z.object({
+    ...EventBase,
+    kind: z.literal('config'),
+    version: z.number().int(),
+    hash: z.string(),
+    origin: z.string(),
+  }),
+  z.object({
+    ...EventBase,
+    kind: z.literal('member'),
+    member: z.string(),
+    change: z.enum(MEMBER_CHANGES),
+    /** the member's state before (null when it just appeared) */
+    from: MemberStateSchema.nullable(),
+  }),
+  z.object({
+    ...EventBase,
+    kind: z.literal('maintenance'),
+    member: z.string(),
+    enabled: z.boolean(),
+    reason: z.string().nullable(),
+  }),
+])
+export type ClusterEvent = z.infer<typeof ClusterEventSchema>
+export type ClusterEventKind = ClusterEvent['kind']
+/** An event before the log numbers it: what the diff of two views produces. */
+export type ClusterEventBody = ClusterEvent extends infer E
+  ? E extends ClusterEvent
+    ? Omit<E, 'seq'>
+    : never
+  : never
+
+/** `GET /v1/events?since=N` */
+export const EventsQuerySchema = z.object({ since: z.coerce.number().int().min(0).optional() }).strict()
+export type EventsQuery = z.infer<typeof EventsQuerySchema>
+
+/** `GET /v1/events`: the recorded events after `since`, oldest first. */
+export const EventsViewSchema = z.object({
+  /** who recorded them: a node id, or the control plane's name */
+  source: z.string(),
+  events: z.array(ClusterEventSchema),
+  /** the highest sequence number recorded so far (0 before the first): the next `since` */
+  lastSeq: z.number().int().min(0),
+  /** true when events after `since` were already dropped from the bounded log */
+  truncated: z.boolean(),
+})
+export type EventsView = z.infer<typeof EventsViewSchema>

@@ -121,6 +121,13 @@ export const ElectionConfigSchema = z
     maxClockDriftMs: ms(10, 0, 10_000),
     /** every node announces its priority and eligibility this often (carried in membership heartbeats). Default 250 */
     statusIntervalMs: ms(250, 10, 60_000),
+    /**
+     * the most members that vote (and acknowledge leases); the others follow as non-voters, so the
+     * election's cost does not grow with the mesh. The MASTER keeps the set filled from the members
+     * it hears from (highest priority first) and replaces a silent voter, one joint change at a
+     * time. Default 5
+     */
+    maxVoters: z.number().int().min(1).max(15).default(5),
   })
   .strict()
   .superRefine((e, ctx) => {

@@ -49,6 +49,12 @@ export const ERROR_CODES = [
   'CONFIG_CONFLICT',
   'CONFIG_STATE_INVALID',
   'GOSSIP_CONFIG_INVALID',
+  'CP_NODE_UNREACHABLE',
+  'CP_NODE_TIMEOUT',
+  'CP_NODE_BAD_ANSWER',
+  'CP_NO_LIVE_NODE',
+  'CP_NODE_REQUIRED',
+  'CP_CONFIG_INVALID',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

@@ -26,6 +26,8 @@ export interface DbStatus {
   readonly lagBytes: number | null
   /** monotonic ms of the latest probe result */
   readonly at: number
+  /** how long the latest round of probes took, ms (absent before the first) */
+  readonly probeMs?: number
   readonly postgres: PostgresObservation | null
   readonly patroni: PatroniObservation | null
   readonly tcp: TcpObservation | null
@@ -185,6 +187,7 @@ export class DatabaseMonitor {
       timeline: pg?.timeline ?? patroni?.timeline ?? t.status.timeline,
       lagBytes: pg?.lagBytes ?? patroni?.lagBytes ?? null,
       at: this.now(),
+      probeMs: Math.round(this.now() - started),
       postgres: pg,
       patroni,
       tcp,

@@ -53,5 +53,31 @@ function desiredVoters(d: Draft, current: readonly string[], now: number): strin
     const p = d.peers.get(id)
     if (p !== undefined && isFresh(d, p, now)) desired.add(id)
   }
-  return [...desired].sort()
+  return capVoters(d, desired, current, now)
+}
+
+/**
+ * At most `maxVoters` (self always, while it leads): the members we hear from by effective priority,
+ * eligible ones first — only a voter can become MASTER, so the best candidates must vote — then
+ * silent voters, so a dead voter is replaced as soon as a live member can take its place.
+ */
+function capVoters(
+  d: Draft,
+  desired: ReadonlySet<string>,
+  current: readonly string[],
+  now: number,
+): string[] {
+  const max = d.opts.config.maxVoters
+  if (desired.size <= max) return [...desired].sort()
+  const rank = (id: string): number => {
+    if (id === d.opts.self) return 0
+    const p = d.peers.get(id)
+    if (p === undefined || !isFresh(d, p, now)) return current.includes(id) ? 3 : 4
+    return p.eligible ? 1 : 2
+  }
+  const priority = (id: string) => d.peers.get(id)?.effectivePriority ?? 0
+  const ordered = [...desired].sort(
+    (a, b) => rank(a) - rank(b) || priority(b) - priority(a) || (a < b ? -1 : a > b ? 1 : 0),
+  )
+  return ordered.slice(0, max).sort()
 }

@@ -199,6 +199,7 @@ export class RoutingService implements Startable, Reconfigurable, HeartbeatContr
             timeline: s?.timeline ?? null,
             lagBytes: s?.lagBytes ?? null,
             ageMs: fresh ? Math.round(now - s.at) : null,
+            probeMs: s?.probeMs ?? null,
             postgres: s?.postgres ?? null,
             patroni: s?.patroni ?? null,
             tcp: s?.tcp ?? null,

@@ -55,11 +55,21 @@ describe('three MeshNodes in one process', { timeout: 20_000 }, () => {
     )
     const n3 = c.get('n3').node.view.members()
     assert.equal(n3.find((m) => m.id === 'n1')?.state, 'left', 'the graceful leave marked n1 left at once')
+    await c.clock.advance(200)
+    const timeline = await c.get('n3').node.api.events?.()
+    const masters = timeline?.events
+      .filter((e) => e.kind === 'master')
+      .map((e) => (e as { to: string | null }).to)
+    assert.deepEqual(
+      masters?.slice(-2),
+      ['n1', 'n2'],
+      `the node's timeline shows the MASTER change: ${JSON.stringify(masters)}`,
+    )
   })
 
   it('apply a config edit on every running node', async () => {
     const api = c.get('n2').node.api
-    const before = api.config?.()
+    const before = c.get('n2').node.view.config()
     assert.ok(before !== undefined)
     const r = await api.putConfig?.({
       cluster: { name: 'inproc', membership: { heartbeatIntervalMs: 400 } },
@@ -123,7 +133,7 @@ describe('a config version a node cannot apply leaves it on the previous one, an
     for (const id of ['n1', 'n2']) await c.start(id)
     assert.ok(await c.clock.until(() => c.agreedMaster() === 'n1', 5_000), 'MASTER n1')
     const api = c.get('n1').node.api
-    const base = api.config?.()?.version ?? 0
+    const base = c.get('n1').node.view.config().version
     const r = await api.putConfig?.({
       cluster: {
         name: 'inproc',
@@ -154,7 +164,7 @@ describe('a config version a node cannot apply leaves it on the previous one, an
     await new Promise<void>((done) => busy!.listen(0, '127.0.0.1', done))
     const port = (busy.address() as AddressInfo).port
     const api = c.get('n1').node.api
-    const base = api.config?.()?.version ?? 0
+    const base = c.get('n1').node.view.config().version
     const servers = [{ address: '127.0.0.1:1' }]
     const bad = await api.putConfig?.({
       cluster: {

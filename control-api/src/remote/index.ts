@@ -1,0 +1,5 @@
+export { type AggregatedView, aggregate, agreement, type NodeView } from './aggregate.js'
+export { type ControlPlane, type ControlPlaneDeps, createControlPlane } from './control-plane.js'
+export { callNode, type FetchLike, type NodeAnswer } from './node-client.js'
+export { mergeExpositions } from './prom-merge.js'
+export { RemoteCluster, type RemoteClusterOptions, type RemoteNode } from './remote-cluster.js'
