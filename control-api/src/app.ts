@@ -68,8 +68,9 @@ export function createControlApi(options: ControlApiOptions): Hono {
 
   app.put(
     '/v1/config',
-    bodyLimit({ maxSize: CONFIG_BODY_MAX_BYTES, onError: tooLarge }),
+    // the token first: an unauthenticated body is never read
     write,
+    bodyLimit({ maxSize: CONFIG_BODY_MAX_BYTES, onError: tooLarge }),
     async (c) => {
       if (source.putConfig === undefined) {
         return c.json(apiError('API_NOT_FOUND', 'this node has no cluster config'), 404)

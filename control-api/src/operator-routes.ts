@@ -28,12 +28,13 @@ export function registerOperatorRoutes(app: Hono, source: ClusterSource, auth: A
 
   app.put(
     '/v1/maintenance',
+    // the token first: an unauthenticated body is never read
+    write,
     bodyLimit({
       maxSize: MAINTENANCE_BODY_MAX_BYTES,
       onError: (c) =>
         c.json(apiError('API_BAD_REQUEST', `the body is over ${MAINTENANCE_BODY_MAX_BYTES} bytes`), 413),
     }),
-    write,
     async (c) => {
       if (source.setMaintenance === undefined) return notServed(c, 'maintenance')
       let doc: unknown

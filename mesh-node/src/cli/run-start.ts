@@ -1,5 +1,6 @@
 import { createControlApi } from '@pgmesh/control-api'
 import { formatError, formatHostPort } from '@pgmesh/protocol'
+import { resolveApiPolicy } from '../api-policy.js'
 import { startApiServer } from '../api-server.js'
 import { ApiTokens } from '../api-tokens.js'
 import { fileConfigStore } from '../config-sync/config-store.js'
@@ -36,11 +37,6 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
       process.stderr.write(`pgmesh: ${formatError(s.error)}\n`)
       return 2
     }
-    if (s.value.looseMode)
-      log.warn(
-        { file: config.node.secretFile },
-        'the cluster secret file is readable by group or others; chmod 600 it',
-      )
     psk = s.value.psk
   } else {
     log.warn('INSECURE DEV MODE: no cluster secret; anyone who can reach the gossip port can join this mesh')
@@ -85,7 +81,12 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
     electionStore: fileElectionStore(config.node.dataDir!),
     maintenanceStore: fileMaintenanceStore(config.node.dataDir!),
   })
-  const tokens = new ApiTokens(config.node.api.tokensFile, config.node.api.protectReads)
+  const policy = resolveApiPolicy(config.node.api)
+  if (!policy.ok) {
+    process.stderr.write(`pgmesh: ${formatError(policy.error)}\n`)
+    return 2
+  }
+  const tokens = new ApiTokens(config.node.api.tokensFile, policy.value.protectReads)
   const loadedTokens = await tokens.reload()
   if (!loadedTokens.ok) {
     process.stderr.write(`pgmesh: ${formatError(loadedTokens.error)}\n`)
@@ -99,7 +100,11 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
 
   let api: Awaited<ReturnType<typeof startApiServer>>
   try {
-    api = await startApiServer(app, config.node.api.listen)
+    api = await startApiServer(app, config.node.api.listen, {
+      auth: tokens,
+      allowedHosts: policy.value.allowedHosts,
+      limits: policy.value.limits,
+    })
   } catch (e) {
     process.stderr.write(
       `pgmesh: cannot listen for the API on ${formatHostPort(config.node.api.listen)}: ${(e as Error).message}\n`,
