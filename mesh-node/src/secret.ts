@@ -10,7 +10,9 @@ const PRIVATE_FILE_MAX_BYTES = 65_536
  * with FILE_MODE_UNSAFE when group or others have any permission on it, since whoever can read it
  * is a member of the mesh (or an operator). The mode is taken from the opened file itself.
  */
-export async function readPrivateFile(file: string): Promise<Result<string, PgmeshError | NodeJS.ErrnoException>> {
+export async function readPrivateFile(
+  file: string,
+): Promise<Result<string, PgmeshError | NodeJS.ErrnoException>> {
   let handle: Awaited<ReturnType<typeof open>> | undefined
   try {
     handle = await open(file, 'r')

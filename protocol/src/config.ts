@@ -244,11 +244,7 @@ export const NodeConfigSchema = z
          * reach the API through DNS rebinding. Default none
          */
         allowedHosts: z
-          .array(
-            z
-              .string()
-              .regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, 'must be a host name'),
-          )
+          .array(z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, 'must be a host name'))
           .max(64)
           .default([]),
         /** connections open at once; more are closed on accept. Default 256 */

@@ -1,6 +1,6 @@
 export * from './address.js'
-export * from './cidr.js'
 export * from './api.js'
+export * from './cidr.js'
 export * from './cluster-config.js'
 export * from './config.js'
 export * from './election.js'

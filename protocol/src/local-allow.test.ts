@@ -31,7 +31,14 @@ describe('CIDR matching', () => {
   })
 
   it('refuses what is not a network', () => {
-    for (const bad of ['10.0.0.0', '10.0.0.0/33', 'fd00::/129', 'db.example/8', '1:2:3:4:5:6:7:8:9/64', ':::/0']) {
+    for (const bad of [
+      '10.0.0.0',
+      '10.0.0.0/33',
+      'fd00::/129',
+      'db.example/8',
+      '1:2:3:4:5:6:7:8:9/64',
+      ':::/0',
+    ]) {
       assert.equal(parseCidr(bad), null, bad)
     }
     const r = validateConfig({ node: { id: 'n1', insecureDev: true, allow: { vipCidrs: ['10.0.0.0'] } } })
@@ -82,7 +89,9 @@ describe('checkClusterAgainstLocal', () => {
         { name: 'pg2', address: '203.0.113.5:5432', patroniUrl: 'http://[2001:db8::5]:8008' },
         { name: 'pg3', address: 'pg3.internal:5432' },
       ],
-      listeners: [{ name: 'l', bind: '127.0.0.1:0', role: 'servers', servers: [{ address: '198.51.100.1:80' }] }],
+      listeners: [
+        { name: 'l', bind: '127.0.0.1:0', role: 'servers', servers: [{ address: '198.51.100.1:80' }] },
+      ],
       vip: { address: '192.0.2.100/24' },
     })
     assert.ok(checkClusterAgainstLocal(c, { allow: allow() }).ok)

@@ -94,7 +94,8 @@ export function checkClusterAgainstLocal(cluster: ClusterConfig, local: NodeLoca
   const issues: Issue[] = []
   const commands = new CommandAllowance(local)
   for (const c of commandsOf(cluster)) {
-    if (!commands.allows(c.argv)) issues.push({ path: `cluster.${c.path}`, message: commands.refusal(c.argv) })
+    if (!commands.allows(c.argv))
+      issues.push({ path: `cluster.${c.path}`, message: commands.refusal(c.argv) })
   }
   const { backendCidrs, backendHosts, vipCidrs } = local.allow
   const backend = (path: string, host: string) => {
@@ -109,7 +110,9 @@ export function checkClusterAgainstLocal(cluster: ClusterConfig, local: NodeLoca
     }
   })
   cluster.listeners.forEach((l, i) => {
-    l.servers.forEach((s, j) => backend(`listeners.${i}.servers.${j}.address`, s.address.host))
+    l.servers.forEach((s, j) => {
+      backend(`listeners.${i}.servers.${j}.address`, s.address.host)
+    })
   })
   const vip = cluster.vip.address
   if (vip !== undefined) {

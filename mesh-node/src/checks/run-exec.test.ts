@@ -44,7 +44,10 @@ describe('exec check behind node.allow', () => {
     const gate = new CommandAllowance({ allow: NodeAllowSchema.parse({ commands: ['/bin/true'] }) })
     const refused = await runExecCheck(exec(['/bin/sh', '-c', `touch ${marker}`]), never, gate)
     assert.equal(refused.ok, false)
-    assert.match(refused.error ?? '', /^COMMAND_NOT_ALLOWED: program "\/bin\/sh" is not in node\.allow\.commands/)
+    assert.match(
+      refused.error ?? '',
+      /^COMMAND_NOT_ALLOWED: program "\/bin\/sh" is not in node\.allow\.commands/,
+    )
     assert.throws(() => readFileSync(marker), /ENOENT/, 'the refused program did not run')
     assert.deepEqual(await runExecCheck(exec(['/bin/true', 'any', 'args']), never, gate), { ok: true })
   })

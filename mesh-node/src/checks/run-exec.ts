@@ -1,6 +1,6 @@
+import type { TrackedCheck } from '@pgmesh/protocol'
 import { type CommandGate, describeFailure, runCommand } from '../run-command.js'
 import type { CheckResult } from './check-result.js'
-import type { TrackedCheck } from '@pgmesh/protocol'
 
 /**
  * Passes when the command (argv, no shell) exits 0 within `timeoutMs`; killed with SIGKILL
