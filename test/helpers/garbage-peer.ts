@@ -13,8 +13,9 @@
  *                 the next version (or `version`, e.g. 2^53−1) with a correct hash
  *   config-deep   { depth?: 5000 } — a config message whose cluster nests arrays `depth` deep
  *   identity      { node: id, incarnation?: 2^40 } — heartbeats claiming `node` from this peer id
- *   vote-response { term?: 2^53−1, granted?: true, as?: id } — introduced by heartbeats as `as`,
- *                 sends voteResponse frames to every peer it knows
+ *   vote-response { term?: 2^53−1, granted?: false, as?: id } — introduced by heartbeats as `as`,
+ *                 sends voteResponse frames to every peer it knows (a refusal at a higher term is
+ *                 what makes a Raft node step down)
  *   removal       { node: id, incarnation?: 2^40, as?: id } — heartbeats relaying a removal of `node`
  *   many-ids      { count?: 500, port?: 9 } — heartbeats for `count` invented ids, each naming a
  *                 loopback address (127.0.0.1:port) to dial
@@ -198,7 +199,7 @@ const attacks: Record<string, (a: Arg) => Promise<Record<string, unknown>>> = {
     const term = num(a.term, Number.MAX_SAFE_INTEGER)
     const frame = {
       v: GOSSIP_VERSION,
-      msg: { kind: 'voteResponse', preVote: false, term, granted: a.granted !== false, sentAt: 0 },
+      msg: { kind: 'voteResponse', preVote: false, term, granted: a.granted === true, sentAt: 0 },
     }
     await repeat(hold, 100, async () => {
       await publish(heartbeat(as))
