@@ -86,6 +86,7 @@ describe('API server limits', () => {
     requestTimeoutMs: 800,
   }
   const auth = { tokens: () => [TOKEN], protectReads: false }
+  const told: string[] = []
 
   before(async () => {
     const app = createControlApi({ source: src, auth })
@@ -96,6 +97,10 @@ describe('API server limits', () => {
         auth,
         allowedHosts: ['pgmesh-1.internal'],
         limits,
+        onRefused: (reason, remote) => {
+          told.push(`${reason}@${remote}`)
+          throw new Error('a throwing listener changes nothing')
+        },
       },
     )
     port = server.address.port
@@ -160,6 +165,7 @@ describe('API server limits', () => {
       assert.equal(statusOf(r), 200, `${host}: ${r.data}`)
     }
     assert.equal(server.refused().host, 1)
+    assert.ok(told.includes('host@127.0.0.1'), told.join(' '))
   })
 
   it('closes a connection whose headers do not arrive within headersTimeoutMs (slowloris)', async () => {

@@ -397,3 +397,36 @@ describe('hostile peer: attacks fixed by other work of this wave', { timeout: 60
     }),
   )
 })
+
+describe("a node's own file must fit its node.allow", { timeout: 60_000 }, () => {
+  it('pgmesh start refuses a file whose databases or VIP lie outside its own allowed networks', async () => {
+    const sb = new Sandbox()
+    await sb.init('allow-start')
+    try {
+      const file = join(sb.dir, 'n1.yaml')
+      await writeFile(
+        file,
+        [
+          'node:',
+          '  id: n1',
+          '  insecureDev: true',
+          `  dataDir: ${join(sb.dir, 'data')}`,
+          '  gossip: { listen: "127.0.0.1:0" }',
+          '  api: { listen: "127.0.0.1:0" }',
+          '  allow: { backendCidrs: [127.0.0.1/32], vipCidrs: [198.18.0.0/24] }',
+          'cluster:',
+          '  vip: { address: 198.19.0.1/24 }',
+          '  databases: [{ name: pg1, address: "127.0.0.2:5432" }]',
+          '',
+        ].join('\n'),
+      )
+      const r = await runCli(sb, ['start', '--config', file])
+      assert.equal(r.code, 2, r.stderr)
+      assert.match(r.stderr, /CONFIG_NOT_ALLOWED/)
+      assert.match(r.stderr, /cluster\.databases\.0\.address/)
+      assert.match(r.stderr, /cluster\.vip\.address/)
+    } finally {
+      await sb.cleanup()
+    }
+  })
+})

@@ -21,6 +21,8 @@ export interface ApiServerOptions {
   /** host names accepted in the Host header besides IP literals and `localhost` */
   readonly allowedHosts?: readonly string[]
   readonly limits?: ApiLimits
+  /** told of every request the server refuses itself (for a rate-limited log); must not throw */
+  readonly onRefused?: (reason: ApiRefusal, remote: string) => void
 }
 
 /** Methods that carry no body: everything else is a write and is authenticated before reading. */
@@ -83,10 +85,18 @@ export async function startApiServer(
   const allowedHosts = options.allowedHosts ?? []
   const counts: Record<ApiRefusal, number> = { host: 0, unauthorized: 0, writesDisabled: 0, tooLarge: 0 }
   const handle = getRequestListener(app.fetch)
+  const count = (reason: ApiRefusal, req: IncomingMessage) => {
+    counts[reason]++
+    try {
+      options.onRefused?.(reason, req.socket.remoteAddress ?? 'unknown')
+    } catch {
+      // a listener's failure must not take the request path with it
+    }
+  }
 
   const gate = (req: IncomingMessage, res: ServerResponse): boolean => {
     if (!hostAllowed(req.headers.host, allowedHosts)) {
-      counts.host++
+      count('host', req)
       refuse(
         req,
         res,
@@ -99,7 +109,7 @@ export async function startApiServer(
     if (!READ_METHODS.has(req.method ?? 'GET')) {
       const tokens = options.auth?.tokens() ?? []
       if (tokens.length === 0) {
-        counts.writesDisabled++
+        count('writesDisabled', req)
         refuse(
           req,
           res,
@@ -111,7 +121,7 @@ export async function startApiServer(
       }
       const token = presentedToken(req.headers.authorization)
       if (token === null || !tokens.some((t) => sameToken(t, token))) {
-        counts.unauthorized++
+        count('unauthorized', req)
         refuse(
           req,
           res,
@@ -125,7 +135,7 @@ export async function startApiServer(
     }
     const declared = Number(req.headers['content-length'] ?? 0)
     if (declared > limits.maxBodyBytes) {
-      counts.tooLarge++
+      count('tooLarge', req)
       refuse(req, res, 413, 'API_BAD_REQUEST', `the body is over ${limits.maxBodyBytes} bytes`)
       return false
     }

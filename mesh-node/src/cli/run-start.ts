@@ -1,5 +1,5 @@
 import { createControlApi } from '@pgmesh/control-api'
-import { formatError, formatHostPort } from '@pgmesh/protocol'
+import { checkClusterAgainstLocal, formatError, formatHostPort } from '@pgmesh/protocol'
 import { resolveApiPolicy } from '../api-policy.js'
 import { startApiServer } from '../api-server.js'
 import { ApiTokens } from '../api-tokens.js'
@@ -7,7 +7,7 @@ import { fileConfigStore } from '../config-sync/config-store.js'
 import { initialConfig } from '../config-sync/config-sync.js'
 import { fileElectionStore } from '../election/election-store.js'
 import { loadConfig, type StartOverrides } from '../load-config.js'
-import { createLogger } from '../log.js'
+import { createLogger, RateLimitedLog } from '../log.js'
 import { MeshNode } from '../mesh-node.js'
 import { loadNodeIdentity } from '../node-identity.js'
 import { fileMaintenanceStore } from '../operator/maintenance.js'
@@ -19,6 +19,9 @@ const STOP_TIMEOUT_MS = 10_000
 
 const WILDCARDS = new Set(['0.0.0.0', '::'])
 
+/** A client refused by the API server is logged at most this often per address and reason. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000
+
 /** Runs a node until SIGTERM/SIGINT. Resolves with the process exit code. */
 export async function runStart(configFile: string | undefined, flags: StartOverrides): Promise<number> {
   const loaded = await loadConfig(configFile, flags, process.cwd())
@@ -27,6 +30,16 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
     return 2
   }
   const config = loaded.value
+  // the file's own cluster section must fit its own node.allow (its programs are allowed by
+  // being written there; its addresses must be in the allowed networks)
+  const allowed = checkClusterAgainstLocal(config.cluster, {
+    allow: config.node.allow,
+    fileCluster: config.cluster,
+  })
+  if (!allowed.ok) {
+    process.stderr.write(`pgmesh: ${formatError(allowed.error)}\n`)
+    return 2
+  }
   const logger = createLogger(config.node.logLevel, config.node.id)
   const log = logger.child({ component: 'main' })
 
@@ -100,10 +113,17 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
 
   let api: Awaited<ReturnType<typeof startApiServer>>
   try {
+    const apiLog = logger.child({ component: 'api' })
+    const refusals = new RateLimitedLog(REFUSAL_LOG_INTERVAL_MS)
     api = await startApiServer(app, config.node.api.listen, {
       auth: tokens,
       allowedHosts: policy.value.allowedHosts,
       limits: policy.value.limits,
+      onRefused: (reason, remote) => {
+        const suppressed = refusals.shouldLog(`${remote}/${reason}`, performance.now())
+        if (suppressed !== null)
+          apiLog.warn({ reason, remote, suppressed }, 'API request refused before any route')
+      },
     })
   } catch (e) {
     process.stderr.write(
