@@ -180,7 +180,7 @@ async function configVersion(n: TestNode): Promise<number> {
 
 /** Waits until every node counted more CONFIG_NOT_ALLOWED refusals than `before` (default none). */
 async function countedOnEveryNode(c: Cluster, before: readonly number[] = []): Promise<void> {
-  await waitFor('the refusal counted on every node', 10_000, async () => {
+  await waitFor('the refusal counted on every node', 20_000, async () => {
     for (const [i, n] of c.nodes.entries()) {
       if ((await dropped(n, 'CONFIG_NOT_ALLOWED')) <= (before[i] ?? 0)) return undefined
     }
@@ -229,7 +229,7 @@ describe('hostile peer holding the secret: attacks on what a host runs and where
       'garbage.log',
       ROOT,
     )
-    assert.equal(await exited(p, 30_000), 0)
+    assert.equal(await exited(p, 60_000), 0)
     await waitFor('drops counted on n1', 10_000, async () =>
       (await dropped(c.nodes[0]!, 'GOSSIP_PEER_MISMATCH')) > 0 ? true : undefined,
     )
@@ -256,7 +256,7 @@ describe('hostile peer holding the secret: attacks on what a host runs and where
         },
       })
       assert.equal(r.version, before[0]! + 1)
-      await waitFor('the refusal counted on every node', 10_000, async () => {
+      await waitFor('the refusal counted on every node', 20_000, async () => {
         for (const n of c.nodes) if ((await dropped(n, 'CONFIG_NOT_ALLOWED')) === 0) return undefined
         return true
       })

@@ -284,3 +284,4 @@ for (const frame of [
 await sleep(300)
 process.stdout.write(`${JSON.stringify({ sent, peerId: transport.peerId })}\n`)
 await transport.stop()
+process.exit(0)

@@ -1,5 +1,5 @@
 import { createControlApi } from '@pgmesh/control-api'
-import { checkClusterAgainstLocal, formatError, formatHostPort } from '@pgmesh/protocol'
+import { formatError, formatHostPort } from '@pgmesh/protocol'
 import { resolveApiPolicy } from '../api-policy.js'
 import { startApiServer } from '../api-server.js'
 import { ApiTokens } from '../api-tokens.js'
@@ -7,6 +7,7 @@ import { fileConfigStore } from '../config-sync/config-store.js'
 import { initialConfig } from '../config-sync/config-sync.js'
 import { fileElectionStore } from '../election/election-store.js'
 import { loadConfig, type StartOverrides } from '../load-config.js'
+import { LocalPolicy } from '../local-policy.js'
 import { createLogger, RateLimitedLog } from '../log.js'
 import { MeshNode } from '../mesh-node.js'
 import { loadNodeIdentity } from '../node-identity.js'
@@ -30,12 +31,10 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
     return 2
   }
   const config = loaded.value
-  // the file's own cluster section must fit its own node.allow (its programs are allowed by
-  // being written there; its addresses must be in the allowed networks)
-  const allowed = checkClusterAgainstLocal(config.cluster, {
-    allow: config.node.allow,
-    fileCluster: config.cluster,
-  })
+  // what this node allows the cluster config; the file's own cluster section must fit it (its
+  // programs are allowed by being written there; its addresses must be in the allowed networks)
+  const localPolicy = new LocalPolicy({ allow: config.node.allow, fileCluster: config.cluster })
+  const allowed = localPolicy.admit(config.cluster)
   if (!allowed.ok) {
     process.stderr.write(`pgmesh: ${formatError(allowed.error)}\n`)
     return 2
@@ -201,6 +200,7 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
           )
           return
         }
+        localPolicy.set({ allow: next.value.node.allow, fileCluster: next.value.cluster })
         const reloaded = await tokens.reload()
         if (!reloaded.ok)
           log.error({ code: reloaded.error.code }, `API tokens kept: ${formatError(reloaded.error)}`)
