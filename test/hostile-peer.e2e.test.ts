@@ -5,11 +5,13 @@
  */
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { connect, createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type ClusterStatus, ConfigViewSchema } from '@pgmesh/protocol'
+import { configHash } from '../mesh-node/src/config-sync/config-hash.js'
+import { fileConfigStore } from '../mesh-node/src/config-sync/config-store.js'
 import {
   describeCluster,
   fetchStatus,
@@ -425,6 +427,53 @@ describe("a node's own file must fit its node.allow", { timeout: 60_000 }, () =>
       assert.match(r.stderr, /CONFIG_NOT_ALLOWED/)
       assert.match(r.stderr, /cluster\.databases\.0\.address/)
       assert.match(r.stderr, /cluster\.vip\.address/)
+    } finally {
+      await sb.cleanup()
+    }
+  })
+
+  it('a stored version the node no longer allows is not run: the node starts from its file', async () => {
+    const sb = new Sandbox()
+    await sb.init('allow-stored')
+    try {
+      // where startMeshNode points the node's --data-dir
+      const dataDir = join(sb.dir, 'data', 'n1')
+      const pushed = { name: CLUSTER, databases: [{ name: 'pg1', address: '127.0.0.66:5432' }] }
+      await mkdir(dataDir, { recursive: true })
+      await fileConfigStore(dataDir).save({
+        config: {
+          version: 7,
+          hash: configHash(pushed),
+          origin: 'n2',
+          source: 'api',
+          at: new Date().toISOString(),
+          cluster: pushed,
+        },
+        fileHash: null,
+      })
+      const file = join(sb.dir, 'n1.yaml')
+      await writeFile(
+        file,
+        [
+          'node:',
+          '  allow: { backendCidrs: [127.0.0.1/32] }',
+          'cluster:',
+          `  name: ${CLUSTER}`,
+          '  databases: [{ name: pg1, address: "127.0.0.1:5432" }]',
+          '  databaseChecks: { use: [tcp], intervalMs: 1000 }',
+          '',
+        ].join('\n'),
+      )
+      const n = await startMeshNode(sb, { id: 'n1', configFile: file })
+      await waitUntilServing(n)
+      const res = await fetch(`${n.apiUrl}/v1/config`, { signal: AbortSignal.timeout(5_000) })
+      const view = ConfigViewSchema.parse(await res.json())
+      assert.equal(view.version, 1, 'the file, founding version 1, not the stored version 7')
+      assert.deepEqual((view.cluster as { databases: unknown }).databases, [
+        { name: 'pg1', address: '127.0.0.1:5432' },
+      ])
+      const log = await readFile(join(sb.dir, 'n1.log'), 'utf8')
+      assert.match(log, /stored cluster config version 7 asks for what node\.allow does not allow here/)
     } finally {
       await sb.cleanup()
     }

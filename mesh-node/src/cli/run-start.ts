@@ -64,13 +64,29 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
   const stored = await configStore.load()
   if (!stored.ok)
     log.error({ code: stored.error.code }, `${formatError(stored.error)}; starting from the file`)
-  const start = initialConfig({
-    self: config.node.id,
-    file: { input: config.clusterInput, parsed: config.cluster },
-    stored: stored.ok ? stored.value : null,
-    founding: config.node.join.length === 0 || config.cluster.members.some((m) => m.id === config.node.id),
-    now: new Date(),
-  })
+  const starting = (fromStore: boolean) =>
+    initialConfig({
+      self: config.node.id,
+      file: { input: config.clusterInput, parsed: config.cluster },
+      stored: fromStore && stored.ok ? stored.value : null,
+      founding: config.node.join.length === 0 || config.cluster.members.some((m) => m.id === config.node.id),
+      now: new Date(),
+    })
+  let start = starting(true)
+  // a stored version from the mesh that this node's allowances (perhaps tightened since) refuse
+  // is not run: the file is, which fits them (checked above)
+  const storedAllowed = localPolicy.admit(start.running.parsed)
+  if (!storedAllowed.ok) {
+    log.error(
+      {
+        code: storedAllowed.error.code,
+        issues: storedAllowed.error.issues,
+        version: start.running.stamp.version,
+      },
+      `the stored cluster config version ${start.running.stamp.version} asks for what node.allow does not allow here: starting from the file`,
+    )
+    start = starting(false)
+  }
   if (start.note !== null) log.warn(start.note)
   const s0 = start.running.stamp
   log.info(
