@@ -114,7 +114,10 @@ describe('maintenance moves the VIP with no failed new connections (network name
       // writes through the API need a token
       const file = join(sb.dir, `${n}.yaml`)
       const yaml = (await readFile(file, 'utf8'))
-        .replace(/^ {2}api: \{ listen: ("[^"]+") \}$/m, `  api: { listen: $1, tokensFile: ${tokens} }`)
+        .replace(
+          /^ {2}api: \{ listen: ("[^"]+"), protectReads: false \}$/m,
+          `  api: { listen: $1, protectReads: false, tokensFile: ${tokens} }`,
+        )
         // a tracked check that fails on a busy machine would move MASTER by itself
         .replace(
           '      intervalMs: 100\n      timeoutMs: 100\n',

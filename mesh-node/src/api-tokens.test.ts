@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -30,7 +30,7 @@ describe('API tokens', () => {
     const dir = await mkdtemp(join(tmpdir(), 'pgmesh-tokens-'))
     dirs.push(dir)
     const file = join(dir, 'tokens')
-    await writeFile(file, '0123456789abcdef0123\n')
+    await writeFile(file, '0123456789abcdef0123\n', { mode: 0o600 })
     const t = new ApiTokens(file, false)
     assert.ok((await t.reload()).ok)
     assert.deepEqual(t.tokens(), ['0123456789abcdef0123'])
@@ -39,5 +39,25 @@ describe('API tokens', () => {
     assert.ok(!r.ok)
     assert.deepEqual(t.tokens(), ['0123456789abcdef0123'])
     assert.equal(new ApiTokens(undefined, true).tokens().length, 0)
+  })
+
+  it('refuses a token file open to group or others, at load and on reload (keeping the old tokens)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pgmesh-tokens-'))
+    dirs.push(dir)
+    const file = join(dir, 'tokens')
+    await writeFile(file, '0123456789abcdef0123\n', { mode: 0o644 })
+    const first = await new ApiTokens(file, false).reload()
+    assert.ok(!first.ok)
+    assert.equal(first.error.code, 'FILE_MODE_UNSAFE')
+    assert.match(first.error.message, /chmod 600 /)
+    await chmod(file, 0o600)
+    const t = new ApiTokens(file, false)
+    assert.ok((await t.reload()).ok)
+    await writeFile(file, 'fedcba9876543210fedc\n')
+    await chmod(file, 0o640)
+    const r = await t.reload()
+    assert.ok(!r.ok)
+    assert.equal(r.error.code, 'FILE_MODE_UNSAFE')
+    assert.deepEqual(t.tokens(), ['0123456789abcdef0123'])
   })
 })

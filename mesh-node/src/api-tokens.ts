@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises'
 import type { ApiAuth } from '@pgmesh/control-api'
 import { err, ok, pgmeshError, type Result } from '@pgmesh/protocol'
+import { isPgmeshError, readPrivateFile } from './secret.js'
 
 const MIN_TOKEN_LENGTH = 16
 
@@ -23,7 +23,10 @@ export function parseTokens(text: string): Result<string[]> {
   return ok(tokens)
 }
 
-/** The API's bearer tokens from `node.api.tokensFile`; `reload()` keeps the old ones on failure. */
+/**
+ * The API's bearer tokens from `node.api.tokensFile`; `reload()` keeps the old ones on failure,
+ * a file open to group or others included (FILE_MODE_UNSAFE).
+ */
 export class ApiTokens implements ApiAuth {
   #tokens: readonly string[] = []
 
@@ -38,13 +41,12 @@ export class ApiTokens implements ApiAuth {
 
   async reload(): Promise<Result<number>> {
     if (this.file === undefined) return ok(0)
-    let text: string
-    try {
-      text = await readFile(this.file, 'utf8')
-    } catch (e) {
-      return err(pgmeshError('TOKENS_INVALID', `cannot read ${this.file}: ${(e as Error).message}`))
+    const read = await readPrivateFile(this.file)
+    if (!read.ok) {
+      if (isPgmeshError(read.error)) return err(read.error)
+      return err(pgmeshError('TOKENS_INVALID', `cannot read ${this.file}: ${read.error.message}`))
     }
-    const parsed = parseTokens(text)
+    const parsed = parseTokens(read.value)
     if (!parsed.ok) return parsed
     this.#tokens = parsed.value
     return ok(parsed.value.length)

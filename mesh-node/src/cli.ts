@@ -2,19 +2,25 @@
 import './polyfill.js'
 import { writeFile } from 'node:fs/promises'
 import { ClusterStatusSchema } from '@pgmesh/protocol'
+import { bearer } from './cli/api-client.js'
 import { parseCommandLine, USAGE } from './cli/args.js'
 import { runConfigCommand } from './cli/config-command.js'
 import { runImportCommand } from './cli/import-command.js'
 import { runOperatorCommand } from './cli/operator-command.js'
 import { runStart } from './cli/run-start.js'
-import { formatStatus } from './cli/status-table.js'
+import { formatStatus, jsonForTerminal } from './cli/status-table.js'
 import { generateSecret } from './secret.js'
 import { packageVersion } from './version.js'
 
-async function status(api: string, json: boolean): Promise<number> {
+async function status(api: string, json: boolean, tokenFile: string | undefined): Promise<number> {
+  const auth = await bearer(tokenFile)
+  if (typeof auth === 'string') {
+    process.stderr.write(`pgmesh: ${auth}\n`)
+    return 2
+  }
   let res: Response
   try {
-    res = await fetch(`${api}/v1/status`, { signal: AbortSignal.timeout(5000) })
+    res = await fetch(`${api}/v1/status`, { headers: auth, signal: AbortSignal.timeout(5000) })
   } catch (e) {
     const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message
     process.stderr.write(`pgmesh: cannot reach the pgmesh API at ${api}: ${cause}\n`)
@@ -22,11 +28,17 @@ async function status(api: string, json: boolean): Promise<number> {
   }
   const body: unknown = await res.json().catch(() => null)
   const parsed = ClusterStatusSchema.safeParse(body)
+  if (res.status === 401) {
+    process.stderr.write(
+      `pgmesh: ${api} needs a token for reads: pass --token-file FILE or set PGMESH_TOKEN\n`,
+    )
+    return 1
+  }
   if (!res.ok || !parsed.success) {
     process.stderr.write(`pgmesh: ${api}/v1/status answered ${res.status} with an unexpected body\n`)
     return 1
   }
-  process.stdout.write(json ? `${JSON.stringify(parsed.data, null, 2)}\n` : formatStatus(parsed.data))
+  process.stdout.write(json ? `${jsonForTerminal(parsed.data)}\n` : formatStatus(parsed.data))
   return 0
 }
 
@@ -62,7 +74,7 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'start':
       return runStart(c.config, c.flags)
     case 'status':
-      return status(c.api, c.json)
+      return status(c.api, c.json, c.tokenFile)
     case 'keygen':
       return keygen(c.out, c.force)
     case 'config':

@@ -30,6 +30,7 @@ import { GossipTransport } from './gossip/gossip-transport.js'
 import { MeshRepair } from './gossip/mesh-repair.js'
 import type { TransportFactory } from './gossip/transport.js'
 import { HeartbeatService } from './heartbeat/heartbeat-service.js'
+import { LocalPolicy } from './local-policy.js'
 import type { Logger } from './log.js'
 import { MemberDigest, unknownPeers } from './membership/member-digest.js'
 import { MembershipService } from './membership/membership-service.js'
@@ -65,6 +66,8 @@ export interface MeshNodeOptions {
   readonly maintenanceStore?: MaintenanceStore
   /** where node id ↔ peer id pins and peers' addresses are kept; in memory when absent */
   readonly peerStore?: PeerPinStore
+  /** what this node allows the cluster config (node.allow); default: node.allow and the file's cluster section */
+  readonly localPolicy?: LocalPolicy
   /** the VIP driver; made from `cluster.vip` when absent */
   readonly vip?: VipDriver
   /**
@@ -195,7 +198,9 @@ export class MeshNode {
       fileHash: null,
       store: memoryConfigStore(),
     }
+    const localPolicy = o.localPolicy ?? new LocalPolicy({ allow: node.allow, fileCluster: cluster })
     const config = new ConfigService({
+      admit: (parsed) => localPolicy.admit(parsed),
       self: node.id,
       initial: initial.initial,
       fileHash: initial.fileHash,
@@ -258,6 +263,7 @@ export class MeshNode {
       checks: cluster.checks,
       onChange: (name, passing) => election.checkChanged(name, passing),
       logger,
+      commands: localPolicy,
     })
     const vip = countVipTransitions(
       o.vip ??
@@ -267,6 +273,7 @@ export class MeshNode {
           node: node.id,
           logger,
           sessionsTo: (ip) => proxy.sessionsTo(ip),
+          commands: localPolicy,
         }),
     )
     const election = new ElectionLink({

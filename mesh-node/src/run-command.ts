@@ -1,5 +1,15 @@
 import { spawn } from 'node:child_process'
 
+/**
+ * Whether this node lets an argv from the cluster config run (`node.allow.commands`, or the same
+ * argv in the node's own file): `CommandAllowance` from the protocol package implements it.
+ */
+export interface CommandGate {
+  allows(argv: readonly string[]): boolean
+  /** why `argv` is refused, for logs and check errors */
+  refusal(argv: readonly string[]): string
+}
+
 export interface RunCommandOptions {
   /** the child (and its process group) is killed with SIGKILL after this long */
   readonly timeoutMs: number

@@ -26,16 +26,22 @@ describe('cluster secret', () => {
     }
   })
 
-  it('loads a file, flags loose permissions and reports a missing file', async () => {
+  it('loads a private file, refuses one open to group or others naming the chmod, reports a missing file', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'pgmesh-secret-'))
     try {
       const f = join(dir, 's')
       await writeFile(f, generateSecret(), { mode: 0o600 })
-      const strict = await loadSecret(f)
-      assert.ok(strict.ok && !strict.value.looseMode)
-      await chmod(f, 0o644)
-      const loose = await loadSecret(f)
-      assert.ok(loose.ok && loose.value.looseMode)
+      assert.ok((await loadSecret(f)).ok)
+      for (const mode of [0o644, 0o640, 0o604, 0o620]) {
+        await chmod(f, mode)
+        const loose = await loadSecret(f)
+        assert.ok(!loose.ok, mode.toString(8))
+        assert.equal(loose.error.code, 'FILE_MODE_UNSAFE')
+        assert.ok(loose.error.message.includes(`chmod 600 ${f}`), loose.error.message)
+        assert.ok(loose.error.message.includes(`mode 0${mode.toString(8)}`), loose.error.message)
+      }
+      await chmod(f, 0o400)
+      assert.ok((await loadSecret(f)).ok, 'read-only for the owner is fine')
       const missing = await loadSecret(join(dir, 'none'))
       assert.ok(!missing.ok)
       assert.equal(missing.error.code, 'SECRET_MISSING')

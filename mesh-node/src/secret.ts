@@ -1,6 +1,44 @@
 import { randomBytes } from 'node:crypto'
-import { readFile, stat } from 'node:fs/promises'
-import { err, ok, pgmeshError, type Result } from '@pgmesh/protocol'
+import { open } from 'node:fs/promises'
+import { err, ok, type PgmeshError, pgmeshError, type Result } from '@pgmesh/protocol'
+
+/** Largest secret or token file read: both are a few lines. */
+const PRIVATE_FILE_MAX_BYTES = 65_536
+
+/**
+ * Reads a file that must be private to its owner (the cluster secret, the API tokens): refused
+ * with FILE_MODE_UNSAFE when group or others have any permission on it, since whoever can read it
+ * is a member of the mesh (or an operator). The mode is taken from the opened file itself.
+ */
+export async function readPrivateFile(
+  file: string,
+): Promise<Result<string, PgmeshError | NodeJS.ErrnoException>> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined
+  try {
+    handle = await open(file, 'r')
+    const st = await handle.stat()
+    if ((st.mode & 0o077) !== 0) {
+      const mode = (st.mode & 0o777).toString(8).padStart(4, '0')
+      return err(
+        pgmeshError(
+          'FILE_MODE_UNSAFE',
+          `${file} is open to group or others (mode ${mode}); run \`chmod 600 ${file}\` (and chown it to the user pgmesh runs as)`,
+        ),
+      )
+    }
+    if (st.size > PRIVATE_FILE_MAX_BYTES) {
+      return err(Object.assign(new Error(`larger than ${PRIVATE_FILE_MAX_BYTES} bytes`), { code: 'EFBIG' }))
+    }
+    return ok(await handle.readFile('utf8'))
+  } catch (e) {
+    return err(e as NodeJS.ErrnoException)
+  } finally {
+    await handle?.close().catch(() => undefined)
+  }
+}
+
+export const isPgmeshError = (e: PgmeshError | NodeJS.ErrnoException): e is PgmeshError =>
+  typeof (e as PgmeshError).code === 'string' && !(e instanceof Error)
 
 /**
  * The cluster secret is a libp2p private-network key ("swarm key"): nodes without it cannot
@@ -15,8 +53,6 @@ export function generateSecret(): string {
 export interface LoadedSecret {
   /** bytes in the form @libp2p/pnet expects */
   readonly psk: Uint8Array
-  /** true when group or others may read the file */
-  readonly looseMode: boolean
 }
 
 export function parseSecret(text: string): Result<Uint8Array> {
@@ -36,17 +72,17 @@ export function parseSecret(text: string): Result<Uint8Array> {
 }
 
 export async function loadSecret(file: string): Promise<Result<LoadedSecret>> {
-  let text: string
-  let mode: number
-  try {
-    ;[text, mode] = await Promise.all([readFile(file, 'utf8'), stat(file).then((s) => s.mode)])
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code
+  const read = await readPrivateFile(file)
+  if (!read.ok) {
+    if (isPgmeshError(read.error)) return err(read.error)
     return err(
-      pgmeshError('SECRET_MISSING', `cannot read the cluster secret file ${file} (${code ?? 'error'})`),
+      pgmeshError(
+        'SECRET_MISSING',
+        `cannot read the cluster secret file ${file} (${read.error.code ?? read.error.message})`,
+      ),
     )
   }
-  const parsed = parseSecret(text)
+  const parsed = parseSecret(read.value)
   if (!parsed.ok) return err(pgmeshError('SECRET_INVALID', `${file}: ${parsed.error.message}`))
-  return ok({ psk: parsed.value, looseMode: (mode & 0o077) !== 0 })
+  return ok({ psk: parsed.value })
 }

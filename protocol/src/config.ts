@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { DialAddressSchema, ListenAddressSchema } from './address.js'
+import { CidrSchema } from './cidr.js'
 import { checkPriorityWeights, ElectionConfigSchema, TrackedCheckSchema } from './election.js'
 import { err, type Issue, ok, pgmeshError, type Result } from './errors.js'
 import { ms, NodeIdSchema, PrioritySchema } from './ids.js'
@@ -184,6 +185,32 @@ export const JoinRetrySchema = z
   })
   .strict()
 
+/**
+ * Node-local allowances, checked before a cluster config version is adopted (and at start).
+ * Programs: an exec check or notify script runs only when its program is listed here, or the
+ * exact same argv is in this node's own config file. Addresses: unset lists leave them
+ * unconstrained.
+ */
+export const NodeAllowSchema = z
+  .object({
+    /** programs (absolute paths) exec checks and notify scripts may run, with any arguments */
+    commands: z
+      .array(z.string().regex(/^\/[^\0]*$/, 'must be an absolute path'))
+      .max(256)
+      .default([]),
+    /**
+     * networks every database address, patroniUrl host and `servers` listener server must be in;
+     * a host name must be listed in `backendHosts`. Default: unconstrained
+     */
+    backendCidrs: z.array(CidrSchema).max(256).optional(),
+    /** host names allowed as backend addresses while `backendCidrs` is set. Default none */
+    backendHosts: z.array(z.string().min(1).max(253)).max(256).default([]),
+    /** networks `cluster.vip.address` must be in. Default: unconstrained */
+    vipCidrs: z.array(CidrSchema).max(256).optional(),
+  })
+  .strict()
+export type NodeAllow = z.infer<typeof NodeAllowSchema>
+
 /** Settings that belong to one node and never travel over gossip. */
 export const NodeConfigSchema = z
   .object({
@@ -205,11 +232,50 @@ export const NodeConfigSchema = z
          * None: every write endpoint answers 403 API_WRITES_DISABLED
          */
         tokensFile: z.string().min(1).optional(),
-        /** whether read endpoints (status, config, metrics, the status page) need a token too. Default false */
-        protectReads: z.boolean().default(false),
+        /**
+         * whether read endpoints (status, config, metrics, the status page) need a token too.
+         * Default: false when `listen` is a loopback address, true otherwise (then
+         * `tokensFile` is required, or set this to false to serve reads to anyone who reaches it)
+         */
+        protectReads: z.boolean().optional(),
+        /**
+         * host names (without port) accepted in the Host header besides IP literals and
+         * `localhost`: a request naming any other host is refused (421), so a web page cannot
+         * reach the API through DNS rebinding. Default none
+         */
+        allowedHosts: z
+          .array(z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, 'must be a host name'))
+          .max(64)
+          .default([]),
+        /** connections open at once; more are closed on accept. Default 256 */
+        maxConnections: z.number().int().min(1).max(100_000).default(256),
+        /** request line plus headers, bytes; larger gets 431. Default 16384 */
+        maxHeaderBytes: z.number().int().min(1024).max(1_048_576).default(16_384),
+        /** request bodies, bytes; a larger Content-Length gets 413 unread. Default 1048576 */
+        maxBodyBytes: z.number().int().min(1024).max(67_108_864).default(1_048_576),
+        /** the headers must have arrived within this long of the connection. Default 5000 */
+        headersTimeoutMs: ms(5_000, 100, 600_000),
+        /** the whole request must have arrived within this long. Default 10000 */
+        requestTimeoutMs: ms(10_000, 100, 3_600_000),
+        /** an idle keep-alive connection is closed after this long. Default 5000 */
+        keepAliveTimeoutMs: ms(5_000, 100, 600_000),
       })
       .strict()
+      .superRefine((a, ctx) => {
+        if (a.headersTimeoutMs > a.requestTimeoutMs) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['headersTimeoutMs'],
+            message: `must not exceed requestTimeoutMs (${a.requestTimeoutMs})`,
+          })
+        }
+      })
       .prefault({}),
+    /**
+     * What the gossiped cluster config may make this node do (Keepalived's script security): the
+     * cluster config can name programs and addresses, only this node's own config allows them.
+     */
+    allow: NodeAllowSchema.prefault({}),
     /**
      * this node's own bind address for a cluster listener, by listener name: bind addresses never
      * travel with the cluster config (several nodes on one host, or per-host addresses)

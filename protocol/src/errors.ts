@@ -55,6 +55,11 @@ export const ERROR_CODES = [
   'CP_NO_LIVE_NODE',
   'CP_NODE_REQUIRED',
   'CP_CONFIG_INVALID',
+  'CONFIG_NOT_ALLOWED',
+  'COMMAND_NOT_ALLOWED',
+  'API_HOST_NOT_ALLOWED',
+  'API_READS_UNPROTECTED',
+  'FILE_MODE_UNSAFE',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

@@ -43,7 +43,8 @@ export class VipLab {
       `  id: ${name}`,
       `  priority: ${PRIORITIES[name]}`,
       `  gossip: { listen: "${h.address}:7946" }`,
-      `  api: { listen: "${h.address}:7947" }`,
+      // beyond loopback reads need a token by default; the lab reads status without one
+      `  api: { listen: "${h.address}:7947", protectReads: false }`,
       `  join: [${others.map((o) => `"${o}"`).join(', ')}]`,
       `  secretFile: ${this.#secret}`,
       `  dataDir: ${join(this.sb.dir, 'data', name)}`,

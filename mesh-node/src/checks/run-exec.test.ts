@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { type TrackedCheck, TrackedCheckSchema } from '@pgmesh/protocol'
+import { CommandAllowance, NodeAllowSchema, type TrackedCheck, TrackedCheckSchema } from '@pgmesh/protocol'
 import { runExecCheck } from './run-exec.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'pgmesh-exec-check-'))
@@ -35,5 +35,20 @@ describe('exec check', () => {
     assert.equal(r.ok, false)
     assert.match(r.error ?? '', /timed out after 100 ms/)
     assert.throws(() => process.kill(Number(readFileSync(pidFile, 'utf8')), 0), { code: 'ESRCH' })
+  })
+})
+
+describe('exec check behind node.allow', () => {
+  it('never starts a program the node does not allow, and fails with COMMAND_NOT_ALLOWED', async () => {
+    const marker = join(dir, 'ran-refused')
+    const gate = new CommandAllowance({ allow: NodeAllowSchema.parse({ commands: ['/bin/true'] }) })
+    const refused = await runExecCheck(exec(['/bin/sh', '-c', `touch ${marker}`]), never, gate)
+    assert.equal(refused.ok, false)
+    assert.match(
+      refused.error ?? '',
+      /^COMMAND_NOT_ALLOWED: program "\/bin\/sh" is not in node\.allow\.commands/,
+    )
+    assert.throws(() => readFileSync(marker), /ENOENT/, 'the refused program did not run')
+    assert.deepEqual(await runExecCheck(exec(['/bin/true', 'any', 'args']), never, gate), { ok: true })
   })
 })

@@ -1,6 +1,7 @@
 import type { TrackedCheck } from '@pgmesh/protocol'
 import type { WeightedCheck } from '../election/priority.js'
 import type { Logger } from '../log.js'
+import type { CommandGate } from '../run-command.js'
 import type { CheckResult } from './check-result.js'
 import { errorMessage } from './check-result.js'
 import { runExecCheck } from './run-exec.js'
@@ -44,15 +45,17 @@ export interface TrackedChecksOptions {
   /** called on every state change, including a first result that passes; a throw is logged */
   readonly onChange: (name: string, passing: boolean) => void
   readonly logger: Logger
+  /** which exec-check programs this node allows (node.allow); absent: every program runs */
+  readonly commands?: CommandGate
 }
 
 /** A runner that ignores its own timeout is given up on this much later (the run counts as failed). */
 const RUNNER_GRACE_MS = 1_000
 
-function runOnce(check: TrackedCheck, signal: AbortSignal): Promise<CheckResult> {
+function runOnce(check: TrackedCheck, signal: AbortSignal, gate?: CommandGate): Promise<CheckResult> {
   switch (check.kind) {
     case 'exec':
-      return runExecCheck(check, signal)
+      return runExecCheck(check, signal, gate)
     case 'http':
       return runHttpCheck(check, signal)
     case 'tcp':
@@ -188,7 +191,7 @@ export function createTrackedChecks(opts: TrackedChecksOptions): TrackedChecks {
     const onStop = () => ac.abort()
     s.abort.signal.addEventListener('abort', onStop, { once: true })
     const attempt = Promise.resolve()
-      .then(() => runOnce(c, ac.signal))
+      .then(() => runOnce(c, ac.signal, opts.commands))
       .catch((e: unknown): CheckResult => ({ ok: false, error: errorMessage(e) }))
     let recorded = false
     // safety net for a runner stuck past its own timeout: the run counts as failed now, but the

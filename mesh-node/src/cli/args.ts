@@ -8,7 +8,9 @@ export const USAGE = `pgmesh — one daemon on every proxy host: a gossip mesh i
 
 Usage:
   pgmesh start [--config FILE] [flags]     run a node
-  pgmesh status [--api URL] [--json]       print the cluster view of a running node
+  pgmesh status [--api URL] [--json] [--token-file FILE]
+                                           print the cluster view of a running node (a token: when
+                                           the node protects reads; or PGMESH_TOKEN)
   pgmesh keygen [--out FILE] [--force]     write a new cluster secret (stdout without --out)
   pgmesh config get [--api URL] [--json]   the cluster config the node runs, as YAML to edit
   pgmesh config apply FILE [--api URL]     FILE's cluster section becomes the next version on every node
@@ -42,7 +44,12 @@ Exit status: 0 ok, 1 runtime failure, 2 bad usage or configuration.`
 
 export type Command =
   | { readonly kind: 'start'; readonly config: string | undefined; readonly flags: StartOverrides }
-  | { readonly kind: 'status'; readonly api: string; readonly json: boolean }
+  | {
+      readonly kind: 'status'
+      readonly api: string
+      readonly json: boolean
+      readonly tokenFile?: string
+    }
   | { readonly kind: 'keygen'; readonly out: string | undefined; readonly force: boolean }
   | ({ readonly kind: 'config' } & ConfigCommand)
   | ({ readonly kind: 'operator' } & OperatorCommand)
@@ -106,9 +113,17 @@ export function parseCommandLine(argv: readonly string[]): ParsedArgs {
         const { values } = parseArgs({
           args: rest,
           strict: true,
-          options: { api: { type: 'string' }, json: { type: 'boolean' } },
+          options: { api: { type: 'string' }, json: { type: 'boolean' }, 'token-file': { type: 'string' } },
         })
-        return { ok: true, command: { kind: 'status', api: apiUrl(values.api), json: values.json === true } }
+        return {
+          ok: true,
+          command: {
+            kind: 'status',
+            api: apiUrl(values.api),
+            json: values.json === true,
+            ...(values['token-file'] === undefined ? {} : { tokenFile: values['token-file'] }),
+          },
+        }
       }
       case 'config': {
         const [action, ...tail] = rest

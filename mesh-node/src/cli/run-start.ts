@@ -1,12 +1,14 @@
 import { createControlApi } from '@pgmesh/control-api'
 import { formatError, formatHostPort } from '@pgmesh/protocol'
+import { resolveApiPolicy } from '../api-policy.js'
 import { startApiServer } from '../api-server.js'
 import { ApiTokens } from '../api-tokens.js'
 import { fileConfigStore } from '../config-sync/config-store.js'
 import { initialConfig } from '../config-sync/config-sync.js'
 import { fileElectionStore } from '../election/election-store.js'
 import { loadConfig, type StartOverrides } from '../load-config.js'
-import { createLogger } from '../log.js'
+import { LocalPolicy } from '../local-policy.js'
+import { createLogger, RateLimitedLog } from '../log.js'
 import { filePeerPinStore } from '../membership/peer-directory.js'
 import { MeshNode } from '../mesh-node.js'
 import { loadNodeIdentity } from '../node-identity.js'
@@ -19,6 +21,9 @@ const STOP_TIMEOUT_MS = 10_000
 
 const WILDCARDS = new Set(['0.0.0.0', '::'])
 
+/** A client refused by the API server is logged at most this often per address and reason. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000
+
 /** Runs a node until SIGTERM/SIGINT. Resolves with the process exit code. */
 export async function runStart(configFile: string | undefined, flags: StartOverrides): Promise<number> {
   const loaded = await loadConfig(configFile, flags, process.cwd())
@@ -27,6 +32,14 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
     return 2
   }
   const config = loaded.value
+  // what this node allows the cluster config; the file's own cluster section must fit it (its
+  // programs are allowed by being written there; its addresses must be in the allowed networks)
+  const localPolicy = new LocalPolicy({ allow: config.node.allow, fileCluster: config.cluster })
+  const allowed = localPolicy.admit(config.cluster)
+  if (!allowed.ok) {
+    process.stderr.write(`pgmesh: ${formatError(allowed.error)}\n`)
+    return 2
+  }
   const logger = createLogger(config.node.logLevel, config.node.id)
   const log = logger.child({ component: 'main' })
 
@@ -37,11 +50,6 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
       process.stderr.write(`pgmesh: ${formatError(s.error)}\n`)
       return 2
     }
-    if (s.value.looseMode)
-      log.warn(
-        { file: config.node.secretFile },
-        'the cluster secret file is readable by group or others; chmod 600 it',
-      )
     psk = s.value.psk
   } else {
     log.warn('INSECURE DEV MODE: no cluster secret; anyone who can reach the gossip port can join this mesh')
@@ -57,13 +65,29 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
   const stored = await configStore.load()
   if (!stored.ok)
     log.error({ code: stored.error.code }, `${formatError(stored.error)}; starting from the file`)
-  const start = initialConfig({
-    self: config.node.id,
-    file: { input: config.clusterInput, parsed: config.cluster },
-    stored: stored.ok ? stored.value : null,
-    founding: config.node.join.length === 0 || config.cluster.members.some((m) => m.id === config.node.id),
-    now: new Date(),
-  })
+  const starting = (fromStore: boolean) =>
+    initialConfig({
+      self: config.node.id,
+      file: { input: config.clusterInput, parsed: config.cluster },
+      stored: fromStore && stored.ok ? stored.value : null,
+      founding: config.node.join.length === 0 || config.cluster.members.some((m) => m.id === config.node.id),
+      now: new Date(),
+    })
+  let start = starting(true)
+  // a stored version from the mesh that this node's allowances (perhaps tightened since) refuse
+  // is not run: the file is, which fits them (checked above)
+  const storedAllowed = localPolicy.admit(start.running.parsed)
+  if (!storedAllowed.ok) {
+    log.error(
+      {
+        code: storedAllowed.error.code,
+        issues: storedAllowed.error.issues,
+        version: start.running.stamp.version,
+      },
+      `the stored cluster config version ${start.running.stamp.version} asks for what node.allow does not allow here: starting from the file`,
+    )
+    start = starting(false)
+  }
   if (start.note !== null) log.warn(start.note)
   const s0 = start.running.stamp
   log.info(
@@ -86,8 +110,14 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
     electionStore: fileElectionStore(config.node.dataDir!),
     maintenanceStore: fileMaintenanceStore(config.node.dataDir!),
     peerStore: filePeerPinStore(config.node.dataDir!),
+    localPolicy,
   })
-  const tokens = new ApiTokens(config.node.api.tokensFile, config.node.api.protectReads)
+  const policy = resolveApiPolicy(config.node.api)
+  if (!policy.ok) {
+    process.stderr.write(`pgmesh: ${formatError(policy.error)}\n`)
+    return 2
+  }
+  const tokens = new ApiTokens(config.node.api.tokensFile, policy.value.protectReads)
   const loadedTokens = await tokens.reload()
   if (!loadedTokens.ok) {
     process.stderr.write(`pgmesh: ${formatError(loadedTokens.error)}\n`)
@@ -101,7 +131,18 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
 
   let api: Awaited<ReturnType<typeof startApiServer>>
   try {
-    api = await startApiServer(app, config.node.api.listen)
+    const apiLog = logger.child({ component: 'api' })
+    const refusals = new RateLimitedLog(REFUSAL_LOG_INTERVAL_MS)
+    api = await startApiServer(app, config.node.api.listen, {
+      auth: tokens,
+      allowedHosts: policy.value.allowedHosts,
+      limits: policy.value.limits,
+      onRefused: (reason, remote) => {
+        const suppressed = refusals.shouldLog(`${remote}/${reason}`, performance.now())
+        if (suppressed !== null)
+          apiLog.warn({ reason, remote, suppressed }, 'API request refused before any route')
+      },
+    })
   } catch (e) {
     process.stderr.write(
       `pgmesh: cannot listen for the API on ${formatHostPort(config.node.api.listen)}: ${(e as Error).message}\n`,
@@ -178,6 +219,7 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
           )
           return
         }
+        localPolicy.set({ allow: next.value.node.allow, fileCluster: next.value.cluster })
         const reloaded = await tokens.reload()
         if (!reloaded.ok)
           log.error({ code: reloaded.error.code }, `API tokens kept: ${formatError(reloaded.error)}`)

@@ -1,5 +1,56 @@
 import type { ClusterStatus } from '@pgmesh/protocol'
 
+/**
+ * C0 and C1 control characters, DEL, and the Unicode line/paragraph separators and bidi controls:
+ * a peer's string holding them could move the cursor, recolour or rewrite what the operator reads.
+ */
+export function isUnsafeForTerminal(code: number): boolean {
+  return (
+    code <= 0x1f ||
+    (code >= 0x7f && code <= 0x9f) ||
+    code === 0x2028 ||
+    code === 0x2029 ||
+    (code >= 0x202a && code <= 0x202e) ||
+    (code >= 0x2066 && code <= 0x2069)
+  )
+}
+
+/** A string as it may reach a terminal: every unsafe character shown as `\xNN` / `\uNNNN`. */
+export function sanitizeForTerminal(s: string): string {
+  let out = ''
+  for (const ch of s) {
+    const code = ch.codePointAt(0)!
+    if (!isUnsafeForTerminal(code)) out += ch
+    else out += code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`
+  }
+  return out
+}
+
+/**
+ * JSON text for a terminal: JSON.stringify escapes C0 characters but leaves C1 ones and the bidi
+ * controls raw; those become `\uNNNN` escapes too (the same JSON value).
+ */
+export function jsonForTerminal(value: unknown): string {
+  let out = ''
+  for (const ch of JSON.stringify(value, null, 2)) {
+    const code = ch.codePointAt(0)!
+    out += ch !== '\n' && isUnsafeForTerminal(code) ? `\\u${code.toString(16).padStart(4, '0')}` : ch
+  }
+  return out
+}
+
+/** Every string in a JSON-shaped value passed through `sanitizeForTerminal`, keys included. */
+export function sanitizeDeep<T>(value: T): T {
+  if (typeof value === 'string') return sanitizeForTerminal(value) as T
+  if (Array.isArray(value)) return value.map((v: unknown) => sanitizeDeep(v)) as T
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [sanitizeForTerminal(k), sanitizeDeep(v)]),
+    ) as T
+  }
+  return value
+}
+
 function ago(ms: number | null): string {
   if (ms === null) return '-'
   if (ms < 1000) return `${ms}ms`
@@ -19,8 +70,12 @@ function table(rows: readonly (readonly string[])[]): string {
     .join('\n')
 }
 
-/** The cluster view as an operator reads it in a terminal. */
-export function formatStatus(s: ClusterStatus): string {
+/**
+ * The cluster view as an operator reads it in a terminal. Most strings come from peers (ids,
+ * addresses, maintenance reasons, check names): all are sanitised first.
+ */
+export function formatStatus(status: ClusterStatus): string {
+  const s = sanitizeDeep(status)
   const c = s.counts
   const head = `cluster ${s.cluster} — seen from ${s.self} (pgmesh ${s.version}) — ${c.alive} alive, ${c.suspect} suspect, ${c.dead} dead, ${c.left} left`
   const e = s.election

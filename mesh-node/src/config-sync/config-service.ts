@@ -1,4 +1,5 @@
 import {
+  type ClusterConfig,
   type ConfigMessage,
   type ConfigPutBody,
   type ConfigPutResponse,
@@ -29,6 +30,8 @@ export interface ConfigServiceDeps {
   readonly changes: Changes
   readonly bus: Pick<GossipBus, 'publish' | 'drop'>
   readonly applier: ConfigApplier
+  /** this node's own allowances (node.allow): a version naming anything else is refused here */
+  readonly admit?: (parsed: ClusterConfig) => Result<void>
 }
 
 /**
@@ -50,6 +53,7 @@ export class ConfigService implements HeartbeatContributor {
       store: d.store,
       logger: d.logger,
       maxMessageBytes: d.maxMessageBytes,
+      ...(d.admit === undefined ? {} : { admit: d.admit }),
       apply: async (next) => {
         await d.applier.apply(next)
         d.changes.emit('config')

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ClusterConfigSchema, type VersionedConfig } from '@pgmesh/protocol'
+import {
+  ClusterConfigSchema,
+  checkClusterAgainstLocal,
+  NodeAllowSchema,
+  type VersionedConfig,
+} from '@pgmesh/protocol'
 import { pino } from 'pino'
 import { canonicalJson, configHash } from './config-hash.js'
 import { memoryConfigStore } from './config-store.js'
@@ -193,5 +198,45 @@ describe('initialConfig', () => {
     })
     assert.equal(changed.running.stamp.version, 7)
     assert.match(changed.note ?? '', /differs from the stored cluster config version 7/)
+  })
+})
+
+describe('ConfigSync with node.allow', () => {
+  const allowing = (initial: RunningConfig) => {
+    const applied: number[] = []
+    const policy = { allow: NodeAllowSchema.parse({ backendCidrs: ['127.0.0.1/32'] }) }
+    const s = new ConfigSync({
+      self: 'n1',
+      initial,
+      fileHash: null,
+      store: memoryConfigStore(),
+      logger: pino({ level: 'silent' }),
+      maxMessageBytes: 65_536,
+      now: () => NOW,
+      apply: async (next) => {
+        applied.push(next.stamp.version)
+      },
+      admit: (parsed) => checkClusterAgainstLocal(parsed, policy),
+    })
+    return { s, applied }
+  }
+  const outside = {
+    name: 'c1',
+    listeners: [{ ...listener('l0', 5000), servers: [{ address: '127.0.0.9:1' }] }],
+  }
+
+  it('refuses a peer version and an edit that the node does not allow, with CONFIG_NOT_ALLOWED', async () => {
+    const { s, applied } = allowing(running(1, input(5000)))
+    const offered = s.offer(versioned(2, outside), 'n2')
+    assert.ok(!offered.ok)
+    assert.equal(offered.error.code, 'CONFIG_NOT_ALLOWED')
+    assert.equal(offered.error.issues?.[0]?.path, 'cluster.listeners.0.servers.0.address')
+    const edited = s.edit(outside, 'api')
+    assert.ok(!edited.ok)
+    assert.equal(edited.error.code, 'CONFIG_NOT_ALLOWED')
+    assert.equal(s.current.stamp.version, 1)
+    assert.ok(s.offer(versioned(2, input(5001)), 'n2').ok, 'an allowed version is adopted')
+    await s.settled()
+    assert.deepEqual(applied, [2])
   })
 })

@@ -42,6 +42,11 @@ export interface ConfigSyncOptions {
   readonly now?: () => Date
   /** applies a newly adopted config; called one at a time, in adoption order */
   readonly apply: (next: RunningConfig, prev: RunningConfig) => Promise<void>
+  /**
+   * What this node's own config allows (`checkClusterAgainstLocal` over node.allow): a version it
+   * refuses is neither adopted from a peer nor made by an edit here. Absent: everything valid is.
+   */
+  readonly admit?: (parsed: ClusterConfig) => Result<void>
 }
 
 const MAX_CONFLICTS = 10
@@ -117,6 +122,8 @@ export class ConfigSync {
     if (issues.length > 0) {
       return err(pgmeshError('CONFIG_INVALID', `the cluster config has ${issues.length} problem(s)`, issues))
     }
+    const admitted = this.#o.admit?.(r.value)
+    if (admitted !== undefined && !admitted.ok) return admitted
     return ok({ parsed: r.value, input: doc })
   }
 
@@ -224,6 +231,16 @@ export class ConfigSync {
       return ok('older')
     }
     const checked = this.check(v.cluster)
+    if (!checked.ok && checked.error.code === 'CONFIG_NOT_ALLOWED') {
+      // counted under its own code: a peer asked for what this node's config does not allow
+      return err(
+        pgmeshError(
+          'CONFIG_NOT_ALLOWED',
+          `config version ${v.version} from ${from} is refused here: ${checked.error.issues?.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+          checked.error.issues,
+        ),
+      )
+    }
     if (!checked.ok) {
       return err(
         pgmeshError(

@@ -1,5 +1,6 @@
 import type { VipConfig } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
+import type { CommandGate } from '../run-command.js'
 import { createNotifier } from './notifier.js'
 import type { VipDriver, VipState } from './types.js'
 
@@ -8,6 +9,8 @@ export interface ScriptDriverOptions {
   readonly node: string
   /** already a child logger with component 'vip' */
   readonly logger: Logger
+  /** which notify-script programs this node allows (node.allow); absent: every script runs */
+  readonly commands?: CommandGate
 }
 
 /**
@@ -24,6 +27,7 @@ export function createScriptDriver(kind: 'exec' | 'none', opts: ScriptDriverOpti
     vip: config.address?.cidr ?? '',
     node: opts.node,
     logger: opts.logger,
+    ...(opts.commands === undefined ? {} : { commands: opts.commands }),
   })
   let state: VipState | null = null
   let stopped = false

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { VipAddress, VipConfig } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
-import { type CommandResult, describeFailure, runCommand } from '../run-command.js'
+import { type CommandGate, type CommandResult, describeFailure, runCommand } from '../run-command.js'
 import { createNotifier } from './notifier.js'
 import { createSynBlock } from './syn-block.js'
 import type { VipDriver, VipState } from './types.js'
@@ -23,6 +23,8 @@ export interface LinuxDriverOptions {
    * for none (up to `vip.drainMs`). Without it, `quiesce()` only blocks new connections.
    */
   readonly sessionsTo?: (ip: string) => number
+  /** which notify-script programs this node allows (node.allow); absent: every script runs */
+  readonly commands?: CommandGate
 }
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 5_000
@@ -81,7 +83,13 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
   let config = opts.config
   let address = opts.address
   let cidr = `${canonicalIp(address.ip)}/${address.prefix}`
-  const notifier = createNotifier({ scripts: config.notify, vip: address.cidr, node: opts.node, logger: log })
+  const notifier = createNotifier({
+    scripts: config.notify,
+    vip: address.cidr,
+    node: opts.node,
+    logger: log,
+    ...(opts.commands === undefined ? {} : { commands: opts.commands }),
+  })
   const ip = binary('ip')
   const arping = binary('arping')
 

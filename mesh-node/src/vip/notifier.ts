@@ -1,6 +1,6 @@
 import type { NotifyScripts } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
-import { describeFailure, runCommand } from '../run-command.js'
+import { type CommandGate, describeFailure, runCommand } from '../run-command.js'
 import type { VipState } from './types.js'
 
 /**
@@ -18,6 +18,14 @@ export interface Notifier {
    * scripts and this PGMESH_VIP; one already running finishes as it is.
    */
   update(scripts: NotifyScripts, vip: string): void
+  /** scripts run so far: ok, failed (exit, timeout, kill), refused by `node.allow` */
+  counts(): NotifyCounts
+}
+
+export interface NotifyCounts {
+  readonly ok: number
+  readonly failed: number
+  readonly refused: number
 }
 
 export interface NotifierOptions {
@@ -27,6 +35,8 @@ export interface NotifierOptions {
   readonly node: string
   /** already a child logger of the driver */
   readonly logger: Logger
+  /** which programs this node allows (node.allow); absent: every script runs */
+  readonly commands?: CommandGate
 }
 
 /** States queued behind a hanging script beyond this many: the oldest waiting one is dropped. */
@@ -43,8 +53,18 @@ export function createNotifier(opts: NotifierOptions): Notifier {
   const abort = new AbortController()
   let running: Promise<void> | null = null
   let stopped: Promise<void> | null = null
+  const counts = { ok: 0, failed: 0, refused: 0 }
 
   const runScript = async (state: VipState, argv: readonly string[]) => {
+    if (opts.commands !== undefined && !opts.commands.allows(argv)) {
+      // refused scripts count as failed notifications: the state change itself still happens
+      counts.refused++
+      log.error(
+        { state, script: argv[0], code: 'COMMAND_NOT_ALLOWED', reason: opts.commands.refusal(argv) },
+        'notify script refused: not allowed by this node',
+      )
+      return
+    }
     const started = performance.now()
     log.debug({ state, script: argv[0] }, 'notify script started')
     const timeoutMs = scripts.timeoutMs
@@ -56,8 +76,10 @@ export function createNotifier(opts: NotifierOptions): Notifier {
     })
     const durationMs = Math.round(performance.now() - started)
     if (r.code === 0 && !r.timedOut && !r.aborted) {
+      counts.ok++
       log.info({ state, script: argv[0], durationMs }, 'notify script done')
     } else {
+      counts.failed++
       log.warn(
         {
           state,
@@ -106,6 +128,7 @@ export function createNotifier(opts: NotifierOptions): Notifier {
       pump()
     },
     idle,
+    counts: () => ({ ...counts }),
     update(next, nextVip) {
       scripts = next
       vip = nextVip

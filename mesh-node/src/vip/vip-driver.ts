@@ -1,5 +1,6 @@
 import type { VipConfig } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
+import type { CommandGate } from '../run-command.js'
 import { createExecDriver } from './exec-driver.js'
 import { createLinuxDriver } from './linux-driver.js'
 import { createNoneDriver } from './none-driver.js'
@@ -19,12 +20,15 @@ export interface VipDriverOptions {
   readonly commandTimeoutMs?: number
   /** linux driver: sessions through the proxy whose local address is `ip` (what `quiesce()` waits for) */
   readonly sessionsTo?: (ip: string) => number
+  /** which notify-script programs this node allows (node.allow); absent: every script runs */
+  readonly commands?: CommandGate
 }
 
 /** The driver `config.driver` names; throws when the linux driver lacks its address or interface. */
 export function createVipDriver(opts: VipDriverOptions): VipDriver {
   const logger = opts.logger.child({ component: 'vip' })
   const { config, node } = opts
+  const commands = opts.commands === undefined ? {} : { commands: opts.commands }
   switch (config.driver) {
     case 'linux': {
       if (config.address === undefined) throw new Error('the linux VIP driver needs cluster.vip.address')
@@ -38,11 +42,12 @@ export function createVipDriver(opts: VipDriverOptions): VipDriver {
         ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
         ...(opts.commandTimeoutMs !== undefined ? { commandTimeoutMs: opts.commandTimeoutMs } : {}),
         ...(opts.sessionsTo !== undefined ? { sessionsTo: opts.sessionsTo } : {}),
+        ...commands,
       })
     }
     case 'exec':
-      return createExecDriver({ config, node, logger })
+      return createExecDriver({ config, node, logger, ...commands })
     case 'none':
-      return createNoneDriver({ config, node, logger })
+      return createNoneDriver({ config, node, logger, ...commands })
   }
 }
