@@ -129,6 +129,8 @@ export const ListenerStatusSchema = z.object({
       cut: Count,
     }),
   ),
+  /** backends new connections skip for now (a failed connect, a refused session), and why */
+  holdOffs: z.array(z.object({ backend: z.string(), reason: z.string(), remainingMs: Count })).optional(),
 })
 export type ListenerStatus = z.infer<typeof ListenerStatusSchema>
 

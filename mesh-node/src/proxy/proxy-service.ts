@@ -1,5 +1,6 @@
 import { formatHostPort, type ListenerConfig, type ListenerStatus } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
+import { type MonoClock, systemMonoClock } from './clock.js'
 import { type BackendTarget, type ListenerSpec, localIp, TcpListener } from './tcp-listener.js'
 
 interface Running {
@@ -7,6 +8,11 @@ interface Running {
   readonly listener: TcpListener
   servers: BackendTarget[]
   bound: string
+}
+
+export interface ProxyServiceOptions {
+  /** monotonic time for queue deadlines, hold-offs and drains. Default performance.now() */
+  readonly clock?: MonoClock
 }
 
 export interface ApplyResult {
@@ -64,6 +70,7 @@ export class ProxyService {
   #paused = false
   /** bumped by every pause and resume: a drain of an older pause stops waiting */
   #pauseRun = 0
+  readonly #clock: MonoClock
 
   /**
    * `route` gives the backends a role listener (primary, replica, any) may use now; `servers`
@@ -72,8 +79,10 @@ export class ProxyService {
   constructor(
     private readonly logger: Logger,
     private readonly route: (listener: ListenerConfig) => readonly BackendTarget[] = () => [],
+    options: ProxyServiceOptions = {},
   ) {
     this.#log = logger.child({ component: 'proxy' })
+    this.#clock = options.clock ?? systemMonoClock
   }
 
   /** Routes changed: every listener serves its queue again. */
@@ -118,6 +127,7 @@ export class ProxyService {
         { candidates: () => (live.config.role === 'servers' ? live.servers : this.route(live.config)) },
         // the listener adds its own component and listener name (a child of #log would repeat the field)
         this.logger,
+        this.#clock,
       )
       const entry: Running = Object.assign(live, { listener, bound: '' })
       try {
@@ -187,8 +197,8 @@ export class ProxyService {
           { listener: name, sessions: r.listener.counters.active, timeoutMs },
           'maintenance: listener closed, draining its sessions',
         )
-        const deadline = Date.now() + timeoutMs
-        while (this.#pauseRun === run && r.listener.counters.active > 0 && Date.now() < deadline) {
+        const deadline = this.#clock.mono() + timeoutMs
+        while (this.#pauseRun === run && r.listener.counters.active > 0 && this.#clock.mono() < deadline) {
           await new Promise((done) => setTimeout(done, PAUSE_POLL_MS))
         }
         if (this.#pauseRun !== run) return
@@ -233,6 +243,7 @@ export class ProxyService {
       balance: r.config.balance,
       ...r.listener.counters,
       backends: [...r.listener.backendCounters()].map(([id, b]) => ({ id, ...b })),
+      holdOffs: r.listener.holdOffs(),
     }))
   }
 

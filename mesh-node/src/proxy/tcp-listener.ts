@@ -1,7 +1,10 @@
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { Logger } from '../log.js'
 import { type BalanceAlgorithm, type BalancerState, newBalancerState, pickBackend } from './balancer.js'
+import { type MonoClock, systemMonoClock } from './clock.js'
+import { type HoldOff, HoldOffs } from './hold-offs.js'
 import { StartupPeek } from './pg-startup.js'
+import { WaitQueue } from './wait-queue.js'
 
 export interface BackendTarget {
   readonly id: string
@@ -101,7 +104,7 @@ export function localIp(address: string | undefined): string {
 /** One client, from accept to close: waiting in the queue, trying a backend, or spliced to one. */
 interface Conn {
   readonly client: Socket
-  /** Date.now() after which it stops waiting for a backend */
+  /** clock.mono() after which it stops waiting for a backend */
   readonly deadline: number
   /** backends it may still try after one failed (role listeners retry until the deadline instead) */
   retriesLeft: number
@@ -112,8 +115,6 @@ interface Conn {
   connected: boolean
   /** `client.bytesRead` when this backend was picked, less what it was replayed: for bytesIn */
   readBase: number
-  /** the queue timeout, while queued */
-  timer: NodeJS.Timeout | null
   /** the idle check, while connected */
   idle: NodeJS.Timeout | null
 }
@@ -123,10 +124,10 @@ export class TcpListener {
   readonly #log: Logger
   readonly #balancer: BalancerState = newBalancerState()
   readonly #sessions = new Set<Conn>()
-  readonly #queue: Conn[] = []
+  readonly #queue: WaitQueue<Conn>
   readonly #backends = new Map<string, BackendCounters>()
-  /** backend id → Date.now() until which new dispatches skip it */
-  readonly #holds = new Map<string, number>()
+  readonly #holds: HoldOffs
+  readonly #clock: MonoClock
   readonly counters: ListenerCounters = {
     active: 0,
     total: 0,
@@ -144,8 +145,16 @@ export class TcpListener {
     spec: ListenerSpec,
     private readonly routing: ListenerRouting,
     logger: Logger,
+    clock: MonoClock = systemMonoClock,
   ) {
     this.#spec = spec
+    this.#clock = clock
+    this.#holds = new HoldOffs(clock, HOLD_OFF_MS)
+    this.#queue = new WaitQueue<Conn>(clock, (conn) => {
+      this.counters.queued = this.#queue.length
+      this.counters.queueTimeouts++
+      conn.client.destroy()
+    })
     this.#log = logger.child({ component: 'proxy', listener: spec.name })
   }
 
@@ -182,14 +191,16 @@ export class TcpListener {
     return this.#backends
   }
 
+  /** Backends new dispatches skip now (a failed connect, a refused session), with the reason. */
+  holdOffs(): HoldOff[] {
+    return this.#holds.list()
+  }
+
   /** Routes may have changed (a primary appeared): serve the queue. */
   kick(): void {
-    while (this.#queue.length > 0) {
-      const w = this.#queue[0]!
+    for (let w = this.#queue.peek(); w !== undefined; w = this.#queue.peek()) {
       if (!this.#tryDispatch(w)) return
       this.#queue.shift()
-      clearTimeout(w.timer ?? undefined)
-      w.timer = null
       this.counters.queued = this.#queue.length
     }
   }
@@ -250,8 +261,9 @@ export class TcpListener {
     const closed =
       server === null ? Promise.resolve() : new Promise<void>((done) => server.close(() => done()))
     this.#dropQueue()
-    const deadline = Date.now() + timeoutMs
-    while (this.#sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    const deadline = this.#clock.mono() + timeoutMs
+    while (this.#sessions.size > 0 && this.#clock.mono() < deadline)
+      await new Promise((r) => setTimeout(r, 20))
     for (const s of this.#sessions) {
       s.client.destroy()
       s.upstream?.destroy()
@@ -260,11 +272,7 @@ export class TcpListener {
   }
 
   #dropQueue(): void {
-    for (const w of this.#queue.splice(0)) {
-      clearTimeout(w.timer ?? undefined)
-      w.timer = null
-      w.client.destroy()
-    }
+    for (const w of this.#queue.clear()) w.client.destroy()
     this.counters.queued = 0
   }
 
@@ -286,14 +294,13 @@ export class TcpListener {
     this.counters.total++
     const conn: Conn = {
       client,
-      deadline: Date.now() + this.#spec.queueTimeoutMs,
+      deadline: this.#clock.mono() + this.#spec.queueTimeoutMs,
       retriesLeft: 1,
       peek: this.#spec.startupPeek === true ? new StartupPeek() : null,
       upstream: null,
       backend: null,
       connected: false,
       readBase: 0,
-      timer: null,
       idle: null,
     }
     // explicitly paused, so the data listener does not start reading before a backend is connected
@@ -311,28 +318,17 @@ export class TcpListener {
 
   /** `first`: it was waiting before the ones queued now (a backend turned it down) */
   #enqueue(conn: Conn, first = false): void {
-    const { client } = conn
-    if (this.#queue.length >= this.#spec.queueSize) {
+    const refused = this.#queue.push(conn, conn.deadline, this.#spec.queueSize, first)
+    if (refused === 'full') {
       this.counters.refused++
-      client.destroy()
+      conn.client.destroy()
       return
     }
-    const left = conn.deadline - Date.now()
-    if (left <= 0) {
+    if (refused === 'expired') {
       this.counters.queueTimeouts++
-      client.destroy()
+      conn.client.destroy()
       return
     }
-    conn.timer = setTimeout(() => {
-      conn.timer = null
-      const i = this.#queue.indexOf(conn)
-      if (i >= 0) this.#queue.splice(i, 1)
-      this.counters.queued = this.#queue.length
-      this.counters.queueTimeouts++
-      client.destroy()
-    }, left)
-    if (first) this.#queue.unshift(conn)
-    else this.#queue.push(conn)
     this.counters.queued = this.#queue.length
   }
 
@@ -340,11 +336,11 @@ export class TcpListener {
   #tryDispatch(conn: Conn): boolean {
     if (conn.client.destroyed) return true
     if (this.#sessions.size >= this.#spec.maxconn) return false
-    const now = this.#holds.size > 0 ? Date.now() : 0
+    const now = this.#holds.size > 0 ? this.#clock.mono() : 0
     const candidates: (BackendTarget & { active: number })[] = []
     for (const b of this.routing.candidates()) {
       const active = this.#counter(b.id).active
-      if (active >= b.maxconn || (now > 0 && (this.#holds.get(b.id) ?? 0) > now)) continue
+      if (active >= b.maxconn || (now > 0 && this.#holds.isHeld(b.id, now))) continue
       candidates.push({ ...b, active })
     }
     const picked = pickBackend(
@@ -514,25 +510,17 @@ export class TcpListener {
   }
 
   #holdOff(backend: string, why: string): void {
-    const now = Date.now()
-    if ((this.#holds.get(backend) ?? 0) <= now) {
+    if (this.#holds.hold(backend, why)) {
       this.#log.warn({ backend, reason: why }, `${backend} ${why}: skipped for ${HOLD_OFF_MS} ms`)
     }
-    this.#holds.set(backend, now + HOLD_OFF_MS)
     setTimeout(() => {
-      if ((this.#holds.get(backend) ?? 0) <= Date.now()) this.#holds.delete(backend)
+      this.#holds.prune()
       this.kick()
     }, HOLD_OFF_MS + 1).unref()
   }
 
   #clientClosed(conn: Conn, hadError: boolean): void {
-    if (conn.timer !== null) {
-      clearTimeout(conn.timer)
-      conn.timer = null
-      const i = this.#queue.indexOf(conn)
-      if (i >= 0) this.#queue.splice(i, 1)
-      this.counters.queued = this.#queue.length
-    }
+    if (this.#queue.remove(conn)) this.counters.queued = this.#queue.length
     const upstream = conn.upstream
     if (upstream === null) return
     if (hadError || !conn.connected || conn.peek !== null) upstream.destroy()
