@@ -37,6 +37,7 @@ export const ERROR_CODES = [
   'CONFIG_CONFLICT',
   'CONFIG_STATE_INVALID',
   'GOSSIP_CONFIG_INVALID',
+  'TLS_MATERIAL_INVALID',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]
