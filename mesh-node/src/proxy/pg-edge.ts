@@ -73,7 +73,7 @@ class Prefixed extends Duplex {
 function readUntil<T>(
   s: Socket,
   enough: (b: Buffer) => T | null,
-): Promise<{ value: T; rest: Buffer } | null> {
+): Promise<{ value: T; rest: Buffer } | { value: null; rest: Buffer }> {
   return new Promise((done) => {
     let got: Buffer = Buffer.alloc(0)
     const onData = (d: Buffer) => {
@@ -86,7 +86,7 @@ function readUntil<T>(
     }
     const onGone = () => {
       cleanup()
-      done(null)
+      done({ value: null, rest: got })
     }
     const cleanup = () => {
       s.off('data', onData)
@@ -185,8 +185,11 @@ async function negotiate(raw: Socket, o: EdgeOptions): Promise<EdgeResult> {
   // at most: GSSENCRequest answered N, then SSLRequest, then the startup packet
   for (let step = 0; step < 3; step++) {
     const got = await readUntil<FirstPacket>(stream, firstPacket(context !== null && !tls))
-    if (got === null) return closed
     const p = got.value
+    if (p === null) {
+      if (got.rest.length === 0) return closed
+      return { kind: 'drop', why: 'bad-startup', detail: `truncated packet (${got.rest.length} bytes)` }
+    }
     switch (p.kind) {
       case 'partial':
         return closed
