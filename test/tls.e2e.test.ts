@@ -201,7 +201,10 @@ describe('PostgreSQL TLS at the edge, against the real testbed with ssl=on', {
     )
     assert.equal(plain.code, 0, plain.stderr)
     assert.match(plain.stdout, /^tagtest - 127\.0\.0\.1:\d+$/)
-    const tls = await psql(verifyFull(ports.reencrypt!, 'application_name=overtls channel_binding=disable'), sql)
+    const tls = await psql(
+      verifyFull(ports.reencrypt!, 'application_name=overtls channel_binding=disable'),
+      sql,
+    )
     assert.equal(tls.code, 0, tls.stderr)
     assert.match(tls.stdout, /^overtls - 127\.0\.0\.1:\d+$/)
   })

@@ -50,15 +50,18 @@ export function sendCancel(
   packet: Buffer,
   targets: readonly CancelTarget[],
   connectTimeoutMs: number,
-): number {
-  let n = 0
-  for (const t of targets.slice(0, CANCEL_FANOUT_MAX_TARGETS)) {
-    const s = connect({ host: t.host, port: t.port })
-    s.on('error', () => undefined)
-    s.setTimeout(connectTimeoutMs, () => s.destroy())
-    s.once('connect', () => s.end(packet))
-    s.once('close', () => s.setTimeout(0))
-    n++
-  }
-  return n
+): { readonly sent: number; readonly done: Promise<void> } {
+  const picked = targets.slice(0, CANCEL_FANOUT_MAX_TARGETS)
+  const closed = picked.map(
+    (t) =>
+      new Promise<void>((done) => {
+        const s = connect({ host: t.host, port: t.port })
+        s.on('error', () => undefined)
+        // the whole exchange is bounded: a server that neither answers nor closes is let go
+        s.setTimeout(connectTimeoutMs, () => s.destroy())
+        s.once('connect', () => s.end(packet))
+        s.once('close', () => done())
+      }),
+  )
+  return { sent: picked.length, done: Promise.all(closed).then(() => undefined) }
 }

@@ -170,6 +170,8 @@ interface Conn {
   peek: StartupPeek | null
   upstream: Socket | null
   backend: string | null
+  /** host:port of `backend` */
+  backendAddress: string | null
   connected: boolean
   /** `client.bytesRead` when this backend was picked, less what it was replayed: for bytesIn */
   readBase: number
@@ -388,7 +390,8 @@ export class TcpListener {
   #negotiated(raw: Socket, r: EdgeResult, deadline: number): void {
     const wasNegotiating = this.#negotiating.delete(raw)
     if (r.kind === 'cancel') {
-      this.#cancel(r.packet, null)
+      // the client learns the cancel was delivered when its connection closes, as from PostgreSQL
+      void this.#cancel(r.packet, null).then(() => raw.end())
       return
     }
     if (r.kind === 'drop') {
@@ -415,14 +418,23 @@ export class TcpListener {
   }
 
   /** A CancelRequest: to every database node that could hold its session, within the budget. */
-  #cancel(packet: Buffer, alreadySentTo: string | null): void {
+  /** `alreadySentTo`: host:port the client's own connection carries it to (a second copy could cancel its next query) */
+  async #cancel(packet: Buffer, alreadySentTo: string | null): Promise<void> {
     if (!this.#cancelBudget.take()) {
       this.edge.cancelsDropped++
       return
     }
     const all = this.routing.cancelTargets?.() ?? this.routing.candidates()
-    const targets = all.filter((t) => t.id !== alreadySentTo)
-    this.edge.cancelsForwarded += sendCancel(packet, targets, this.#spec.connectTimeoutMs)
+    const seen = new Set<string>(alreadySentTo === null ? [] : [alreadySentTo])
+    const targets = all.filter((t) => {
+      const a = `${t.host}:${t.port}`
+      if (seen.has(a)) return false
+      seen.add(a)
+      return true
+    })
+    const { sent, done } = sendCancel(packet, targets, this.#spec.connectTimeoutMs)
+    this.edge.cancelsForwarded += sent
+    await done
   }
 
   #admit(client: Socket, raw: Socket, startupRead: boolean, deadline?: number): void {
@@ -437,6 +449,7 @@ export class TcpListener {
       peek: this.#spec.startupPeek === true ? new StartupPeek() : null,
       upstream: null,
       backend: null,
+      backendAddress: null,
       connected: false,
       readBase: 0,
       idle: null,
@@ -507,6 +520,7 @@ export class TcpListener {
     counters.active++
     const replay = conn.peek?.replay() ?? null
     conn.backend = target.id
+    conn.backendAddress = `${target.host}:${target.port}`
     conn.connected = false
     conn.readBase = client.bytesRead - (replay?.length ?? 0)
     const tls = spec.backendTls
@@ -652,7 +666,7 @@ export class TcpListener {
       conn.sawFirst = true
       // a passthrough listener sees a CancelRequest go by: its session may be on another backend
       if (isCancelRequest(chunk) && (this.#spec.cancelFanoutPerSecond ?? 0) > 0) {
-        this.#cancel(chunk.subarray(0, CANCEL_REQUEST_LENGTH), conn.backend)
+        void this.#cancel(chunk.subarray(0, CANCEL_REQUEST_LENGTH), conn.backendAddress)
       }
     }
     if (conn.peek !== null && conn.peek.client(chunk) === 'commit') this.#commit(conn)
@@ -794,6 +808,7 @@ export class TcpListener {
     if (upstream === null || backend === null) return
     conn.upstream = null
     conn.backend = null
+    conn.backendAddress = null
     clearTimeout(conn.idle ?? undefined)
     conn.idle = null
     const counters = this.#counter(backend)
