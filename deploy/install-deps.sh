@@ -7,9 +7,11 @@
 #   patroni, etcd-server, postgresql-15 (pgbench included), postgresql-client-15
 #                         the real Patroni cluster the tests and the demo run
 #   chromium              the headless browser the status page's e2e test drives (playwright-core)
+#   openssl               the TLS tests make their CA and certificates at test time
+#   pgbouncer             the TLS-terminating pooler pgmesh's TLS edge is measured against (test/bench/)
 set -Eeuo pipefail
 
-PACKAGES=(curl iproute2 arping nftables keepalived haproxy patroni etcd-server postgresql-15 postgresql-client-15 hyperfine chromium)
+PACKAGES=(curl iproute2 arping nftables keepalived haproxy patroni etcd-server postgresql-15 postgresql-client-15 hyperfine chromium openssl pgbouncer)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

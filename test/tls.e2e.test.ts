@@ -14,8 +14,8 @@ import { pino } from 'pino'
 import { startupPacket } from '../mesh-node/src/proxy/pg-wire.js'
 import { ProxyService } from '../mesh-node/src/proxy/proxy-service.js'
 import type { BackendTarget } from '../mesh-node/src/proxy/tcp-listener.js'
+import { makeCa, makeServerCert, type TestCert } from '../mesh-node/src/tls/test-certs.js'
 import { freePort, waitFor } from './helpers/processes.js'
-import { makeCa, makeServerCert, type TestCert } from './helpers/test-certs.js'
 import { TESTBED_PASSWORD, Testbed } from './helpers/testbed.js'
 
 const skip =

@@ -204,7 +204,8 @@ async function negotiate(raw: Socket, o: EdgeOptions): Promise<EdgeResult> {
       case 'ssl-request': {
         if (got.rest.length > 8 && context === null)
           return { kind: 'drop', why: 'bad-startup', detail: 'data after SSLRequest' }
-        if (context === null || tls) {
+        if (tls) return { kind: 'drop', why: 'bad-startup', detail: 'SSLRequest inside TLS' }
+        if (context === null) {
           // passthrough: the database answers it; nothing more to see in clear if it says S
           stream.unshift(got.rest)
           return { kind: 'session', client: stream, tls }

@@ -1,3 +1,4 @@
+/** Throw-away certificates for tests (openssl at test time); no production code imports this. */
 import { execFile } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
