@@ -150,7 +150,14 @@ export const ListenerStatusSchema = z.object({
       mode: z.string(),
       backend: z.string(),
       certificate: z
-        .object({ subject: z.string(), notAfter: z.string(), fingerprint256: z.string(), expiresInMs: Count })
+        .object({
+          subject: z.string(),
+          notAfter: z.string(),
+          fingerprint256: z.string(),
+          expiresInMs: Count,
+          /** inside the listener's `tls.expiryWarningMs` (or expired) */
+          expiryWarning: z.boolean(),
+        })
         .nullable(),
     })
     .optional(),

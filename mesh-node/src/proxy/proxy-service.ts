@@ -419,6 +419,11 @@ export class ProxyService {
                       notAfter: r.certificate.notAfter,
                       fingerprint256: r.certificate.fingerprint256,
                       expiresInMs: Math.round(r.certificate.notAfterMs - this.#wallNow()),
+                      expiryWarning: expiryState(
+                        r.certificate.notAfterMs,
+                        this.#wallNow(),
+                        r.config.tls.expiryWarningMs,
+                      ).warn,
                     },
             },
           }
