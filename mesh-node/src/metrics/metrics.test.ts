@@ -261,10 +261,10 @@ describe('node metrics', () => {
       ],
     }
     const { types, samples } = await scrape(metrics)
-    assert.equal(types.get('pgmesh_listener_tls_certificate_expiry_seconds'), 'gauge')
+    assert.equal(types.get('pgmesh_listener_cert_expiry_seconds'), 'gauge')
     assert.equal(types.get('pgmesh_listener_edge_events_total'), 'counter')
     assert.equal(
-      sampleValue(samples, 'pgmesh_listener_tls_certificate_expiry_seconds', { listener: 'tls' }),
+      sampleValue(samples, 'pgmesh_listener_cert_expiry_seconds', { listener: 'tls' }),
       Date.parse(notAfter) / 1000,
     )
     const ev = (event: string) =>

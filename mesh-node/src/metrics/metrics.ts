@@ -249,7 +249,7 @@ export class NodeMetrics {
     )
     // the PostgreSQL edge: TLS, refusals, bad input, cancels (docs/tls.md)
     this.#gauge(
-      'pgmesh_listener_tls_certificate_expiry_seconds',
+      'pgmesh_listener_cert_expiry_seconds',
       'notAfter of the certificate a terminating listener shows its clients, as a Unix time',
       ['listener'],
       (s, emit) => {
