@@ -389,6 +389,12 @@ export class TcpListener {
 
   #negotiated(raw: Socket, r: EdgeResult, deadline: number): void {
     const wasNegotiating = this.#negotiating.delete(raw)
+    if (r.kind === 'cancel' && (this.#spec.cancelFanoutPerSecond ?? 0) === 0) {
+      // fan-out off: the cancel goes where the balancer sends it, as through a plain TCP proxy
+      raw.unshift(r.packet)
+      this.#admit(raw, raw, false, deadline)
+      return
+    }
     if (r.kind === 'cancel') {
       // the client learns the cancel was delivered when its connection closes, as from PostgreSQL
       void this.#cancel(r.packet, null).then(() => raw.end())

@@ -294,6 +294,26 @@ describe('TLS at the PostgreSQL edge (fake backends, real TLS)', () => {
     assert.equal(l.edge.cancelsForwarded, 2)
   })
 
+  it('with the fan-out off a CancelRequest is spliced to the backend the balancer picks', async () => {
+    const a = await fakePg('off-a', false)
+    const b = await fakePg('off-b', false)
+    const { l, port } = await listen(
+      spec({ cancelFanoutPerSecond: 0, tls: { context: edge, requireClientTls: false } }),
+      () => [b.target],
+      () => [a.target, b.target],
+    )
+    const cancel = Buffer.alloc(16)
+    cancel.writeUInt32BE(16, 0)
+    cancel.writeUInt32BE(80877102, 4)
+    const s = connect({ host: '127.0.0.1', port })
+    s.on('connect', () => s.write(cancel))
+    await collect(s, () => false)
+    for (let i = 0; i < 100 && b.cancels.length === 0; i++) await sleep(10)
+    assert.deepEqual(b.cancels, [cancel])
+    assert.deepEqual(a.cancels, [])
+    assert.equal(l.edge.cancelsForwarded, 0)
+  })
+
   it('a new certificate (update) reaches new connections; an open session keeps going', async () => {
     const be = await fakePg('rotate-be', false)
     const { l, port } = await listen(spec(), () => [be.target])
