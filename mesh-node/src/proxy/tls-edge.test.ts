@@ -314,6 +314,42 @@ describe('TLS at the PostgreSQL edge (fake backends, real TLS)', () => {
     assert.equal(l.edge.cancelsForwarded, 0)
   })
 
+  it('a servers listener is plain TLS both ways (TLS from the first byte, verify-full to the server)', async () => {
+    const { createServer: createTlsServer } = await import('node:tls')
+    let sawTls = false
+    const tlsEcho = createTlsServer({ ...db }, (s) => {
+      sawTls = true
+      s.on('error', () => undefined)
+      s.pipe(s)
+    })
+    servers.push(tlsEcho as unknown as Server)
+    await new Promise<void>((r) => tlsEcho.listen(0, '127.0.0.1', r))
+    const target = {
+      id: 'tls-echo',
+      host: '127.0.0.1',
+      port: (tlsEcho.address() as { port: number }).port,
+      weight: 1,
+      maxconn: 10,
+    }
+    const { port } = await listen(
+      spec({
+        startupPeek: false,
+        role: 'backend',
+        cancelFanoutPerSecond: 0,
+        backendTls: { ca: caPem, postgres: false },
+      }),
+      () => [target],
+    )
+    const c = tlsConnect({ host: '127.0.0.1', port, ca: caPem, servername: 'localhost' })
+    c.on('error', () => undefined)
+    await new Promise((r) => c.once('secureConnect', r))
+    const got = collect(c, (b) => b.includes('hello over tls'))
+    c.write('hello over tls')
+    assert.ok((await got).includes('hello over tls'))
+    assert.equal(sawTls, true)
+    c.destroy()
+  })
+
   it('a new certificate (update) reaches new connections; an open session keeps going', async () => {
     const be = await fakePg('rotate-be', false)
     const { l, port } = await listen(spec(), () => [be.target])
