@@ -33,15 +33,21 @@ export function startBackendTls(
   }
   const wrap = () => {
     const servername = tls.serverName ?? host
-    const s = tlsConnect({
-      socket: raw,
-      ca: tls.ca,
-      // node checks the name against `servername` (checkServerIdentity); an IP needs an IP SAN
-      servername: /^[\d.]+$|:/.test(servername) ? undefined : servername,
-      host: servername,
-      ALPNProtocols: tls.postgres ? ['postgresql'] : undefined,
-      minVersion: 'TLSv1.2',
-    })
+    let s: TLSSocket
+    try {
+      s = tlsConnect({
+        socket: raw,
+        ca: tls.ca,
+        // node checks the name against `servername` (checkServerIdentity); an IP needs an IP SAN
+        servername: /^[\d.]+$|:/.test(servername) ? undefined : servername,
+        host: servername,
+        ALPNProtocols: tls.postgres ? ['postgresql'] : undefined,
+        minVersion: 'TLSv1.2',
+      })
+    } catch (e) {
+      fail(`TLS to the backend: ${(e as Error).message}`)
+      return
+    }
     s.on('error', (e) => fail(`TLS to the backend: ${e.message}`))
     s.once('secureConnect', () => {
       if (done) return

@@ -384,7 +384,14 @@ export class TcpListener {
       postgres: spec.startupPeek === true,
       applicationNameAddHost: spec.applicationNameAddHost === true,
       handshakeTimeoutMs: spec.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
-    }).then((r) => this.#negotiated(raw, r, deadline))
+    })
+      .then((r) => this.#negotiated(raw, r, deadline))
+      .catch((e: unknown) => {
+        // a bug, not the client's doing: this connection ends, the listener keeps serving
+        this.#negotiating.delete(raw)
+        raw.destroy()
+        this.#log.error({ err: e instanceof Error ? e.message : String(e) }, 'edge negotiation failed')
+      })
   }
 
   #negotiated(raw: Socket, r: EdgeResult, deadline: number): void {

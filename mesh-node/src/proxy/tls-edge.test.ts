@@ -272,6 +272,35 @@ describe('TLS at the PostgreSQL edge (fake backends, real TLS)', () => {
     assert.ok((await tlsSession(port)).got.includes('ok:bad-be'), 'still serving')
   })
 
+  it('random bytes, after an SSLRequest or not, never stop the listener', async () => {
+    const be = await fakePg('fuzz-be', false)
+    const { l, port } = await listen(spec({ handshakeTimeoutMs: 300, applicationNameAddHost: true }), () => [
+      be.target,
+    ])
+    const shapes = [
+      () => randomBytes(1 + Math.floor(Math.random() * 300)),
+      () => Buffer.concat([SSL_REQUEST, randomBytes(1 + Math.floor(Math.random() * 300))]),
+      () => Buffer.concat([Buffer.from([0x16, 3, 3]), randomBytes(Math.floor(Math.random() * 300))]),
+      () => {
+        const b = randomBytes(8 + Math.floor(Math.random() * 64))
+        b.writeUInt32BE(b.length, 0)
+        b.writeUInt32BE(196608, 4)
+        return b
+      },
+    ]
+    await Promise.all(
+      Array.from({ length: 120 }, async (_, i) => {
+        const s = connect({ host: '127.0.0.1', port })
+        s.on('error', () => undefined)
+        s.on('connect', () => s.end(shapes[i % shapes.length]!()))
+        await collect(s, () => false, 3_000)
+      }),
+    )
+    const e = l.edge
+    assert.ok(e.badStartup + e.tlsFailures + e.handshakeTimeouts + e.plainRefused > 0, JSON.stringify(e))
+    assert.ok((await tlsSession(port)).got.includes('ok:fuzz-be'), 'still serving after the garbage')
+  })
+
   it('a CancelRequest goes to every cancel target, once each', async () => {
     const a = await fakePg('cancel-a', false)
     const b = await fakePg('cancel-b', false)
