@@ -1,21 +1,22 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, rename, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connect as tlsConnect } from 'node:tls'
-import { type ListenerConfigInput, ListenerConfigSchema } from '@pgmesh/protocol'
+import { ClusterStatusSchema, type ListenerConfigInput, ListenerConfigSchema } from '@pgmesh/protocol'
 import pg from 'pg'
 import { pino } from 'pino'
 import { startupPacket } from '../mesh-node/src/proxy/pg-wire.js'
 import { ProxyService } from '../mesh-node/src/proxy/proxy-service.js'
 import type { BackendTarget } from '../mesh-node/src/proxy/tcp-listener.js'
 import { makeCa, makeServerCert, type TestCert } from '../mesh-node/src/tls/test-certs.js'
-import { freePort, waitFor } from './helpers/processes.js'
+import { startMeshNode } from './helpers/mesh-cluster.js'
+import { freePort, Sandbox, waitFor } from './helpers/processes.js'
 import { TESTBED_PASSWORD, Testbed } from './helpers/testbed.js'
 
 const skip =
@@ -260,6 +261,45 @@ describe('PostgreSQL TLS at the edge, against the real testbed with ssl=on', {
     })
     const r = await psql(verifyFull(port), 'select 1')
     assert.equal(r.code, 0, r.stderr)
+  })
+
+  it('a pgmesh node terminates TLS from its config; /v1/status and /metrics show the certificate', async () => {
+    const sb = new Sandbox()
+    await sb.init('tls-node')
+    try {
+      const port = await freePort()
+      const pw = join(sb.dir, 'pgpass')
+      await writeFile(pw, `${TESTBED_PASSWORD}\n`, { mode: 0o600 })
+      const cfg = join(sb.dir, 'tls.yaml')
+      await writeFile(
+        cfg,
+        [
+          'cluster:',
+          `  databaseChecks: { passwordFile: ${pw} }`,
+          '  databases:',
+          ...tb.nodes.map((n) => `    - { name: ${n.name}, address: "127.0.0.1:${n.pgPort}" }`),
+          '  listeners:',
+          `    - { name: write, bind: "127.0.0.1:${port}", role: primary, tls: { mode: terminate, certFile: ${edgeCert.cert}, keyFile: ${edgeCert.key}, backend: verify-full, backendCaFile: ${ca.cert} } }`,
+          '',
+        ].join('\n'),
+      )
+      const node = await startMeshNode(sb, { id: 'tls1', configFile: cfg, logLevel: 'warn' })
+      await waitFor('psql verify-full through the node', 60_000, async () => {
+        const r = await psql(verifyFull(port, 'channel_binding=disable'), SSL_SQL)
+        return r.code === 0 && r.stdout === 't' ? true : undefined
+      })
+      const status = ClusterStatusSchema.parse(await (await fetch(`${node.apiUrl}/v1/status`)).json())
+      const l = status.listeners.find((x) => x.name === 'write')!
+      assert.equal(l.tls?.mode, 'terminate')
+      assert.match(l.tls?.certificate?.subject ?? '', /CN=edge/)
+      const key = await readFile(edgeCert.key, 'utf8')
+      assert.ok(!JSON.stringify(status).includes(key.split('\n')[1]!), 'no key material in the status')
+      const metrics = await (await fetch(`${node.apiUrl}/metrics`)).text()
+      assert.match(metrics, /pgmesh_listener_cert_expiry_seconds\{listener="write"\} \d+/)
+      assert.match(metrics, /pgmesh_listener_edge_events_total\{listener="write",event="tls_session"\} [1-9]/)
+    } finally {
+      await sb.cleanup()
+    }
   })
 
   it('certificate rotation: new connections get the new certificate, an open session keeps running', async () => {
