@@ -375,6 +375,9 @@ export class TcpListener {
       this.#admit(raw, raw, false)
       return
     }
+    // the handshake is several small writes each way: Nagle would hold each until the peer's
+    // (delayed) ACK, tens of milliseconds per connection
+    raw.setNoDelay(true)
     this.#negotiating.add(raw)
     const deadline = this.#clock.mono() + spec.queueTimeoutMs
     void negotiateEdge(raw, {
@@ -545,7 +548,7 @@ export class TcpListener {
             allowHalfOpen: true,
             onread: { buffer: READ_BUFFER, callback: (n) => this.#fromUpstream(conn, raw, n) },
           })
-        : connect({ host: target.host, port: target.port, allowHalfOpen: true })
+        : connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true })
     conn.upstream = raw
     const connectTimer = setTimeout(
       () => (conn.upstream ?? raw).destroy(new Error('connect timeout')),
