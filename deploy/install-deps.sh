@@ -10,9 +10,12 @@
 #   prometheus            promtool checks and unit-tests the alerting rules in deploy/prometheus/
 #   systemd, adduser, procps  the Debian package's test: systemd-analyze verify of the unit, the
 #                         package's own dependency for its system user, pgrep
+#   openssl               the TLS tests make their CA and certificates at test time
+#   pgbouncer             the TLS-terminating pooler pgmesh's TLS edge is measured against (test/bench/)
+#   conntrack             the kernel fast path cuts its forwarded sessions by deleting their flows
 set -Eeuo pipefail
 
-PACKAGES=(curl iproute2 arping nftables keepalived haproxy patroni etcd-server postgresql-15 postgresql-client-15 hyperfine chromium prometheus systemd adduser procps)
+PACKAGES=(curl iproute2 arping nftables keepalived haproxy patroni etcd-server postgresql-15 postgresql-client-15 hyperfine chromium prometheus systemd adduser procps openssl pgbouncer conntrack)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -20,6 +20,8 @@
 # created, then kept in BASE_DIR/testbed.env): TB_NODES=3 TB_SCOPE=demo TB_ETCD_PORT=12379 (peer port +1)
 # TB_PG_PORT=15432 TB_API_PORT=18008 (node i uses port+i-1) TB_TTL=10 TB_LOOP_WAIT=2 TB_RETRY_TIMEOUT=4
 # TB_PG_BIN=/usr/lib/postgresql/15/bin TB_USER=postgres (used when run as root) TB_TIMEOUT=120.
+# TB_SSL_CERT=FILE TB_SSL_KEY=FILE (PEM; unset = ssl off, as before): every node gets a copy (mode 600,
+# owned by the PostgreSQL user) and runs with ssl=on, clients may then use TLS or not.
 set -Eeuo pipefail
 
 PROG=$(basename "$0")
@@ -60,6 +62,8 @@ load_settings() {
     TB_SUPERUSER_PASSWORD=${TB_SUPERUSER_PASSWORD:-postgres-pass}
     TB_REPLICATION_PASSWORD=${TB_REPLICATION_PASSWORD:-rep-pass}
     TB_REWIND_PASSWORD=${TB_REWIND_PASSWORD:-rewind-pass}
+    TB_SSL_CERT=${TB_SSL_CERT:-}
+    TB_SSL_KEY=${TB_SSL_KEY:-}
     if [ -z "${TB_PG_BIN:-}" ]; then
         local v
         for v in 15 16 17 14 13; do
@@ -89,6 +93,8 @@ TB_PG_BIN=$TB_PG_BIN
 TB_SUPERUSER_PASSWORD=$TB_SUPERUSER_PASSWORD
 TB_REPLICATION_PASSWORD=$TB_REPLICATION_PASSWORD
 TB_REWIND_PASSWORD=$TB_REWIND_PASSWORD
+TB_SSL_CERT=$TB_SSL_CERT
+TB_SSL_KEY=$TB_SSL_KEY
 EOF
 }
 
@@ -207,6 +213,14 @@ current_leader() { inspect quiet | sed -n 's/.* leader=\([^ ]*\) .*/\1/p' | grep
 write_node_config() {
     local n=$1 d="$BASE/$1"
     [ -f "$d/patroni.yml" ] && return 0
+    local ssl_params=""
+    if [ -n "$TB_SSL_CERT" ] || [ -n "$TB_SSL_KEY" ]; then
+        [ -r "$TB_SSL_CERT" ] && [ -r "$TB_SSL_KEY" ] || die "TB_SSL_CERT and TB_SSL_KEY must both name readable PEM files"
+        install -m 600 "$TB_SSL_CERT" "$d/server.crt"
+        install -m 600 "$TB_SSL_KEY" "$d/server.key"
+        if [ $IS_ROOT = 1 ]; then chown "$TB_USER:$(id -gn "$TB_USER")" "$d/server.crt" "$d/server.key"; fi
+        ssl_params=$(printf '\n    ssl: "on"\n    ssl_cert_file: %s\n    ssl_key_file: %s' "$d/server.crt" "$d/server.key")
+    fi
     cat > "$d/patroni.yml" <<EOF
 scope: $TB_SCOPE
 namespace: /service/
@@ -263,7 +277,7 @@ postgresql:
       password: $TB_REWIND_PASSWORD
   parameters:
     unix_socket_directories: $d
-    shared_buffers: 32MB
+    shared_buffers: 32MB$ssl_params
   pg_hba:
     - local all all trust
     - host all all 127.0.0.1/32 scram-sha-256

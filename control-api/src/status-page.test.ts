@@ -98,6 +98,17 @@ function status(): ClusterStatus {
         backends: [
           { id: 'pg1', active: 7, total: 42, connectErrors: 0, bytesIn: 2048, bytesOut: 10, cut: 0 },
         ],
+        tls: {
+          mode: 'terminate',
+          backend: 'verify-full',
+          certificate: {
+            subject: 'CN=edge',
+            notAfter: '2027-01-05T00:00:00.000Z',
+            fingerprint256: 'AB:CD',
+            expiresInMs: 3 * 86_400_000 + 5_000,
+            expiryWarning: true,
+          },
+        },
       },
     ],
   }
@@ -246,6 +257,8 @@ describe('status page', () => {
     assert.match(l, /127\.0\.0\.1:5000/)
     assert.match(l, /data-testid="listener-active">7</)
     assert.match(l, /pg1<\/span>: 7 active, 42 total, 0 errors, 2\.0 KiB in, 10 B out/)
+    assert.match(l, /terminate, backend verify-full/)
+    assert.match(l, /class="warn" data-testid="listener-cert-expiry">expires 2027-01-05 \(3 d\)/)
   })
 
   it('shows a listener policy: refusals by reason, the most-limited sources (escaped), the stick table', () => {

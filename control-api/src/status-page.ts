@@ -218,12 +218,22 @@ function listenerRow(l: ListenerStatus): Html {
   return html`<tr data-testid="listener" data-listener="${l.name}"><td class="id">${l.name}</td><td>${l.bind}</td>
 <td>${l.role}</td><td>${l.balance}</td><td data-testid="listener-active">${l.active}</td><td>${l.total}</td>
 <td>${l.queued}</td><td>${l.refused}</td><td>${l.queueTimeouts}</td><td>${l.connectErrors}</td><td>${l.cut}</td>
-<td>${backends}</td><td data-testid="listener-policy">${listenerPolicy(l)}</td></tr>`
+<td>${tlsCell(l)}</td><td>${backends}</td><td data-testid="listener-policy">${listenerPolicy(l)}</td></tr>`
+}
+
+function tlsCell(l: ListenerStatus): Html | string {
+  const t = l.tls
+  if (t === undefined) return DASH
+  const c = t.certificate
+  if (c === null) return html`${t.mode}`
+  const days = Math.floor(c.expiresInMs / 86_400_000)
+  const expiry = html`<span class="${c.expiryWarning ? 'warn' : ''}" data-testid="listener-cert-expiry">expires ${c.notAfter.slice(0, 10)} (${days} d)</span>`
+  return html`${t.mode}, backend ${t.backend}<br>${expiry}`
 }
 
 function listeners(s: ClusterStatus): Html {
   const head = ['listener', 'bind', 'role', 'balance', 'active', 'total', 'queued', 'refused']
-  const rest = ['queue timeouts', 'connect errors', 'cut', 'backends', 'policy']
+  const rest = ['queue timeouts', 'connect errors', 'cut', 'tls', 'backends', 'policy']
   const body =
     s.listeners.length === 0
       ? html`<p class="muted">no listeners configured</p>`

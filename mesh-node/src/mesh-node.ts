@@ -110,6 +110,7 @@ export class MeshNode {
   readonly #startList: readonly Startable[]
   readonly #stopList: readonly (() => Promise<void> | void)[]
   readonly #config: ConfigService
+  readonly #proxy: ProxyService
   #apiAddress: string | null = null
   #running = false
 
@@ -226,7 +227,11 @@ export class MeshNode {
 
     // traffic: the proxy routes through the routing service, which cuts sessions through the proxy
     const proxy: ProxyService = new ProxyService(logger, (l) => routing.candidates(l), {
-      mono: () => clock.mono(),
+      clock,
+      wallNow: () => clock.wall(),
+      // a CancelRequest may belong to any database node's session
+      cancelTargets: () =>
+        running().databases.map((d) => ({ id: d.name, host: d.address.host, port: d.address.port })),
     })
     const fastpath: KernelFastPath = new KernelFastPath({
       node: node.id,
@@ -388,6 +393,7 @@ export class MeshNode {
       isMaster: () => election.driver.isMaster(),
       databases: () => routing.statuses(),
       vip: () => vip.counts(),
+      certificates: () => proxy.certificateExpiries(),
       defaultMetrics: true,
     })
     const view: NodeView = new NodeView({
@@ -416,6 +422,7 @@ export class MeshNode {
       fastPath: () => fastpath.status(),
     })
     this.view = view
+    this.#proxy = proxy
 
     // the node's timeline: its view diffed at most every EVENTS_COALESCE_MS after a change
     const events = new NodeEventLog({
@@ -515,6 +522,11 @@ export class MeshNode {
     this.#running = false
     for (const step of this.#stopList) await step()
     this.#log.info('left the mesh')
+  }
+
+  /** SIGHUP: every terminating listener re-reads its certificate, key and CA files; the failures. */
+  reloadTls(): ReturnType<ProxyService['reloadTls']> {
+    return this.#proxy.reloadTls()
   }
 
   /** See ConfigService.reloadFile (SIGHUP). */

@@ -136,6 +136,38 @@ export const ListenerStatusSchema = z.object({
   ),
   /** allow/deny, limits, stickiness, PROXY protocol: present when the listener has any */
   policy: ListenerPolicyStatusSchema.optional(),
+  /** backends new connections skip for now (a failed connect, a refused session), and why */
+  holdOffs: z.array(z.object({ backend: z.string(), reason: z.string(), remainingMs: Count })).optional(),
+  /** PostgreSQL edge counters: TLS sessions, refusals, bad input, cancels */
+  edge: z
+    .object({
+      tlsSessions: Count,
+      tlsFailures: Count,
+      handshakeTimeouts: Count,
+      plainRefused: Count,
+      badStartup: Count,
+      cancelsForwarded: Count,
+      cancelsDropped: Count,
+      backendTlsFailures: Count,
+    })
+    .optional(),
+  /** listeners with `tls`: the mode and the certificate clients get now (never the key) */
+  tls: z
+    .object({
+      mode: z.string(),
+      backend: z.string(),
+      certificate: z
+        .object({
+          subject: z.string(),
+          notAfter: z.string(),
+          fingerprint256: z.string(),
+          expiresInMs: Count,
+          /** inside the listener's `tls.expiryWarningMs` (or expired) */
+          expiryWarning: z.boolean(),
+        })
+        .nullable(),
+    })
+    .optional(),
 })
 export type ListenerStatus = z.infer<typeof ListenerStatusSchema>
 

@@ -60,6 +60,7 @@ export const ERROR_CODES = [
   'API_HOST_NOT_ALLOWED',
   'API_READS_UNPROTECTED',
   'FILE_MODE_UNSAFE',
+  'TLS_MATERIAL_INVALID',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

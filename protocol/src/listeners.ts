@@ -132,6 +132,65 @@ export const ProxyProtocolSchema = z
   })
   .strict()
 
+const DAY_MS = 86_400_000
+
+/**
+ * TLS on a listener. `passthrough` (the default, and what a listener without `tls` does): pgmesh
+ * never touches TLS, the client and the database negotiate it end to end. `terminate`: pgmesh holds
+ * the certificate; a PostgreSQL listener answers the client's SSLRequest with 'S' (and accepts
+ * PostgreSQL 17's direct TLS, ALPN `postgresql`), a `servers` listener speaks plain TLS. File paths
+ * are part of the (gossiped) cluster config; the files themselves, above all the key, stay on each
+ * node and are never sent, logged or shown.
+ */
+export const ListenerTlsSchema = z
+  .object({
+    mode: z.enum(['passthrough', 'terminate']),
+    /** PEM certificate chain pgmesh shows its clients (`terminate`) */
+    certFile: z.string().min(1).optional(),
+    /** PEM private key of `certFile`; readable by pgmesh alone */
+    keyFile: z.string().min(1).optional(),
+    /** `terminate`: a client that does not ask for TLS is refused with an ErrorResponse (28000). Default true */
+    requireClientTls: z.boolean().default(true),
+    /**
+     * How pgmesh talks to the database after terminating: `plain`, or `verify-full` (TLS, the
+     * server's certificate checked against `backendCaFile` and its name against the backend's host
+     * or `backendServerName`). Default plain
+     */
+    backend: z.enum(['plain', 'verify-full']).default('plain'),
+    /** PEM CA bundle the backends' certificates must chain to (`backend: verify-full`) */
+    backendCaFile: z.string().min(1).optional(),
+    /** the name the backends' certificates must carry; default: each backend's host */
+    backendServerName: z.string().min(1).max(253).optional(),
+    /** the client's TLS handshake (from accept, SSLRequest included) must end within this. Default 5000 */
+    handshakeTimeoutMs: ms(5_000, 100, 600_000),
+    /** a warning is logged (and repeated daily) once the certificate expires within this. Default 1209600000 (14 days) */
+    expiryWarningMs: ms(14 * DAY_MS, 0, 365 * DAY_MS),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    if (t.mode === 'terminate') {
+      if (t.certFile === undefined)
+        ctx.addIssue({ code: 'custom', path: ['certFile'], message: 'terminate needs certFile' })
+      if (t.keyFile === undefined)
+        ctx.addIssue({ code: 'custom', path: ['keyFile'], message: 'terminate needs keyFile' })
+    } else if (t.backend !== 'plain' || t.certFile !== undefined || t.keyFile !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['mode'],
+        message:
+          'passthrough leaves TLS to the client and the database: certFile, keyFile and backend need mode "terminate"',
+      })
+    }
+    if (t.backend === 'verify-full' && t.backendCaFile === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['backendCaFile'],
+        message: 'backend verify-full needs backendCaFile',
+      })
+    }
+  })
+export type ListenerTlsConfig = z.infer<typeof ListenerTlsSchema>
+
 /**
  * A TCP listener every node serves. `role` picks the backends: `primary` (the agreed, writable
  * database), `replica`, `any`, or `servers` (the explicit list). Limits apply per node.
@@ -178,6 +237,21 @@ export const ListenerConfigSchema = z
     limits: SourceLimitsSchema.optional(),
     stick: StickSchema.optional(),
     proxyProtocol: ProxyProtocolSchema.optional(),
+    /** TLS termination; none = passthrough */
+    tls: ListenerTlsSchema.optional(),
+    /**
+     * PostgreSQL listeners: append ` (client IP)` to the client's `application_name` (as
+     * PgBouncer's application_name_add_host), so pg_stat_activity shows who came through the
+     * proxy. Needs the startup packet in clear: plain clients, or `tls.mode: terminate`. Default false
+     */
+    applicationNameAddHost: z.boolean().optional(),
+    /**
+     * PostgreSQL listeners: a CancelRequest is forwarded to every database node that could hold
+     * its session (PostgreSQL ignores one whose key is not its own), at most this many per second
+     * on this node; more are dropped and counted. 0 = send each to the one backend the balancer
+     * picks, as a plain TCP proxy would. Default 100
+     */
+    cancelFanoutPerSecond: z.number().int().min(0).max(100_000).optional(),
   })
   .strict()
   .superRefine((l, ctx) => {
@@ -202,6 +276,13 @@ export const ListenerConfigSchema = z
     }
     if (l.role === 'servers' && l.servers.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['servers'], message: 'role "servers" needs at least one server' })
+    }
+    if (l.role === 'servers' && l.applicationNameAddHost === true) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['applicationNameAddHost'],
+        message: 'applicationNameAddHost needs a PostgreSQL listener (role primary, replica or any)',
+      })
     }
     if (l.role !== 'servers' && l.servers.length > 0) {
       ctx.addIssue({

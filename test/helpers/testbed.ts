@@ -48,9 +48,11 @@ export class Testbed {
   private constructor(
     readonly dir: string,
     base: number,
+    extraEnv: NodeJS.ProcessEnv = {},
   ) {
     this.#env = {
       ...process.env,
+      ...extraEnv,
       TB_PG_PORT: String(base),
       TB_API_PORT: String(base + 100),
       TB_ETCD_PORT: String(base + 200),
@@ -58,8 +60,9 @@ export class Testbed {
     }
   }
 
-  static async up(dir: string): Promise<Testbed> {
-    const tb = new Testbed(dir, await freePortBase())
+  /** `extraEnv`: testbed settings, e.g. TB_SSL_CERT / TB_SSL_KEY for ssl=on */
+  static async up(dir: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<Testbed> {
+    const tb = new Testbed(dir, await freePortBase(), extraEnv)
     await tb.script(['up', dir], 120_000)
     const env = Object.fromEntries(
       (await readFile(join(dir, 'ports.env'), 'utf8'))

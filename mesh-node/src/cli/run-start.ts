@@ -223,6 +223,10 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
         const reloaded = await tokens.reload()
         if (!reloaded.ok)
           log.error({ code: reloaded.error.code }, `API tokens kept: ${formatError(reloaded.error)}`)
+        // certificates rotate on disk: new connections get the new ones, sessions keep theirs
+        for (const f of await node.reloadTls()) {
+          log.error({ listener: f.name, code: 'TLS_MATERIAL_INVALID' }, `certificate kept: ${f.error}`)
+        }
         await reloadClusterFile(next.value.clusterInput)
       })
     })

@@ -276,6 +276,60 @@ describe('node metrics', () => {
     assert.equal(sampleValue(samples, 'pgmesh_listener_policy_sources', { listener: l, table: 'sticky' }), 9)
   })
 
+  it("exports a terminating listener's edge events", async () => {
+    const { world, metrics } = fixture()
+    const s = status()
+    const edge = {
+      tlsSessions: 4,
+      tlsFailures: 1,
+      handshakeTimeouts: 2,
+      plainRefused: 3,
+      badStartup: 5,
+      cancelsForwarded: 6,
+      cancelsDropped: 7,
+      backendTlsFailures: 8,
+    }
+    const notAfter = '2027-01-02T03:04:05.000Z'
+    world.status = {
+      ...s,
+      listeners: [
+        {
+          ...s.listeners[0]!,
+          name: 'tls',
+          edge,
+          tls: {
+            mode: 'terminate',
+            backend: 'plain',
+            certificate: {
+              subject: 'CN=edge',
+              notAfter,
+              fingerprint256: 'AA',
+              expiresInMs: 1,
+              expiryWarning: true,
+            },
+          },
+        },
+      ],
+    }
+    const { types, samples } = await scrape(metrics)
+    assert.equal(types.get('pgmesh_listener_edge_events_total'), 'counter')
+    const ev = (event: string) =>
+      sampleValue(samples, 'pgmesh_listener_edge_events_total', { listener: 'tls', event })
+    assert.deepEqual(
+      [
+        'tls_session',
+        'tls_failure',
+        'handshake_timeout',
+        'plain_refused',
+        'bad_startup',
+        'cancel_forwarded',
+        'cancel_dropped',
+        'backend_tls_failure',
+      ].map(ev),
+      [4, 1, 2, 3, 5, 6, 7, 8],
+    )
+  })
+
   it('reports the config version and the edits that lost to a concurrent one', async () => {
     const { world, metrics } = fixture()
     const before = (await scrape(metrics)).samples

@@ -268,6 +268,26 @@ export class NodeMetrics {
         }
       },
     )
+    // the PostgreSQL edge: TLS, refusals, bad input, cancels (docs/tls.md)
+    this.#counter(
+      'pgmesh_listener_edge_events_total',
+      'What happened at the PostgreSQL edge of a listener, by event',
+      ['listener', 'event'],
+      (s, emit) => {
+        for (const l of s.status.listeners) {
+          const e = l.edge
+          if (e === undefined) continue
+          emit({ listener: l.name, event: 'tls_session' }, e.tlsSessions)
+          emit({ listener: l.name, event: 'tls_failure' }, e.tlsFailures)
+          emit({ listener: l.name, event: 'handshake_timeout' }, e.handshakeTimeouts)
+          emit({ listener: l.name, event: 'plain_refused' }, e.plainRefused)
+          emit({ listener: l.name, event: 'bad_startup' }, e.badStartup)
+          emit({ listener: l.name, event: 'cancel_forwarded' }, e.cancelsForwarded)
+          emit({ listener: l.name, event: 'cancel_dropped' }, e.cancelsDropped)
+          emit({ listener: l.name, event: 'backend_tls_failure' }, e.backendTlsFailures)
+        }
+      },
+    )
     this.#counter(
       'pgmesh_listener_bytes_total',
       'Bytes proxied by sessions that ended; direction in = client to backend, out = backend to client',

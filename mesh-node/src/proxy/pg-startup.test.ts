@@ -293,12 +293,16 @@ describe('TCP listener, PostgreSQL-aware session start', () => {
     assert.equal(mute.connections, 1)
   })
 
-  it('gives up at the queue timeout, without passing the error on', async () => {
+  it("gives up at the queue timeout with its own 57P03, not the backend's error", async () => {
     const down = await fakePg('always-down', { onStartup: shuttingDown })
-    const { l, port } = await listen(spec({ queueTimeoutMs: 400 }), () => [down.target])
+    const { l, port } = await listen(spec({ queueTimeoutMs: 400, role: 'primary' }), () => [down.target])
     const started = Date.now()
     const got = await pgClient(port, startupPacket())
-    assert.equal(got.length, 0)
+    assert.equal(got[0], 0x45, 'an ErrorResponse')
+    const text = got.toString('utf8')
+    assert.match(text, /C57P03\0/)
+    assert.match(text, /pgmesh: no primary server took the connection within 400 ms \(listener "pg"\)/)
+    assert.doesNotMatch(text, /shutting down/)
     assert.ok(Date.now() - started >= 350, 'closed before the queue timeout')
     assert.equal(l.counters.queueTimeouts, 1)
   })

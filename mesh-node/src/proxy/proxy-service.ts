@@ -3,6 +3,16 @@ import type { Logger } from '../log.js'
 import { ListenerGate } from '../policy/listener-gate.js'
 import { hasPolicy, ListenerPolicy } from '../policy/listener-policy.js'
 import { MeshPolicy } from '../policy/mesh-policy.js'
+import {
+  type CertificateInfo,
+  expiryState,
+  isTlsFileError,
+  loadCa,
+  loadServerMaterial,
+} from '../tls/tls-material.js'
+import type { BackendTls } from './backend-tls.js'
+import type { CancelTarget } from './cancel-fanout.js'
+import { type MonoClock, systemMonoClock } from './clock.js'
 import { type BackendTarget, type ListenerSpec, localIp, TcpListener } from './tcp-listener.js'
 
 interface Running {
@@ -10,6 +20,67 @@ interface Running {
   readonly listener: TcpListener
   servers: BackendTarget[]
   bound: string
+  /** the certificate clients get now (terminate) */
+  certificate: CertificateInfo | null
+}
+
+/** What a listener's TLS files gave: the parts of its spec, or why they cannot be used. */
+type TlsLoad =
+  | {
+      readonly ok: true
+      readonly spec: Pick<ListenerSpec, 'tls' | 'backendTls'>
+      readonly certificate: CertificateInfo | null
+    }
+  | { readonly ok: false; readonly error: string }
+
+async function loadTls(c: ListenerConfig): Promise<TlsLoad> {
+  const t = c.tls
+  if (t === undefined || t.mode === 'passthrough') return { ok: true, spec: {}, certificate: null }
+  const m = await loadServerMaterial(t.certFile!, t.keyFile!)
+  if (isTlsFileError(m)) return { ok: false, error: `${m.code}: ${m.message}` }
+  let backendTls: BackendTls | undefined
+  if (t.backend === 'verify-full') {
+    const ca = await loadCa(t.backendCaFile!)
+    if (isTlsFileError(ca)) return { ok: false, error: `${ca.code}: ${ca.message}` }
+    backendTls = {
+      ca,
+      postgres: c.role !== 'servers',
+      ...(t.backendServerName !== undefined ? { serverName: t.backendServerName } : {}),
+    }
+  }
+  return {
+    ok: true,
+    spec: {
+      tls: { context: m.context, requireClientTls: t.requireClientTls },
+      ...(backendTls !== undefined ? { backendTls } : {}),
+    },
+    certificate: m.certificate,
+  }
+}
+
+/** How often certificates are looked at for their expiry (and a warning repeated). */
+export const CERT_EXPIRY_CHECK_MS = 86_400_000
+
+/** Default `cancelFanoutPerSecond` of a PostgreSQL listener. */
+export const DEFAULT_CANCEL_FANOUT_PER_SECOND = 100
+
+export interface ProxyServiceOptions {
+  /** monotonic time for queue deadlines, hold-offs and drains. Default performance.now() */
+  readonly clock?: MonoClock
+  /** wall-clock ms, for certificate expiry only. Default Date.now */
+  readonly wallNow?: () => number
+  /**
+   * Every database node a CancelRequest to a PostgreSQL listener may belong to (all of the
+   * cluster's `databases`). Default: the listener's current candidates.
+   */
+  readonly cancelTargets?: () => readonly CancelTarget[]
+}
+
+/** A listener's certificate and when it expires, for the metrics. */
+export interface CertificateExpiry {
+  readonly listener: string
+  readonly notAfterMs: number
+  readonly remainingMs: number
 }
 
 export interface ApplyResult {
@@ -20,8 +91,14 @@ export interface ApplyResult {
   readonly failed: { name: string; error: string }[]
 }
 
-function specOf(c: ListenerConfig): ListenerSpec {
+function specOf(c: ListenerConfig, tls: Pick<ListenerSpec, 'tls' | 'backendTls'> = {}): ListenerSpec {
+  const postgres = c.role !== 'servers'
   return {
+    ...tls,
+    role: postgres ? c.role : 'backend',
+    handshakeTimeoutMs: c.tls?.handshakeTimeoutMs ?? 5_000,
+    applicationNameAddHost: postgres && c.applicationNameAddHost === true,
+    cancelFanoutPerSecond: postgres ? (c.cancelFanoutPerSecond ?? DEFAULT_CANCEL_FANOUT_PER_SECOND) : 0,
     name: c.name,
     host: c.bind.host,
     port: c.bind.port,
@@ -70,9 +147,12 @@ export class ProxyService {
   readonly #policies = new Map<string, ListenerPolicy>()
   /** the listeners' policies as the mesh shares them: `exportDelta` for the heartbeat, `mergeRemote` for a peer's */
   readonly policy = new MeshPolicy(() => this.#policies)
-  readonly #mono: () => number
   /** bumped by every pause and resume: a drain of an older pause stops waiting */
   #pauseRun = 0
+  readonly #clock: MonoClock
+  readonly #wallNow: () => number
+  readonly #cancelTargets: (() => readonly CancelTarget[]) | undefined
+  #expiryTimer: NodeJS.Timeout | null = null
 
   /**
    * `route` gives the backends a role listener (primary, replica, any) may use now; `servers`
@@ -81,10 +161,12 @@ export class ProxyService {
   constructor(
     private readonly logger: Logger,
     private readonly route: (listener: ListenerConfig) => readonly BackendTarget[] = () => [],
-    options: { readonly mono?: () => number } = {},
+    options: ProxyServiceOptions = {},
   ) {
     this.#log = logger.child({ component: 'proxy' })
-    this.#mono = options.mono ?? (() => performance.now())
+    this.#clock = options.clock ?? systemMonoClock
+    this.#wallNow = options.wallNow ?? Date.now
+    this.#cancelTargets = options.cancelTargets
   }
 
   /** The listener's policy brought in line with its config; its gate, or null without a policy. */
@@ -101,7 +183,7 @@ export class ProxyService {
     return new ListenerGate(p, {
       listener: c.name,
       postgres: c.role !== 'servers',
-      mono: this.#mono,
+      mono: () => this.#clock.mono(),
       logger: this.logger,
     })
   }
@@ -135,24 +217,39 @@ export class ProxyService {
     }
     for (const c of configs) {
       const r = this.#running.get(c.name)
+      // certificates are read again on every apply: a reload or config edit picks up rotated files
+      const tls = await loadTls(c)
+      if (!tls.ok) {
+        this.#log.error({ listener: c.name }, tls.error)
+        result.failed.push({ name: c.name, error: tls.error })
+        continue
+      }
       if (r !== undefined && sameBind(r.config, c)) {
         r.config = c
         r.servers = serversOf(c)
-        r.listener.update(specOf(c))
+        r.certificate = tls.certificate
+        r.listener.update(specOf(c, tls.spec))
         r.listener.gate = this.#gateFor(c)
         result.updated.push(c.name)
         continue
       }
       // the routing reads the entry's current config and servers, which a reload updates in place
       const live = { config: c, servers: serversOf(c) }
+      const candidates = () => (live.config.role === 'servers' ? live.servers : this.route(live.config))
+      const cancelTargets = this.#cancelTargets
       const listener = new TcpListener(
-        specOf(c),
-        { candidates: () => (live.config.role === 'servers' ? live.servers : this.route(live.config)) },
+        specOf(c, tls.spec),
+        {
+          candidates,
+          cancelTargets: () =>
+            live.config.role !== 'servers' && cancelTargets !== undefined ? cancelTargets() : candidates(),
+        },
         // the listener adds its own component and listener name (a child of #log would repeat the field)
         this.logger,
+        this.#clock,
         this.#gateFor(c),
       )
-      const entry: Running = Object.assign(live, { listener, bound: '' })
+      const entry: Running = Object.assign(live, { listener, bound: '', certificate: tls.certificate })
       try {
         const b = await listener.start()
         entry.bound = formatHostPort(b)
@@ -169,11 +266,82 @@ export class ProxyService {
       result.started.push(c.name)
     }
     this.#failed = result.failed
+    this.#checkExpiry()
     return result
+  }
+
+  /**
+   * Reads every terminating listener's certificate, key and CA files again (SIGHUP, rotated files):
+   * new connections get the new certificate, established sessions keep theirs. Returns the
+   * listeners whose files cannot be used; those keep their previous certificate.
+   */
+  async reloadTls(): Promise<ApplyResult['failed']> {
+    const failed: ApplyResult['failed'] = []
+    for (const r of this.#running.values()) {
+      if (r.config.tls?.mode !== 'terminate') continue
+      const tls = await loadTls(r.config)
+      if (!tls.ok) {
+        this.#log.error({ listener: r.config.name }, tls.error)
+        failed.push({ name: r.config.name, error: tls.error })
+        continue
+      }
+      r.certificate = tls.certificate
+      r.listener.update(specOf(r.config, tls.spec))
+      this.#log.info(
+        {
+          listener: r.config.name,
+          notAfter: tls.certificate?.notAfter,
+          fingerprint256: tls.certificate?.fingerprint256,
+        },
+        'certificate reloaded',
+      )
+    }
+    this.#checkExpiry()
+    return failed
+  }
+
+  /** Each terminating listener's certificate expiry (for the metrics). */
+  certificateExpiries(): CertificateExpiry[] {
+    const now = this.#wallNow()
+    const out: CertificateExpiry[] = []
+    for (const r of this.#running.values()) {
+      if (r.certificate === null) continue
+      out.push({
+        listener: r.config.name,
+        notAfterMs: r.certificate.notAfterMs,
+        remainingMs: r.certificate.notAfterMs - now,
+      })
+    }
+    return out
+  }
+
+  /** Logs a warning for each certificate inside its listener's `expiryWarningMs`; runs after every load and daily. */
+  #checkExpiry(): void {
+    const now = this.#wallNow()
+    let any = false
+    for (const r of this.#running.values()) {
+      if (r.certificate === null) continue
+      any = true
+      const warnMs = r.config.tls?.expiryWarningMs ?? 14 * 86_400_000
+      const e = expiryState(r.certificate.notAfterMs, now, warnMs)
+      if (!e.warn) continue
+      const days = Math.floor(e.remainingMs / 86_400_000)
+      this.#log.warn(
+        { listener: r.config.name, notAfter: r.certificate.notAfter, subject: r.certificate.subject },
+        e.expired
+          ? `the certificate of listener ${r.config.name} has expired (${r.certificate.notAfter})`
+          : `the certificate of listener ${r.config.name} expires in ${days} day(s) (${r.certificate.notAfter})`,
+      )
+    }
+    if (any && this.#expiryTimer === null) {
+      this.#expiryTimer = setInterval(() => this.#checkExpiry(), CERT_EXPIRY_CHECK_MS).unref()
+    }
   }
 
   /** Stops accepting on every listener and waits for sessions, each up to its drain timeout. */
   async drain(): Promise<void> {
+    if (this.#expiryTimer !== null) clearInterval(this.#expiryTimer)
+    this.#expiryTimer = null
     const all = [...this.#running.values()]
     this.#running.clear()
     await Promise.all([...all.map((r) => r.listener.drain(r.config.drainTimeoutMs)), ...this.#draining])
@@ -220,8 +388,8 @@ export class ProxyService {
           { listener: name, sessions: r.listener.counters.active, timeoutMs },
           'maintenance: listener closed, draining its sessions',
         )
-        const deadline = Date.now() + timeoutMs
-        while (this.#pauseRun === run && r.listener.counters.active > 0 && Date.now() < deadline) {
+        const deadline = this.#clock.mono() + timeoutMs
+        while (this.#pauseRun === run && r.listener.counters.active > 0 && this.#clock.mono() < deadline) {
           await new Promise((done) => setTimeout(done, PAUSE_POLL_MS))
         }
         if (this.#pauseRun !== run) return
@@ -259,7 +427,7 @@ export class ProxyService {
   }
 
   status(): ListenerStatus[] {
-    const now = this.#mono()
+    const now = this.#clock.mono()
     return [...this.#running.values()].map((r) => ({
       name: r.config.name,
       bind: r.bound,
@@ -269,6 +437,30 @@ export class ProxyService {
       backends: [...r.listener.backendCounters()].map(([id, b]) => ({ id, ...b })),
       ...(this.#policies.has(r.config.name)
         ? { policy: this.#policies.get(r.config.name)!.status(now) }
+        : {}),
+      holdOffs: r.listener.holdOffs(),
+      ...(r.config.role !== 'servers' || r.config.tls !== undefined ? { edge: { ...r.listener.edge } } : {}),
+      ...(r.config.tls !== undefined
+        ? {
+            tls: {
+              mode: r.config.tls.mode,
+              backend: r.config.tls.backend,
+              certificate:
+                r.certificate === null
+                  ? null
+                  : {
+                      subject: r.certificate.subject,
+                      notAfter: r.certificate.notAfter,
+                      fingerprint256: r.certificate.fingerprint256,
+                      expiresInMs: Math.round(r.certificate.notAfterMs - this.#wallNow()),
+                      expiryWarning: expiryState(
+                        r.certificate.notAfterMs,
+                        this.#wallNow(),
+                        r.config.tls.expiryWarningMs,
+                      ).warn,
+                    },
+            },
+          }
         : {}),
     }))
   }

@@ -1,9 +1,23 @@
 import { connect, createServer, type Server, type Socket } from 'node:net'
+import type { SecureContext } from 'node:tls'
 import type { Logger } from '../log.js'
 import { type AdmittedClient, backendOrigin, type ListenerGate } from '../policy/listener-gate.js'
 import { encodeProxyHeader } from '../policy/proxy-protocol.js'
+import { type BackendTls, startBackendTls } from './backend-tls.js'
 import { type BalanceAlgorithm, type BalancerState, newBalancerState, pickBackend } from './balancer.js'
+import { CancelBudget, type CancelTarget, sendCancel } from './cancel-fanout.js'
+import { type MonoClock, systemMonoClock } from './clock.js'
+import { type HoldOff, HoldOffs } from './hold-offs.js'
+import { type EdgeDrop, type EdgeResult, negotiateEdge } from './pg-edge.js'
 import { StartupPeek } from './pg-startup.js'
+import {
+  CANCEL_REQUEST_CODE,
+  CANCEL_REQUEST_LENGTH,
+  classifyFirstPacket,
+  errorResponse,
+  REFUSAL,
+} from './pg-wire.js'
+import { WaitQueue } from './wait-queue.js'
 
 export interface BackendTarget {
   readonly id: string
@@ -38,11 +52,49 @@ export interface ListenerSpec {
    * the client's startup replayed to another one, or the client waits in the queue for one
    */
   readonly startupPeek?: boolean
+  /** what the backends are, for refusal messages ("primary", "replica"); default "backend" */
+  readonly role?: string
+  /** TLS termination: the context clients get (swapped by a reload; sessions keep theirs) */
+  readonly tls?: {
+    readonly context: SecureContext
+    /** PostgreSQL listeners: a plain client is refused with an ErrorResponse */
+    readonly requireClientTls: boolean
+  }
+  /** TLS to the backends (verify-full); none = plain */
+  readonly backendTls?: BackendTls
+  /** PostgreSQL listeners: append the client's address to application_name */
+  readonly applicationNameAddHost?: boolean
+  /** the client's startup (TLS handshake included) must be read within this. Default 5000 */
+  readonly handshakeTimeoutMs?: number
+  /** PostgreSQL listeners: CancelRequests copied to every cancel target, at most this many per second; 0 = off. Default 0 */
+  readonly cancelFanoutPerSecond?: number
 }
+
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000
 
 export interface ListenerRouting {
   /** the backends this listener may send a new connection to now, in preference order */
   candidates(): readonly BackendTarget[]
+  /** where a CancelRequest may belong: every database node that could hold its session; default candidates() */
+  cancelTargets?(): readonly CancelTarget[]
+}
+
+/** What happened at the PostgreSQL edge: TLS, refusals, bad input, cancels. */
+export interface EdgeCounters {
+  tlsSessions: number
+  /** handshakes that failed (garbage ClientHello, wrong protocol, no ALPN on direct TLS) */
+  tlsFailures: number
+  handshakeTimeouts: number
+  /** plain clients refused by a TLS-only listener */
+  plainRefused: number
+  /** truncated, oversized or malformed startup/SSLRequest packets */
+  badStartup: number
+  /** CancelRequests copied to the cancel targets */
+  cancelsForwarded: number
+  /** CancelRequests over the fan-out budget */
+  cancelsDropped: number
+  /** sessions to a backend that failed TLS (verify-full) */
+  backendTlsFailures: number
 }
 
 export interface BackendCounters {
@@ -104,12 +156,23 @@ export function localIp(address: string | undefined): string {
 
 /** One client, from accept to close: waiting in the queue, trying a backend, or spliced to one. */
 interface Conn {
+  /** the client stream: the socket, or TLS over it */
   readonly client: Socket
+  /** the accepted socket, for its addresses */
+  readonly raw: Socket
   /** the real client (from a trusted PROXY header) when the listener has a policy */
   readonly admitted: AdmittedClient | null
   /** its address for `source` balancing and stickiness */
   readonly source: string
-  /** Date.now() after which it stops waiting for a backend */
+  /** its first bytes are still to be checked for a forged PROXY header */
+  sniff: boolean
+  /** the edge read the startup packet: the client waits for the server's answer to it */
+  readonly startupRead: boolean
+  /** the client's first bytes were looked at for a CancelRequest */
+  sawFirst: boolean
+  /** refusing: the client's bytes read until its startup packet, then the ErrorResponse */
+  refusal: { buf: Buffer; readonly code: string; readonly message: string } | null
+  /** clock.mono() after which it stops waiting for a backend */
   readonly deadline: number
   /** backends it may still try after one failed (role listeners retry until the deadline instead) */
   retriesLeft: number
@@ -117,15 +180,13 @@ interface Conn {
   peek: StartupPeek | null
   upstream: Socket | null
   backend: string | null
+  /** host:port of `backend` */
+  backendAddress: string | null
   connected: boolean
   /** `client.bytesRead` when this backend was picked, less what it was replayed: for bytesIn */
   readBase: number
-  /** the queue timeout, while queued */
-  timer: NodeJS.Timeout | null
   /** the idle check, while connected */
   idle: NodeJS.Timeout | null
-  /** its first bytes are still to be checked for a forged PROXY header */
-  sniff: boolean
 }
 
 /** One listening socket: accept, queue, pick a backend, connect, splice both ways. */
@@ -133,10 +194,10 @@ export class TcpListener {
   readonly #log: Logger
   readonly #balancer: BalancerState = newBalancerState()
   readonly #sessions = new Set<Conn>()
-  readonly #queue: Conn[] = []
+  readonly #queue: WaitQueue<Conn>
   readonly #backends = new Map<string, BackendCounters>()
-  /** backend id → Date.now() until which new dispatches skip it */
-  readonly #holds = new Map<string, number>()
+  readonly #holds: HoldOffs
+  readonly #clock: MonoClock
   readonly counters: ListenerCounters = {
     active: 0,
     total: 0,
@@ -146,21 +207,40 @@ export class TcpListener {
     connectErrors: 0,
     cut: 0,
   }
+  readonly edge: EdgeCounters = {
+    tlsSessions: 0,
+    tlsFailures: 0,
+    handshakeTimeouts: 0,
+    plainRefused: 0,
+    badStartup: 0,
+    cancelsForwarded: 0,
+    cancelsDropped: 0,
+    backendTlsFailures: 0,
+  }
+  /** connections still in their TLS handshake or startup */
+  readonly #negotiating = new Set<Socket>()
+  readonly #cancelBudget: CancelBudget
   #server: Server | null = null
   #accepting = false
   #spec: ListenerSpec
 
-  /**
-   * `gate`: the listener's traffic policy (allow/deny, limits, stickiness, PROXY protocol), which
-   * a reload may set or clear
-   */
   constructor(
     spec: ListenerSpec,
     private readonly routing: ListenerRouting,
     logger: Logger,
+    clock: MonoClock = systemMonoClock,
+    /** the listener's traffic policy (allow/deny, limits, stickiness, PROXY protocol); a reload may set or clear it */
     public gate: ListenerGate | null = null,
   ) {
     this.#spec = spec
+    this.#clock = clock
+    this.#holds = new HoldOffs(clock, HOLD_OFF_MS)
+    this.#cancelBudget = new CancelBudget(clock, spec.cancelFanoutPerSecond ?? 0)
+    this.#queue = new WaitQueue<Conn>(clock, (conn) => {
+      this.counters.queued = this.#queue.length
+      this.counters.queueTimeouts++
+      this.#refuse(conn, REFUSAL.noBackend, this.#noBackendMessage())
+    })
     this.#log = logger.child({ component: 'proxy', listener: spec.name })
   }
 
@@ -171,6 +251,7 @@ export class TcpListener {
   /** Applies changed limits and timeouts to new connections (the bind address cannot change). */
   update(spec: ListenerSpec): void {
     this.#spec = spec
+    this.#cancelBudget.setRate(spec.cancelFanoutPerSecond ?? 0)
     this.kick()
   }
 
@@ -197,14 +278,16 @@ export class TcpListener {
     return this.#backends
   }
 
+  /** Backends new dispatches skip now (a failed connect, a refused session), with the reason. */
+  holdOffs(): HoldOff[] {
+    return this.#holds.list()
+  }
+
   /** Routes may have changed (a primary appeared): serve the queue. */
   kick(): void {
-    while (this.#queue.length > 0) {
-      const w = this.#queue[0]!
+    for (let w = this.#queue.peek(); w !== undefined; w = this.#queue.peek()) {
       if (!this.#tryDispatch(w)) return
       this.#queue.shift()
-      clearTimeout(w.timer ?? undefined)
-      w.timer = null
       this.counters.queued = this.#queue.length
     }
   }
@@ -237,8 +320,8 @@ export class TcpListener {
   /** Clients (in a session, or queued for one) that connected to the local address `ip`, given in {@link localIp} form. */
   sessionsTo(ip: string): number {
     let n = 0
-    for (const s of this.#sessions) if (localIp(s.client.localAddress) === ip) n++
-    for (const w of this.#queue) if (localIp(w.client.localAddress) === ip) n++
+    for (const s of this.#sessions) if (localIp(s.raw.localAddress) === ip) n++
+    for (const w of this.#queue) if (localIp(w.raw.localAddress) === ip) n++
     return n
   }
 
@@ -265,8 +348,9 @@ export class TcpListener {
     const closed =
       server === null ? Promise.resolve() : new Promise<void>((done) => server.close(() => done()))
     this.#dropQueue()
-    const deadline = Date.now() + timeoutMs
-    while (this.#sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    const deadline = this.#clock.mono() + timeoutMs
+    while (this.#sessions.size > 0 && this.#clock.mono() < deadline)
+      await new Promise((r) => setTimeout(r, 20))
     for (const s of this.#sessions) {
       s.client.destroy()
       s.upstream?.destroy()
@@ -275,11 +359,9 @@ export class TcpListener {
   }
 
   #dropQueue(): void {
-    for (const w of this.#queue.splice(0)) {
-      clearTimeout(w.timer ?? undefined)
-      w.timer = null
-      w.client.destroy()
-    }
+    for (const w of this.#queue.clear()) w.client.destroy()
+    for (const s of this.#negotiating) s.destroy()
+    this.#negotiating.clear()
     this.counters.queued = 0
   }
 
@@ -292,42 +374,138 @@ export class TcpListener {
     return c
   }
 
-  #accept(client: Socket): void {
-    client.on('error', () => undefined)
+  #accept(raw: Socket): void {
+    raw.on('error', () => undefined)
     if (!this.#accepting) {
-      client.destroy()
+      raw.destroy()
       return
     }
     // the policy decides before a byte is read (beyond a trusted PROXY header) or a backend dialled
-    if (this.gate !== null) this.gate.accept(client, (a) => this.#admit(client, a))
-    else this.#admit(client, null)
+    if (this.gate !== null) this.gate.accept(raw, (a) => this.#admitted(raw, a))
+    else this.#admitted(raw, null)
   }
 
-  #admit(client: Socket, admitted: AdmittedClient | null): void {
-    if (client.destroyed || !this.#accepting) {
-      client.destroy()
+  #admitted(raw: Socket, admitted: AdmittedClient | null): void {
+    if (raw.destroyed || !this.#accepting) {
+      raw.destroy()
       return
     }
     this.counters.total++
+    const spec = this.#spec
+    // TLS termination and startup rewriting read the client's first packets before any backend
+    if (spec.tls === undefined && spec.applicationNameAddHost !== true) {
+      this.#admit(raw, raw, false, admitted)
+      return
+    }
+    // the handshake is several small writes each way: Nagle would hold each until the peer's
+    // (delayed) ACK, tens of milliseconds per connection
+    raw.setNoDelay(true)
+    this.#negotiating.add(raw)
+    const deadline = this.#clock.mono() + spec.queueTimeoutMs
+    void negotiateEdge(raw, {
+      listener: spec.name,
+      context: () => this.#spec.tls?.context ?? null,
+      requireTls: spec.tls?.requireClientTls ?? false,
+      postgres: spec.startupPeek === true,
+      applicationNameAddHost: spec.applicationNameAddHost === true,
+      handshakeTimeoutMs: spec.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    })
+      .then((r) => this.#negotiated(raw, r, deadline, admitted))
+      .catch((e: unknown) => {
+        // a bug, not the client's doing: this connection ends, the listener keeps serving
+        this.#negotiating.delete(raw)
+        raw.destroy()
+        this.#log.error({ err: e instanceof Error ? e.message : String(e) }, 'edge negotiation failed')
+      })
+  }
+
+  #negotiated(raw: Socket, r: EdgeResult, deadline: number, admitted: AdmittedClient | null): void {
+    const wasNegotiating = this.#negotiating.delete(raw)
+    if (r.kind === 'cancel' && (this.#spec.cancelFanoutPerSecond ?? 0) === 0) {
+      // fan-out off: the cancel goes where the balancer sends it, as through a plain TCP proxy
+      raw.unshift(r.packet)
+      this.#admit(raw, raw, false, admitted, deadline)
+      return
+    }
+    if (r.kind === 'cancel') {
+      // the client learns the cancel was delivered when its connection closes, as from PostgreSQL
+      void this.#cancel(r.packet, null).then(() => raw.end())
+      return
+    }
+    if (r.kind === 'drop') {
+      this.#dropped(r.why, r.detail)
+      return
+    }
+    if (!wasNegotiating || !this.#accepting) {
+      r.client.destroy()
+      raw.destroy()
+      return
+    }
+    if (r.tls) this.edge.tlsSessions++
+    r.client.on('error', () => undefined)
+    this.#admit(r.client, raw, this.#spec.startupPeek === true, admitted, deadline)
+  }
+
+  #dropped(why: EdgeDrop, detail: string): void {
+    if (why === 'closed') return
+    if (why === 'tls-failed') this.edge.tlsFailures++
+    else if (why === 'handshake-timeout') this.edge.handshakeTimeouts++
+    else if (why === 'plain-refused') this.edge.plainRefused++
+    else this.edge.badStartup++
+    this.#log.debug({ why, detail }, 'connection dropped at the edge')
+  }
+
+  /** A CancelRequest: to every database node that could hold its session, within the budget. */
+  /** `alreadySentTo`: host:port the client's own connection carries it to (a second copy could cancel its next query) */
+  async #cancel(packet: Buffer, alreadySentTo: string | null): Promise<void> {
+    if (!this.#cancelBudget.take()) {
+      this.edge.cancelsDropped++
+      return
+    }
+    const all = this.routing.cancelTargets?.() ?? this.routing.candidates()
+    const seen = new Set<string>(alreadySentTo === null ? [] : [alreadySentTo])
+    const targets = all.filter((t) => {
+      const a = `${t.host}:${t.port}`
+      if (seen.has(a)) return false
+      seen.add(a)
+      return true
+    })
+    const { sent, done } = sendCancel(packet, targets, this.#spec.connectTimeoutMs)
+    this.edge.cancelsForwarded += sent
+    await done
+  }
+
+  #admit(
+    client: Socket,
+    raw: Socket,
+    startupRead: boolean,
+    admitted: AdmittedClient | null,
+    deadline?: number,
+  ): void {
     const conn: Conn = {
       client,
+      raw,
       admitted,
-      source: admitted?.origin.source ?? client.remoteAddress ?? '',
-      deadline: Date.now() + this.#spec.queueTimeoutMs,
+      source: admitted?.origin.source ?? raw.remoteAddress ?? '',
+      sniff: admitted?.sniff === true,
+      startupRead,
+      sawFirst: startupRead,
+      refusal: null,
+      deadline: deadline ?? this.#clock.mono() + this.#spec.queueTimeoutMs,
       retriesLeft: 1,
       peek: this.#spec.startupPeek === true ? new StartupPeek() : null,
       upstream: null,
       backend: null,
+      backendAddress: null,
       connected: false,
       readBase: 0,
-      timer: null,
       idle: null,
-      sniff: admitted?.sniff === true,
     }
     // explicitly paused, so the data listener does not start reading before a backend is connected
     client.pause()
     client.on('data', (chunk: Buffer) => this.#fromClient(conn, chunk))
     client.on('end', () => {
+      if (conn.refusal !== null) return
       // a client that half-closes mid-startup gets whatever this backend answers
       if (conn.peek !== null) this.#commit(conn)
       conn.upstream?.end()
@@ -339,28 +517,22 @@ export class TcpListener {
 
   /** `first`: it was waiting before the ones queued now (a backend turned it down) */
   #enqueue(conn: Conn, first = false): void {
-    const { client } = conn
-    if (this.#queue.length >= this.#spec.queueSize) {
+    const refused = this.#queue.push(conn, conn.deadline, this.#spec.queueSize, first)
+    if (refused === 'full') {
       this.counters.refused++
-      client.destroy()
+      const s = this.#spec
+      this.#refuse(
+        conn,
+        REFUSAL.full,
+        `pgmesh: listener "${s.name}" is full (${s.maxconn} sessions and ${s.queueSize} waiting)`,
+      )
       return
     }
-    const left = conn.deadline - Date.now()
-    if (left <= 0) {
+    if (refused === 'expired') {
       this.counters.queueTimeouts++
-      client.destroy()
+      this.#refuse(conn, REFUSAL.noBackend, this.#noBackendMessage())
       return
     }
-    conn.timer = setTimeout(() => {
-      conn.timer = null
-      const i = this.#queue.indexOf(conn)
-      if (i >= 0) this.#queue.splice(i, 1)
-      this.counters.queued = this.#queue.length
-      this.counters.queueTimeouts++
-      client.destroy()
-    }, left)
-    if (first) this.#queue.unshift(conn)
-    else this.#queue.push(conn)
     this.counters.queued = this.#queue.length
   }
 
@@ -368,11 +540,11 @@ export class TcpListener {
   #tryDispatch(conn: Conn): boolean {
     if (conn.client.destroyed) return true
     if (this.#sessions.size >= this.#spec.maxconn) return false
-    const now = this.#holds.size > 0 ? Date.now() : 0
+    const now = this.#holds.size > 0 ? this.#clock.mono() : 0
     const candidates: (BackendTarget & { active: number })[] = []
     for (const b of this.routing.candidates()) {
       const active = this.#counter(b.id).active
-      if (active >= b.maxconn || (now > 0 && (this.#holds.get(b.id) ?? 0) > now)) continue
+      if (active >= b.maxconn || (now > 0 && this.#holds.isHeld(b.id, now))) continue
       candidates.push({ ...b, active })
     }
     const choose = () => pickBackend(this.#spec.balance, candidates, this.#balancer, conn.source)
@@ -391,20 +563,25 @@ export class TcpListener {
     counters.active++
     const replay = conn.peek?.replay() ?? null
     conn.backend = target.id
+    conn.backendAddress = `${target.host}:${target.port}`
     conn.connected = false
     conn.readBase = client.bytesRead - (replay?.length ?? 0)
-    const upstream: Socket = connect({
-      host: target.host,
-      port: target.port,
-      allowHalfOpen: true,
-      onread: { buffer: READ_BUFFER, callback: (n) => this.#fromUpstream(conn, upstream, n) },
-    })
-    conn.upstream = upstream
+    const tls = spec.backendTls
+    const raw: Socket =
+      tls === undefined
+        ? connect({
+            host: target.host,
+            port: target.port,
+            allowHalfOpen: true,
+            onread: { buffer: READ_BUFFER, callback: (n) => this.#fromUpstream(conn, raw, n) },
+          })
+        : connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true })
+    conn.upstream = raw
     const connectTimer = setTimeout(
-      () => upstream.destroy(new Error('connect timeout')),
+      () => (conn.upstream ?? raw).destroy(new Error('connect timeout')),
       spec.connectTimeoutMs,
     )
-    upstream.once('connect', () => {
+    const established = (upstream: Socket) => {
       conn.connected = true
       clearTimeout(connectTimer)
       counters.total++
@@ -416,20 +593,56 @@ export class TcpListener {
       }
       conn.idle = this.#watchIdle(conn, upstream, spec.idleTimeoutMs)
       if (target.sendProxy !== undefined)
-        upstream.write(encodeProxyHeader(target.sendProxy, backendOrigin(conn.admitted, client)))
+        upstream.write(encodeProxyHeader(target.sendProxy, backendOrigin(conn.admitted, conn.raw)))
       if (replay !== null && replay.length > 0) upstream.write(replay)
       client.resume()
-    })
-    // backpressure, client → backend: the client was paused when a write filled the buffer
-    upstream.on('drain', () => {
-      if (conn.upstream === upstream) client.resume()
-    })
-    upstream.on('error', (e) => {
+    }
+    raw.on('error', (e) => {
       if (conn.connected) return
       counters.connectErrors++
       this.counters.connectErrors++
       this.#log.warn({ backend: target.id, err: e.message }, `cannot connect to ${target.id}`)
     })
+    if (tls === undefined) {
+      raw.once('connect', () => established(raw))
+      this.#wire(conn, target, raw, connectTimer)
+      return
+    }
+    raw.once('close', () => {
+      // before TLS is up the raw socket is the upstream: a failure there is a failed connect
+      if (conn.upstream === raw) this.#connectFailed(conn, target, connectTimer)
+    })
+    raw.once('connect', () =>
+      startBackendTls(
+        raw,
+        target.host,
+        tls,
+        (secure) => {
+          if (conn.upstream !== raw) return secure.destroy()
+          conn.upstream = secure
+          secure.on('data', (chunk: Buffer) => {
+            if (!this.#fromUpstreamChunk(conn, secure, chunk)) secure.pause()
+          })
+          this.#wire(conn, target, secure, connectTimer)
+          established(secure)
+        },
+        (why) => {
+          if (conn.upstream !== raw) return
+          this.edge.backendTlsFailures++
+          this.#log.warn({ backend: target.id, err: why }, `cannot set up TLS to ${target.id}`)
+        },
+      ),
+    )
+  }
+
+  /** The events of an upstream socket that carries the session (plain, or TLS once it is up). */
+  #wire(conn: Conn, target: BackendTarget, upstream: Socket, connectTimer: NodeJS.Timeout): void {
+    const { client } = conn
+    // backpressure, client → backend: the client was paused when a write filled the buffer
+    upstream.on('drain', () => {
+      if (conn.upstream === upstream) client.resume()
+    })
+    upstream.on('error', () => undefined)
     upstream.on('end', () => {
       if (conn.upstream !== upstream) return
       if (conn.peek !== null) {
@@ -441,17 +654,20 @@ export class TcpListener {
     upstream.on('close', (hadError) => {
       clearTimeout(connectTimer)
       if (conn.upstream !== upstream) return
-      if (!conn.connected) {
-        // held off first: the release serves the queue, which must not be sent to it again
-        if (!client.destroyed) this.#holdOff(target.id, 'cannot connect')
-        this.#release(conn)
-        return this.#retry(conn)
-      }
+      if (!conn.connected) return this.#connectFailed(conn, target, connectTimer)
       if (conn.peek?.awaitingReply()) return this.#refused(conn, 'closed the connection before answering')
       // a clean close has already ended the client side (upstream 'end'), data flushed first
       if (hadError || conn.peek !== null) client.destroy()
       if (client.destroyed) this.#release(conn)
     })
+  }
+
+  #connectFailed(conn: Conn, target: BackendTarget, connectTimer: NodeJS.Timeout): void {
+    clearTimeout(connectTimer)
+    // held off first: the release serves the queue, which must not be sent to it again
+    if (!conn.client.destroyed) this.#holdOff(target.id, 'cannot connect')
+    this.#release(conn)
+    this.#retry(conn)
   }
 
   /**
@@ -480,6 +696,10 @@ export class TcpListener {
   }
 
   #fromClient(conn: Conn, chunk: Buffer): void {
+    if (conn.refusal !== null) {
+      this.#refusalRead(conn, chunk)
+      return
+    }
     const upstream = conn.upstream
     if (upstream === null) {
       // only reachable if data slipped past a pause between backends: keep it for the next one
@@ -489,10 +709,17 @@ export class TcpListener {
     }
     if (conn.sniff) {
       conn.sniff = false
-      if (this.gate?.forged(chunk, conn.client) === true) {
-        conn.client.resetAndDestroy()
+      if (this.gate?.forged(chunk, conn.raw) === true) {
+        conn.raw.resetAndDestroy()
         upstream.destroy()
         return
+      }
+    }
+    if (!conn.sawFirst) {
+      conn.sawFirst = true
+      // a passthrough listener sees a CancelRequest go by: its session may be on another backend
+      if (isCancelRequest(chunk) && (this.#spec.cancelFanoutPerSecond ?? 0) > 0) {
+        void this.#cancel(chunk.subarray(0, CANCEL_REQUEST_LENGTH), conn.backendAddress)
       }
     }
     if (conn.peek !== null && conn.peek.client(chunk) === 'commit') this.#commit(conn)
@@ -502,7 +729,11 @@ export class TcpListener {
   /** A read from the backend, in READ_BUFFER; false pauses its reading (until the client drains). */
   #fromUpstream(conn: Conn, upstream: Socket, n: number): boolean {
     if (conn.upstream !== upstream) return false
-    const chunk = takeRead(n)
+    return this.#fromUpstreamChunk(conn, upstream, takeRead(n))
+  }
+
+  #fromUpstreamChunk(conn: Conn, upstream: Socket, chunk: Buffer): boolean {
+    if (conn.upstream !== upstream) return false
     if (conn.peek === null) return conn.client.write(chunk)
     const step = conn.peek.server(chunk)
     if (step.state === 'reject') {
@@ -547,26 +778,76 @@ export class TcpListener {
     if (!this.#tryDispatch(conn)) this.#enqueue(conn, true)
   }
 
+  #noBackendMessage(): string {
+    const s = this.#spec
+    return `pgmesh: no ${s.role ?? 'backend'} server took the connection within ${s.queueTimeoutMs} ms (listener "${s.name}")`
+  }
+
+  /**
+   * Turns a client away in PostgreSQL's words where it understands them: the ErrorResponse after its
+   * startup packet (an SSLRequest is answered N first), so psql and drivers show the reason. Other
+   * listeners just close. The client's startup is awaited for the handshake timeout at most.
+   */
+  #refuse(conn: Conn, code: string, message: string): void {
+    const { client } = conn
+    if (this.#spec.startupPeek !== true || client.destroyed) {
+      client.destroy()
+      return
+    }
+    conn.refusal = { buf: Buffer.alloc(0), code, message }
+    if (conn.startupRead) {
+      this.#sendRefusal(conn)
+      return
+    }
+    setTimeout(() => client.destroy(), this.#spec.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS).unref()
+    // what a backend that turned the client down was sent is the client's unanswered request
+    const seen = conn.peek?.replay()
+    conn.peek = null
+    client.resume()
+    if (seen !== undefined && seen.length > 0) this.#refusalRead(conn, seen)
+  }
+
+  #refusalRead(conn: Conn, chunk: Buffer): void {
+    const r = conn.refusal!
+    r.buf = r.buf.length === 0 ? chunk : Buffer.concat([r.buf, chunk])
+    for (;;) {
+      const p = classifyFirstPacket(r.buf, false)
+      if (p.kind === 'partial') return
+      if (p.kind === 'ssl-request' || p.kind === 'gssenc-request') {
+        conn.client.write('N')
+        r.buf = r.buf.subarray(8)
+        continue
+      }
+      if (p.kind === 'startup') {
+        this.#sendRefusal(conn)
+        return
+      }
+      conn.client.destroy()
+      return
+    }
+  }
+
+  #sendRefusal(conn: Conn): void {
+    const r = conn.refusal!
+    const { client } = conn
+    client.pause()
+    client.end(errorResponse(r.code, r.message))
+    // a client that does not close after the error is not waited for
+    setTimeout(() => client.destroy(), this.#spec.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS).unref()
+  }
+
   #holdOff(backend: string, why: string): void {
-    const now = Date.now()
-    if ((this.#holds.get(backend) ?? 0) <= now) {
+    if (this.#holds.hold(backend, why)) {
       this.#log.warn({ backend, reason: why }, `${backend} ${why}: skipped for ${HOLD_OFF_MS} ms`)
     }
-    this.#holds.set(backend, now + HOLD_OFF_MS)
     setTimeout(() => {
-      if ((this.#holds.get(backend) ?? 0) <= Date.now()) this.#holds.delete(backend)
+      this.#holds.prune()
       this.kick()
     }, HOLD_OFF_MS + 1).unref()
   }
 
   #clientClosed(conn: Conn, hadError: boolean): void {
-    if (conn.timer !== null) {
-      clearTimeout(conn.timer)
-      conn.timer = null
-      const i = this.#queue.indexOf(conn)
-      if (i >= 0) this.#queue.splice(i, 1)
-      this.counters.queued = this.#queue.length
-    }
+    if (this.#queue.remove(conn)) this.counters.queued = this.#queue.length
     const upstream = conn.upstream
     if (upstream === null) return
     if (hadError || !conn.connected || conn.peek !== null) upstream.destroy()
@@ -580,6 +861,7 @@ export class TcpListener {
     if (upstream === null || backend === null) return
     conn.upstream = null
     conn.backend = null
+    conn.backendAddress = null
     clearTimeout(conn.idle ?? undefined)
     conn.idle = null
     const counters = this.#counter(backend)
@@ -593,4 +875,12 @@ export class TcpListener {
     counters.active--
     this.kick()
   }
+}
+
+function isCancelRequest(chunk: Buffer): boolean {
+  return (
+    chunk.length >= CANCEL_REQUEST_LENGTH &&
+    chunk.readUInt32BE(0) === CANCEL_REQUEST_LENGTH &&
+    chunk.readUInt32BE(4) === CANCEL_REQUEST_CODE
+  )
 }
