@@ -13,6 +13,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 DEMO=${PGMESH_DEMO_DIR:-$ROOT/.demo}
 BASE=${PGMESH_DEMO_PORT:-7946}
+# Node.js 24 (deploy/runtime.sh installs it into .runtime/ when the system's node is older)
+command -v npm >/dev/null 2>&1 || deploy/install-deps.sh
+RUNTIME_BIN=$("$ROOT/deploy/runtime.sh")
+export PATH="$RUNTIME_BIN:$PATH"
 CLI=(node "$ROOT/mesh-node/dist/pgmesh.mjs")
 
 gossip_port() { echo $((BASE + 10 * ($1 - 1))); }
@@ -144,7 +148,8 @@ fi
 cat <<MSG
 The mesh is up: 3 pgmesh nodes on loopback (logs in $DEMO/n*.log).
 
-Try, in another terminal:
+Try, in another terminal, in $ROOT:
+  export PATH="\$(deploy/runtime.sh):\$PATH"    # the Node.js 24 that npx pgmesh runs on
   curl -s http://127.0.0.1:$(api_port 1)/v1/status
   npx pgmesh status --api 127.0.0.1:$(api_port 2)
   curl -si http://127.0.0.1:$(api_port 1)/master    # 200 on the MASTER (n1, priority 110), 503 elsewhere

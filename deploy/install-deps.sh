@@ -7,6 +7,8 @@
 #   patroni, etcd-server, postgresql-15 (pgbench included), postgresql-client-15
 #                         the real Patroni cluster the tests and the demo run
 #   chromium              the headless browser the status page's e2e test drives (playwright-core)
+#   nodejs, npm           only where npm is missing: deploy/runtime.sh needs some npm to fetch
+#                         Node.js 24 from the npm registry (Debian's own node is too old to run pgmesh)
 set -Eeuo pipefail
 
 PACKAGES=(curl iproute2 arping nftables keepalived haproxy patroni etcd-server postgresql-15 postgresql-client-15 hyperfine chromium)
@@ -16,6 +18,7 @@ for pkg in "${PACKAGES[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   [ "$status" = "install ok installed" ] || missing+=("$pkg")
 done
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

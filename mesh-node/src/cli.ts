@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import './polyfill.js'
 import { writeFile } from 'node:fs/promises'
 import { ClusterStatusSchema } from '@pgmesh/protocol'
 import { parseCommandLine, USAGE } from './cli/args.js'
