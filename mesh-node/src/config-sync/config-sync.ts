@@ -9,6 +9,7 @@ import {
   type Result,
   type VersionedConfig,
   validateClusterConfig,
+  validatePeerClusterConfig,
 } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
 import { canonicalJson, configHash } from './config-hash.js'
@@ -82,9 +83,28 @@ export class ConfigSync {
     return this.#applying
   }
 
-  /** Checks a cluster section as an edit of the running config would; every problem listed. */
-  check(input: unknown): Result<{ parsed: ClusterConfig; input: Record<string, unknown> }> {
-    const r = validateClusterConfig(input)
+  /**
+   * Checks a cluster section as an edit of the running config would; every problem listed. An
+   * operator's input (API, file) is strict about unknown fields; a peer's version may come from a
+   * newer pgmesh, so its unknown fields are dropped from what runs here (and logged) while the input
+   * is kept as it is: the version's hash, and what this node passes on, stay the same.
+   */
+  check(
+    input: unknown,
+    from: 'operator' | 'peer' = 'operator',
+  ): Result<{ parsed: ClusterConfig; input: Record<string, unknown> }> {
+    let r: Result<ClusterConfig>
+    if (from === 'operator') r = validateClusterConfig(input)
+    else {
+      const peer = validatePeerClusterConfig(input)
+      if (peer.ok && peer.value.ignored.length > 0) {
+        this.#log.warn(
+          { ignored: peer.value.ignored },
+          'the cluster config has fields this pgmesh version does not know (made by a newer node?): running it without them',
+        )
+      }
+      r = peer.ok ? ok(peer.value.config) : peer
+    }
     if (!r.ok) return r
     const doc = input as Record<string, unknown>
     const issues: Issue[] = []
@@ -187,7 +207,7 @@ export class ConfigSync {
       if (v.version === cur.version) this.#conflict(v, cur)
       return ok('older')
     }
-    const checked = this.check(v.cluster)
+    const checked = this.check(v.cluster, 'peer')
     if (!checked.ok) {
       return err(
         pgmeshError(
@@ -286,7 +306,9 @@ export function initialConfig(args: {
   })
   const s = args.stored
   if (s === null) return fromFile(null)
-  const checked = validateClusterConfig(s.config.cluster)
+  // stored by this node, maybe while it ran a newer pgmesh (a downgrade): unknown fields dropped
+  const peer = validatePeerClusterConfig(s.config.cluster)
+  const checked = peer.ok ? ok(peer.value.config) : peer
   if (!checked.ok || checked.value.name !== args.file.parsed.name) {
     return fromFile(
       'the stored cluster config is not valid here or names another cluster: starting from the file',
