@@ -89,9 +89,17 @@ describe('pgmesh CLI as a user meets it', { timeout: 60_000 }, () => {
     const r = await runCli(sb, ['launch'])
     assert.equal(r.code, 2)
     assert.match(r.stderr, /unknown command 'launch'[\s\S]*Usage:/)
-    const v = await runCli(sb, ['version'])
-    assert.equal(v.code, 0)
-    assert.match(v.stdout, /^pgmesh \d+\.\d+\.\d+\n$/)
+    for (const args of [['version'], ['--version']]) {
+      const v = await runCli(sb, args)
+      assert.equal(v.code, 0)
+      assert.match(v.stdout, /^pgmesh \d+\.\d+\.\d+\n$/)
+    }
+    const h = await runCli(sb, ['help', 'start'])
+    assert.equal(h.code, 0)
+    assert.match(h.stdout, /pgmesh start[\s\S]*--secret-file FILE/)
+    const c = await runCli(sb, ['completion', 'bash'])
+    assert.equal(c.code, 0)
+    assert.match(c.stdout, /complete -o filenames -F _pgmesh pgmesh/)
   })
 
   it('`prioirty: 5` is refused with a hint at start, on SIGHUP, by config check and by PUT /v1/config', async () => {
