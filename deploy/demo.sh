@@ -149,9 +149,9 @@ cat <<MSG
 The mesh is up: 3 pgmesh nodes on loopback (logs in $DEMO/n*.log).
 
 Try, in another terminal, in $ROOT:
-  export PATH="\$(deploy/runtime.sh):\$PATH"    # the Node.js 24 that npx pgmesh runs on
+  . deploy/env.sh                                   # Node.js 24 and this checkout's pgmesh on PATH
   curl -s http://127.0.0.1:$(api_port 1)/v1/status
-  npx pgmesh status --api 127.0.0.1:$(api_port 2)
+  pgmesh status --api 127.0.0.1:$(api_port 2)
   curl -si http://127.0.0.1:$(api_port 1)/master    # 200 on the MASTER (n1, priority 110), 503 elsewhere
 
 $(if [ "$WITH_DB" = 1 ]; then cat <<DB
@@ -166,10 +166,10 @@ Move the primary and watch writes follow (the Patroni cluster is in $TESTBED):
 DB
 fi)
 Add a 4th peer, joining through node 3 (any member is a seed):
-  npx pgmesh start --id n4 --cluster demo --gossip 127.0.0.1:$(gossip_port 4) --api 127.0.0.1:$(api_port 4) \\
+  pgmesh start --id n4 --cluster demo --gossip 127.0.0.1:$(gossip_port 4) --api 127.0.0.1:$(api_port 4) \\
     --join 127.0.0.1:$(gossip_port 3) --secret-file $DEMO/cluster.secret --data-dir $DEMO/n4
 and see it listed everywhere:
-  npx pgmesh status --api 127.0.0.1:$(api_port 1)
+  pgmesh status --api 127.0.0.1:$(api_port 1)
 
 Kill one (kill -9 \$(cat $DEMO/n2.pid)) and watch it turn suspect, then dead; kill the MASTER
 (kill -9 \$(cat $DEMO/n1.pid)) and n2 becomes MASTER within a second.

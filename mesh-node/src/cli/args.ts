@@ -60,6 +60,7 @@ const startOptions = {
   api: { type: 'string' },
   join: { type: 'string', multiple: true },
   'secret-file': { type: 'string' },
+  'tokens-file': { type: 'string' },
   'data-dir': { type: 'string' },
   cluster: { type: 'string' },
   'log-level': { type: 'string' },
@@ -100,6 +101,7 @@ Flags (override the config file):
   --api HOST:PORT        control API listen address (default 127.0.0.1:7947)
   --join HOST:PORT       a seed: any member's gossip address; repeatable
   --secret-file FILE     cluster secret from 'pgmesh keygen'
+  --tokens-file FILE     API bearer tokens, one per line (node.api.tokensFile): enables the write endpoints
   --data-dir DIR         node key and incarnation (default ./.pgmesh/<id>)
   --cluster NAME         cluster name (default pgmesh)
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent (default info)
@@ -120,6 +122,7 @@ Flags (override the config file):
         ...(values.api === undefined ? {} : { api: values.api }),
         ...(values.join === undefined ? {} : { join: values.join }),
         ...(values['secret-file'] === undefined ? {} : { secretFile: values['secret-file'] }),
+        ...(values['tokens-file'] === undefined ? {} : { tokensFile: values['tokens-file'] }),
         ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
         ...(values.cluster === undefined ? {} : { cluster: values.cluster }),
         ...(values['log-level'] === undefined ? {} : { logLevel: values['log-level'] }),

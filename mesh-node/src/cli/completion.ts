@@ -1,7 +1,7 @@
 import { type Shell, SUBCOMMANDS } from './args.js'
 
 /** Options that take a file or directory: completion offers paths after them. */
-const PATH_OPTIONS = new Set(['config', 'secret-file', 'data-dir', 'token-file', 'out'])
+const PATH_OPTIONS = new Set(['config', 'secret-file', 'tokens-file', 'data-dir', 'token-file', 'out'])
 
 /**
  * A completion script generated from the subcommand table, so it cannot drift from the parser:
