@@ -53,10 +53,14 @@ function commandLines(text: string): string[] {
   return out
 }
 
-/** The commands the demo prints: the lines indented by exactly two spaces after "Try, in another terminal". */
-function demoCommands(output: string): string[] {
-  const start = output.indexOf('Try, in another terminal')
-  const end = output.indexOf('Ctrl-C stops the demo', start)
+/** The commands a script prints: the lines indented by exactly two spaces between `from` and `to`. */
+function demoCommands(
+  output: string,
+  from = 'Try, in another terminal',
+  to = 'Ctrl-C stops the demo',
+): string[] {
+  const start = output.indexOf(from)
+  const end = output.indexOf(to, start)
   assert.ok(start >= 0 && end > start, `the demo printed no commands:\n${output}`)
   const section = output.slice(start, end).split('\n').slice(1)
   const indented: string[] = []
@@ -168,6 +172,15 @@ async function runToEnd(
   return r.output()
 }
 
+function spawnOk(command: string, args: readonly string[]): boolean {
+  try {
+    execFileSync(command, args, { stdio: 'ignore', timeout: 10_000 })
+    return true
+  } catch {
+    return false
+  }
+}
+
 async function freeBase(count: number, step: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + ((await freePort()) % 80) * 100
@@ -191,6 +204,8 @@ describe('the newcomer path: every command README.md and the demo print works on
   let copy = ''
   let env: NodeJS.ProcessEnv = {}
   let demoTestbed = ''
+  let labDir = ''
+  let labEnv: NodeJS.ProcessEnv = {}
 
   before(async () => {
     await sb.init('newcomer')
@@ -219,6 +234,17 @@ describe('the newcomer path: every command README.md and the demo print works on
           // already gone
         }
       }
+    }
+    if (labDir !== '') {
+      await runToEnd(
+        sb,
+        'vip-lab down',
+        join(copy, 'deploy', 'vip-lab.sh'),
+        ['down', labDir],
+        copy,
+        labEnv,
+        60_000,
+      ).catch(() => undefined)
     }
     if (demoTestbed !== '') {
       await runToEnd(
@@ -348,5 +374,53 @@ describe('the newcomer path: every command README.md and the demo print works on
       await exited(demo.proc, 60_000).catch(() => demo.proc.kill('SIGKILL'))
     }
     assert.match(demo.output(), /demo stopped/)
+  })
+
+  const netnsLab = process.getuid?.() === 0 && spawnOk('ip', ['netns', 'list'])
+  it('docs/getting-started.md: the VIP lab, and every command it prints (a write through the VIP, a failover)', {
+    skip: netnsLab ? false : 'needs root and network namespaces',
+  }, async () => {
+    const guide = await readFile(join(copy, 'docs', 'getting-started.md'), 'utf8')
+    const blocks = shBlocks(guide).flat()
+    assert.ok(blocks.includes('sudo deploy/vip-lab.sh up'), 'the guide starts the lab')
+    assert.ok(
+      blocks.some((c) => c.startsWith('sudo deploy/vip-lab.sh down')),
+      'the guide stops the lab',
+    )
+    const tag = `nc${(await freePort()).toString(36).slice(-4)}`
+    labDir = join(sb.dir, 'vip-lab')
+    labEnv = { ...env, PGMESH_LAB_TAG: tag }
+    const up = await runToEnd(
+      sb,
+      'vip-lab.sh up',
+      join(copy, 'deploy', 'vip-lab.sh'),
+      ['up', labDir],
+      copy,
+      labEnv,
+      300_000,
+    )
+    const commands = demoCommands(up, 'The lab is up', `deploy/vip-lab.sh down ${labDir}`)
+    assert.ok(
+      commands.some((c) => c.startsWith('kill -9')),
+      'the lab prints the failover',
+    )
+    await writeFile(join(sb.dir, 'lab.sh'), script(commands, join(sb.dir, 'lab-cmds.log')))
+    const log = await runToEnd(
+      sb,
+      'the lab commands',
+      'bash',
+      [join(sb.dir, 'lab.sh')],
+      copy,
+      labEnv,
+      600_000,
+    )
+    assert.match(log, /=== all commands done/)
+    const out = [...outputs(log)]
+    const inserts = out.filter(([c]) => c.includes('insert into hello')).map(([, o]) => o)
+    assert.equal(inserts.length, 2)
+    assert.match(inserts[0]!, /\| the VIP\s*$/m)
+    assert.match(inserts[1]!, /\| the VIP, after a failover\s*$/m)
+    // after the kill, n2 (the next priority) is MASTER
+    assert.match(out.find(([c]) => c.startsWith(`ip -n ${tag}-n2`))?.[1] ?? '', /198\.18\.0\.100/)
   })
 })
