@@ -77,6 +77,8 @@ if [ "$WITH_DB" = 1 ]; then
   echo "starting a Patroni cluster (etcd + 3 PostgreSQL nodes) in $TESTBED ..."
   "$ROOT/deploy/testbed.sh" up "$TESTBED" >"$DEMO/testbed.log" 2>&1 || {
     tail -n 20 "$DEMO/testbed.log" >&2
+    # the EXIT trap is not set yet: stop what the failed start left running
+    "$ROOT/deploy/testbed.sh" down "$TESTBED" >/dev/null 2>&1 || true
     exit 1
   }
   printf '%s\n' "$DB_PASSWORD" >"$DEMO/db.pass"
