@@ -112,6 +112,8 @@ up() {
   touch "$DIR/.vip-lab"
   # the postgres user must reach the data directory
   chmod 755 "$DIR"
+  runuser -u postgres -- test -x "$DIR" ||
+    die "the postgres user cannot reach $DIR (a parent directory is private): choose one under /tmp"
 
   ip link add "$BRIDGE" type bridge
   ip addr add 198.18.0.254/24 dev "$BRIDGE"
@@ -125,6 +127,7 @@ up() {
   printf '%s\n' "$DB_PASSWORD" >"$DIR/db.pass"
   chmod 600 "$DIR/db.pass"
   install -o postgres -g postgres -m 600 "$DIR/db.pass" "$DIR/pgsock/pw"
+  cd /
   runuser -u postgres -- "$PG_BIN/initdb" -D "$DIR/pg" -U postgres --pwfile="$DIR/pgsock/pw" \
     --auth-local=trust --auth-host=scram-sha-256 >"$DIR/initdb.log" 2>&1 || {
     tail -n 20 "$DIR/initdb.log" >&2

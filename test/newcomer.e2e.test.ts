@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { copyFile, mkdir, readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { exited, freePort, ROOT, Sandbox, waitFor } from './helpers/processes.js'
+import { freePort, ROOT, Sandbox, waitFor } from './helpers/processes.js'
 
 /**
  * The newcomer path, as docs print it: on a copy of this checkout (no node_modules, no dist, no
@@ -154,6 +154,21 @@ function run(
   return { proc, output: () => output }
 }
 
+/**
+ * The exit code, or a rejection after `ms`. Unlike helpers/processes.ts' `exited`, it clears its
+ * timer: a pending 15-minute timer would keep this file's process alive after the tests end.
+ */
+function exitOf(p: ChildProcess, ms: number): Promise<number | null> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode)
+  return new Promise((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`process ${p.pid} did not exit within ${ms} ms`)), ms)
+    p.once('exit', (code) => {
+      clearTimeout(timer)
+      done(code)
+    })
+  })
+}
+
 async function runToEnd(
   sb: Sandbox,
   what: string,
@@ -164,7 +179,7 @@ async function runToEnd(
   timeoutMs: number,
 ): Promise<string> {
   const r = run(sb, command, args, cwd, env)
-  const code = await exited(r.proc, timeoutMs).catch((e: unknown) => {
+  const code = await exitOf(r.proc, timeoutMs).catch((e: unknown) => {
     r.proc.kill('SIGKILL')
     throw new Error(`${what}: ${(e as Error).message}\n${r.output().slice(-4000)}`)
   })
@@ -209,6 +224,8 @@ describe('the newcomer path: every command README.md and the demo print works on
 
   before(async () => {
     await sb.init('newcomer')
+    // the demo's Patroni and the lab's PostgreSQL run as the postgres user, in this checkout
+    await chmod(sb.dir, 0o755)
     copy = join(sb.dir, 'pgmesh')
     await copyCheckout(copy)
     // a newcomer's PATH: no runtime of ours on it yet (the docs' first command puts it there)
@@ -376,7 +393,7 @@ describe('the newcomer path: every command README.md and the demo print works on
       }
     } finally {
       demo.proc.kill('SIGTERM')
-      await exited(demo.proc, 60_000).catch(() => demo.proc.kill('SIGKILL'))
+      await exitOf(demo.proc, 60_000).catch(() => demo.proc.kill('SIGKILL'))
     }
     assert.match(demo.output(), /demo stopped/)
   })

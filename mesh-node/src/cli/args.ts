@@ -257,7 +257,7 @@ ${TOKEN_HELP} --json for JSON output.`,
   },
   {
     name: 'completion',
-    synopsis: 'pgmesh completion bash|zsh                print a shell completion script',
+    synopsis: 'pgmesh completion bash|zsh               print a shell completion script',
     help: `bash: add  source <(pgmesh completion bash)  to ~/.bashrc, or save it as
       /etc/bash_completion.d/pgmesh (or ~/.local/share/bash-completion/completions/pgmesh)
 zsh:  add  source <(pgmesh completion zsh)  to ~/.zshrc (it uses zsh's bash completion support)`,
@@ -273,7 +273,7 @@ zsh:  add  source <(pgmesh completion zsh)  to ~/.zshrc (it uses zsh's bash comp
   },
   {
     name: 'version',
-    synopsis: 'pgmesh version | --version                print the version',
+    synopsis: 'pgmesh version | --version               print the version',
     help: 'Prints "pgmesh X.Y.Z".',
     options: {},
     parse: (args) =>
@@ -283,7 +283,7 @@ zsh:  add  source <(pgmesh completion zsh)  to ~/.zshrc (it uses zsh's bash comp
   },
   {
     name: 'help',
-    synopsis: 'pgmesh help [COMMAND] | COMMAND --help    this overview, or one command in full',
+    synopsis: 'pgmesh help [COMMAND] | COMMAND --help   this overview, or one command in full',
     help: 'Without COMMAND: every command. With one: its flags and what it does.',
     get actions() {
       return SUBCOMMANDS.map((c) => c.name)
