@@ -231,7 +231,7 @@ describe('the newcomer path: every command README.md and the demo print works on
     // a newcomer's PATH: no runtime of ours on it yet (the docs' first command puts it there)
     const path = (process.env.PATH ?? '')
       .split(':')
-      .filter((p) => !p.includes('/.runtime/') && p !== dirname(process.execPath))
+      .filter((p) => !p.includes('/.runtime/'))
       .join(':')
     env = {
       ...process.env,

@@ -1,4 +1,4 @@
-import { ConfigPutBodySchema, MembersQuerySchema, toIssues } from '@pgmesh/protocol'
+import { ConfigPutBodySchema, issuesWithHints, MembersQuerySchema, toIssues } from '@pgmesh/protocol'
 import { type Context, Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { type ApiAuth, requireToken } from './auth.js'
@@ -83,7 +83,11 @@ export function createControlApi(options: ControlApiOptions): Hono {
       const body = ConfigPutBodySchema.safeParse(doc)
       if (!body.success) {
         return c.json(
-          apiError('API_BAD_REQUEST', 'invalid body: { cluster, baseVersion? }', toIssues(body.error)),
+          apiError(
+            'API_BAD_REQUEST',
+            'invalid body: { cluster, baseVersion? }',
+            issuesWithHints(ConfigPutBodySchema, body.error),
+          ),
           400,
         )
       }
