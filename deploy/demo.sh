@@ -119,7 +119,8 @@ start_node() { # start_node I PRIORITY [JOIN_PORT]
   echo $! >"$DEMO/n$i.pid"
 }
 
-trap 'stop_all; echo; echo "demo stopped"' EXIT
+SLEEP_PID=
+trap '[ -z "$SLEEP_PID" ] || kill "$SLEEP_PID" 2>/dev/null; stop_all; echo; echo "demo stopped"' EXIT
 trap 'exit 0' INT TERM
 start_node 1 110
 start_node 2 105 "$(gossip_port 1)"
@@ -180,8 +181,8 @@ and a real VIP are in test/vip.netns.e2e.test.ts.)
 Ctrl-C stops the demo.
 MSG
 
-if [ -n "${PGMESH_DEMO_SECONDS:-}" ]; then
-  sleep "$PGMESH_DEMO_SECONDS"
-else
-  while :; do sleep 3600; done
-fi
+# in the background and waited for: bash runs a trap only once a foreground command ends, so a
+# SIGTERM to this script alone would otherwise wait for the sleep (and orphan it when killed)
+sleep "${PGMESH_DEMO_SECONDS:-infinity}" &
+SLEEP_PID=$!
+wait "$SLEEP_PID"

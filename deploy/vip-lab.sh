@@ -11,7 +11,7 @@
 #   deploy/vip-lab.sh status [DIR]   the mesh as node 1 sees it
 #   deploy/vip-lab.sh down   [DIR]   stop everything it started (by PID), remove the namespaces, the bridge and DIR
 # DIR defaults to /tmp/pgmesh-vip-lab. PGMESH_LAB_TAG (default pgmlab) prefixes the namespaces and
-# the bridge.
+# the bridge; PGMESH_LAB_WAIT_S (default 180) bounds the wait for a MASTER serving writes.
 set -Eeuo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CMD=${1:-}
@@ -150,12 +150,12 @@ up() {
     echo $! >"$DIR/$n.pid"
   done
 
-  local deadline=$((SECONDS + 60))
+  local deadline=$((SECONDS + ${PGMESH_LAB_WAIT_S:-180}))
   until curl -s -m 2 "http://${ADDR[n1]}:7947/v1/backends" | grep -q '"primary":"db"' &&
     PGPASSWORD=$DB_PASSWORD PGCONNECT_TIMEOUT=2 psql -h "$VIP" -U postgres -tAc 'select 1' >/dev/null 2>&1; do
     if [ $SECONDS -ge $deadline ]; then
       tail -n 5 "$DIR"/n*.log >&2
-      die "no MASTER holding $VIP with the primary agreed within 60 s (logs in $DIR)"
+      die "no MASTER holding $VIP with the primary agreed within ${PGMESH_LAB_WAIT_S:-180} s (logs in $DIR)"
     fi
     sleep 0.5
   done

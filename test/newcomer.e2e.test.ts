@@ -369,7 +369,7 @@ describe('the newcomer path: every command README.md and the demo print works on
       )
       assert.equal(ready, 'up', `the demo exited:\n${demo.output().slice(-4000)}`)
       const commands = demoCommands(demo.output())
-      assert.equal(commands[0], '. deploy/env.sh')
+      assert.equal(commands[0]?.replace(/\s+#.*$/, ''), '. deploy/env.sh')
       assert.ok(commands.some((c) => c.startsWith('pgmesh status')))
       assert.ok(commands.some((c) => c.startsWith('pgmesh start --id n4')))
       await writeFile(join(sb.dir, 'demo.sh'), `${script(commands, join(sb.dir, 'demo-n4.log'))}kill %1\n`)
