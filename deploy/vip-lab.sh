@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A throw-away lab for a real VIP, on this machine only (docs/getting-started.md walks through it):
-# a Linux bridge with 198.18.0.254/24 in the root namespace, a PostgreSQL 15 in namespace
-# `<tag>-db` (198.18.0.10:5432), and three pgmesh nodes in `<tag>-n1..3` (198.18.0.1-3) with the
-# linux VIP driver holding 198.18.0.100 on the MASTER, each serving a `primary` listener on :5432.
+# a Linux bridge with 198.18.7.254/24 in the root namespace, a PostgreSQL 15 in namespace
+# `<tag>-db` (198.18.7.10:5432), and three pgmesh nodes in `<tag>-n1..3` (198.18.7.1-3) with the
+# linux VIP driver holding 198.18.7.100 on the MASTER, each serving a `primary` listener on :5432.
 # A client in the root namespace writes through the VIP; kill the MASTER and the VIP moves.
 # 198.18.0.0/15 is the benchmarking range: nothing outside the lab answers there.
 #
@@ -11,19 +11,21 @@
 #   deploy/vip-lab.sh status [DIR]   the mesh as node 1 sees it
 #   deploy/vip-lab.sh down   [DIR]   stop everything it started (by PID), remove the namespaces, the bridge and DIR
 # DIR defaults to /tmp/pgmesh-vip-lab. PGMESH_LAB_TAG (default pgmlab) prefixes the namespaces and
-# the bridge; PGMESH_LAB_WAIT_S (default 180) bounds the wait for a MASTER serving writes.
+# the bridge; PGMESH_LAB_NET (default 198.18.7) is the lab's /24, apart from the 198.18.0.0/24 the
+# netns tests use; PGMESH_LAB_WAIT_S (default 180) bounds the wait for a MASTER serving writes.
 set -Eeuo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CMD=${1:-}
 DIR=${2:-/tmp/pgmesh-vip-lab}
 TAG=${PGMESH_LAB_TAG:-pgmlab}
 BRIDGE=${TAG}br
-VIP=198.18.0.100
-DB_ADDR=198.18.0.10
+NET=${PGMESH_LAB_NET:-198.18.7}
+VIP=$NET.100
+DB_ADDR=$NET.10
 DB_PASSWORD=lab-pass
 PG_BIN=/usr/lib/postgresql/15/bin
 NODES=(n1 n2 n3)
-declare -A PRIORITY=([n1]=110 [n2]=105 [n3]=100) ADDR=([n1]=198.18.0.1 [n2]=198.18.0.2 [n3]=198.18.0.3)
+declare -A PRIORITY=([n1]=110 [n2]=105 [n3]=100) ADDR=([n1]=$NET.1 [n2]=$NET.2 [n3]=$NET.3)
 
 die() { echo "vip-lab: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, a bridge, PostgreSQL as the postgres user)"
@@ -116,7 +118,7 @@ up() {
     die "the postgres user cannot reach $DIR (a parent directory is private): choose one under /tmp"
 
   ip link add "$BRIDGE" type bridge
-  ip addr add 198.18.0.254/24 dev "$BRIDGE"
+  ip addr add "$NET.254/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   host db "$DB_ADDR"
   local n
@@ -133,7 +135,7 @@ up() {
     tail -n 20 "$DIR/initdb.log" >&2
     die "initdb failed"
   }
-  echo "host all all 198.18.0.0/24 scram-sha-256" >>"$DIR/pg/pg_hba.conf"
+  echo "host all all $NET.0/24 scram-sha-256" >>"$DIR/pg/pg_hba.conf"
   ip netns exec "$TAG-db" runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DIR/pg" -w -l "$DIR/pgsock/pg.log" \
     -o "-c listen_addresses=$DB_ADDR -c port=5432 -c unix_socket_directories=$DIR/pgsock" start >/dev/null || {
     tail -n 20 "$DIR/pgsock/pg.log" >&2
