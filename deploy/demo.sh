@@ -13,6 +13,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 DEMO=${PGMESH_DEMO_DIR:-$ROOT/.demo}
 BASE=${PGMESH_DEMO_PORT:-7946}
+# Node.js 24 (deploy/runtime.sh installs it into .runtime/ when the system's node is older)
+command -v npm >/dev/null 2>&1 || deploy/install-deps.sh
+RUNTIME_BIN=$("$ROOT/deploy/runtime.sh")
+export PATH="$RUNTIME_BIN:$PATH"
 CLI=(node "$ROOT/mesh-node/dist/pgmesh.mjs")
 
 gossip_port() { echo $((BASE + 10 * ($1 - 1))); }
@@ -73,6 +77,8 @@ if [ "$WITH_DB" = 1 ]; then
   echo "starting a Patroni cluster (etcd + 3 PostgreSQL nodes) in $TESTBED ..."
   "$ROOT/deploy/testbed.sh" up "$TESTBED" >"$DEMO/testbed.log" 2>&1 || {
     tail -n 20 "$DEMO/testbed.log" >&2
+    # the EXIT trap is not set yet: stop what the failed start left running
+    "$ROOT/deploy/testbed.sh" down "$TESTBED" >/dev/null 2>&1 || true
     exit 1
   }
   printf '%s\n' "$DB_PASSWORD" >"$DEMO/db.pass"
@@ -113,7 +119,8 @@ start_node() { # start_node I PRIORITY [JOIN_PORT]
   echo $! >"$DEMO/n$i.pid"
 }
 
-trap 'stop_all; echo; echo "demo stopped"' EXIT
+SLEEP_PID=
+trap '[ -z "$SLEEP_PID" ] || kill "$SLEEP_PID" 2>/dev/null; stop_all; echo; echo "demo stopped"' EXIT
 trap 'exit 0' INT TERM
 start_node 1 110
 start_node 2 105 "$(gossip_port 1)"
@@ -144,9 +151,10 @@ fi
 cat <<MSG
 The mesh is up: 3 pgmesh nodes on loopback (logs in $DEMO/n*.log).
 
-Try, in another terminal:
+Try, in another terminal, in $ROOT:
+  . deploy/env.sh                                   # Node.js 24 and this checkout's pgmesh on PATH
   curl -s http://127.0.0.1:$(api_port 1)/v1/status
-  npx pgmesh status --api 127.0.0.1:$(api_port 2)
+  pgmesh status --api 127.0.0.1:$(api_port 2)
   curl -si http://127.0.0.1:$(api_port 1)/master    # 200 on the MASTER (n1, priority 110), 503 elsewhere
 
 $(if [ "$WITH_DB" = 1 ]; then cat <<DB
@@ -161,10 +169,10 @@ Move the primary and watch writes follow (the Patroni cluster is in $TESTBED):
 DB
 fi)
 Add a 4th peer, joining through node 3 (any member is a seed):
-  npx pgmesh start --id n4 --cluster demo --gossip 127.0.0.1:$(gossip_port 4) --api 127.0.0.1:$(api_port 4) \\
+  pgmesh start --id n4 --cluster demo --gossip 127.0.0.1:$(gossip_port 4) --api 127.0.0.1:$(api_port 4) \\
     --join 127.0.0.1:$(gossip_port 3) --secret-file $DEMO/cluster.secret --data-dir $DEMO/n4
 and see it listed everywhere:
-  npx pgmesh status --api 127.0.0.1:$(api_port 1)
+  pgmesh status --api 127.0.0.1:$(api_port 1)
 
 Kill one (kill -9 \$(cat $DEMO/n2.pid)) and watch it turn suspect, then dead; kill the MASTER
 (kill -9 \$(cat $DEMO/n1.pid)) and n2 becomes MASTER within a second.
@@ -173,8 +181,8 @@ and a real VIP are in test/vip.netns.e2e.test.ts.)
 Ctrl-C stops the demo.
 MSG
 
-if [ -n "${PGMESH_DEMO_SECONDS:-}" ]; then
-  sleep "$PGMESH_DEMO_SECONDS"
-else
-  while :; do sleep 3600; done
-fi
+# in the background and waited for: bash runs a trap only once a foreground command ends, so a
+# SIGTERM to this script alone would otherwise wait for the sleep (and orphan it when killed)
+sleep "${PGMESH_DEMO_SECONDS:-infinity}" &
+SLEEP_PID=$!
+wait "$SLEEP_PID"

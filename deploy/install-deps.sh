@@ -13,6 +13,8 @@
 #   openssl               the TLS tests make their CA and certificates at test time
 #   pgbouncer             the TLS-terminating pooler pgmesh's TLS edge is measured against (test/bench/)
 #   conntrack             the kernel fast path cuts its forwarded sessions by deleting their flows
+#   nodejs, npm           only where npm is missing: deploy/runtime.sh needs some npm to fetch
+#                         Node.js 24 from the npm registry (Debian's own node is too old to run pgmesh)
 set -Eeuo pipefail
 
 PACKAGES=(curl iproute2 arping nftables keepalived haproxy patroni etcd-server postgresql-15 postgresql-client-15 hyperfine chromium prometheus systemd adduser procps openssl pgbouncer conntrack)
@@ -22,6 +24,7 @@ for pkg in "${PACKAGES[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   [ "$status" = "install ok installed" ] || missing+=("$pkg")
 done
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

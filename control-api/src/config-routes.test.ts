@@ -97,6 +97,13 @@ describe('/v1/config', () => {
     const shape = await app.request('/v1/config', put({ listeners: [] }))
     assert.equal(shape.status, 400)
     assert.equal(((await shape.json()) as { error: { code: string } }).error.code, 'API_BAD_REQUEST')
+    const typo = await app.request('/v1/config', put({ cluster: { name: 'c1' }, baseVerison: 3 }))
+    assert.equal(typo.status, 400)
+    const issues = ((await typo.json()) as { error: { issues: { path: string; message: string }[] } }).error
+      .issues
+    assert.deepEqual(issues, [
+      { path: 'baseVerison', message: 'unknown field (did you mean "baseVersion"?)' },
+    ])
     assert.equal((await app.request('/v1/config', put('x'.repeat(2_000_000)))).status, 413)
     assert.equal(puts.length, before)
   })

@@ -1,4 +1,4 @@
-import { type Schema, toIssues } from '@pgmesh/protocol'
+import { issuesWithHints, type Schema } from '@pgmesh/protocol'
 import type { Context, MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { apiError } from './errors.js'
@@ -37,7 +37,11 @@ export function jsonBody<T>(schema: Schema<T>, options: JsonBodyOptions): Middle
       const parsed = schema.safeParse(doc)
       if (!parsed.success) {
         outcome = c.json(
-          apiError('API_BAD_REQUEST', `invalid body: ${options.expected}`, toIssues(parsed.error)),
+          apiError(
+            'API_BAD_REQUEST',
+            `invalid body: ${options.expected}`,
+            issuesWithHints(schema, parsed.error),
+          ),
           400,
         )
         return

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-import './polyfill.js'
 import { writeFile } from 'node:fs/promises'
 import { ClusterStatusSchema } from '@pgmesh/protocol'
 import { bearer } from './cli/api-client.js'
-import { parseCommandLine, USAGE } from './cli/args.js'
+import { commandHelp, parseCommandLine, USAGE } from './cli/args.js'
+import { completionScript } from './cli/completion.js'
 import { runConfigCommand } from './cli/config-command.js'
 import { runImportCommand } from './cli/import-command.js'
 import { runOperatorCommand } from './cli/operator-command.js'
@@ -66,7 +66,8 @@ async function keygen(out: string | undefined, force: boolean): Promise<number> 
 async function main(argv: readonly string[]): Promise<number> {
   const parsed = parseCommandLine(argv)
   if (!parsed.ok) {
-    process.stderr.write(`pgmesh: ${parsed.message}\n\n${USAGE}\n`)
+    const sub = argv[0] === undefined ? undefined : commandHelp(argv[0])
+    process.stderr.write(`pgmesh: ${parsed.message}\n\n${sub ?? USAGE}\n`)
     return 2
   }
   const c = parsed.command
@@ -86,8 +87,11 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'version':
       process.stdout.write(`pgmesh ${packageVersion()}\n`)
       return 0
+    case 'completion':
+      process.stdout.write(completionScript(c.shell))
+      return 0
     case 'help':
-      process.stdout.write(`${USAGE}\n`)
+      process.stdout.write(`${(c.topic === undefined ? undefined : commandHelp(c.topic)) ?? USAGE}\n`)
       return 0
   }
 }

@@ -33,6 +33,27 @@ describe('loadConfig', () => {
     assert.equal(r.value.cluster.name, 'prod')
   })
 
+  it('resolves api.tokensFile against the file, --tokens-file against the working directory', async () => {
+    const file = join(dir, 'tokens.yaml')
+    await writeFile(file, 'node:\n  id: t1\n  insecureDev: true\n  api: { tokensFile: api.tokens }\n')
+    const fromFile = await loadConfig(file, {}, '/somewhere')
+    assert.ok(fromFile.ok, JSON.stringify(fromFile))
+    assert.equal(fromFile.value.node.api.tokensFile, join(dir, 'api.tokens'))
+    const fromFlag = await loadConfig(file, { tokensFile: 'other.tokens' }, '/somewhere')
+    assert.ok(fromFlag.ok)
+    assert.equal(fromFlag.value.node.api.tokensFile, '/somewhere/other.tokens')
+  })
+
+  it('refuses a misspelt field in the file, naming it with a hint', async () => {
+    const file = join(dir, 'typo.yaml')
+    await writeFile(file, 'node:\n  id: t1\n  insecureDev: true\n  prioirty: 5\n')
+    const r = await loadConfig(file, {}, dir)
+    assert.ok(!r.ok)
+    assert.deepEqual(r.error.issues, [
+      { path: 'node.prioirty', message: 'unknown field (did you mean "priority"?)' },
+    ])
+  })
+
   it('works from flags alone', async () => {
     const r = await loadConfig(undefined, { id: 'solo', insecureDev: true, priority: '7' }, dir)
     assert.ok(r.ok)

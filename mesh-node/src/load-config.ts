@@ -12,6 +12,7 @@ export interface StartOverrides {
   readonly api?: string
   readonly join?: readonly string[]
   readonly secretFile?: string
+  readonly tokensFile?: string
   readonly dataDir?: string
   readonly logLevel?: string
   readonly insecureDev?: boolean
@@ -80,6 +81,7 @@ export async function loadConfig(
   }
   const gossip: Doc = isDoc(node.gossip) ? { ...node.gossip } : {}
   const api: Doc = isDoc(node.api) ? { ...node.api } : {}
+  if (typeof api.tokensFile === 'string') api.tokensFile = resolve(baseDir, api.tokensFile)
   if (flags.id !== undefined) node.id = flags.id
   if (flags.priority !== undefined)
     node.priority = /^-?\d+$/.test(flags.priority) ? Number(flags.priority) : flags.priority
@@ -88,6 +90,7 @@ export async function loadConfig(
   if (flags.api !== undefined) api.listen = flags.api
   if (flags.join !== undefined && flags.join.length > 0) node.join = [...flags.join]
   if (flags.secretFile !== undefined) node.secretFile = resolve(cwd, flags.secretFile)
+  if (flags.tokensFile !== undefined) api.tokensFile = resolve(cwd, flags.tokensFile)
   if (flags.dataDir !== undefined) node.dataDir = resolve(cwd, flags.dataDir)
   if (flags.logLevel !== undefined) node.logLevel = flags.logLevel
   if (flags.insecureDev === true) node.insecureDev = true

@@ -62,7 +62,7 @@ describe('config schema', () => {
       'node.priority',
       'node.gossip.listen',
       'node.join.0',
-      'node',
+      'node.colour',
       'cluster.membership.suspectTimeoutMs',
       'cluster.membership.deadTimeoutMs',
     ]) {

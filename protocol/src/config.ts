@@ -5,6 +5,7 @@ import { checkPriorityWeights, ElectionConfigSchema, TrackedCheckSchema } from '
 import { err, type Issue, ok, pgmeshError, type Result } from './errors.js'
 import { ms, NodeIdSchema, PrioritySchema } from './ids.js'
 import { DatabaseChecksSchema, DatabaseConfigSchema, ListenerConfigSchema } from './listeners.js'
+import { issuesWithHints, parseIgnoringUnknownFields } from './unknown-fields.js'
 import { NodeVipSchema, VipConfigSchema } from './vip.js'
 
 export { NodeIdSchema, PrioritySchema } from './ids.js'
@@ -331,27 +332,75 @@ export const ConfigFileSchema = z
   })
 export type ConfigFile = z.infer<typeof ConfigFileSchema>
 
-/** A cluster section on its own (from `PUT /v1/config` or `pgmesh config check`), every problem listed. */
+/**
+ * A cluster section on its own (from `PUT /v1/config`, `pgmesh config check` or a file reload),
+ * every problem listed; an unknown field is one, with a "did you mean" hint.
+ */
 export function validateClusterConfig(doc: unknown): Result<ClusterConfig> {
   const r = ClusterConfigSchema.safeParse(doc)
   if (r.success) return ok(r.data)
-  const issues = toIssues(r.error).map((i) => ({
-    ...i,
-    path: i.path === '' ? 'cluster' : `cluster.${i.path}`,
-  }))
+  const issues = issuesWithHints(ClusterConfigSchema, r.error, 'cluster')
+  return err(pgmeshError('CONFIG_INVALID', `the cluster config has ${issues.length} problem(s)`, issues))
+}
+
+/**
+ * A cluster section another node made (gossip) or this node stored: written by a pgmesh that may
+ * be newer than this one, so fields this version does not know are dropped and listed in
+ * `ignored` (the caller logs them), never refused — a rolling upgrade must not stop an older node
+ * from following the cluster config. Everything it does know is validated as strictly as ever.
+ */
+export function validatePeerClusterConfig(
+  doc: unknown,
+): Result<{ readonly config: ClusterConfig; readonly ignored: readonly string[] }> {
+  const { result, ignored } = parseIgnoringUnknownFields(ClusterConfigSchema, doc)
+  if (result.success) return ok({ config: result.data, ignored: ignored.map((p) => `cluster.${p}`) })
+  const issues = issuesWithHints(ClusterConfigSchema, result.error, 'cluster')
   return err(pgmeshError('CONFIG_INVALID', `the cluster config has ${issues.length} problem(s)`, issues))
 }
 export type ConfigFileInput = z.input<typeof ConfigFileSchema>
+
+/** What `pgmesh config get` writes and `config apply` reads: the version it was read at + the section. */
+export const ClusterEditFileSchema = z
+  .object({
+    /** the version the edit was made on: apply fails if another edit came first */
+    baseVersion: z.number().int().min(0).optional(),
+    cluster: z.unknown(),
+  })
+  .strict()
+
+/**
+ * Which of the three shapes a config document has: a node's config file (`node` + `cluster`,
+ * checked whole), an edit file (`baseVersion` + `cluster`) or a bare cluster section.
+ */
+export function configDocumentKind(doc: Record<string, unknown>): 'file' | 'edit' | 'cluster' {
+  if ('node' in doc) return 'file'
+  return 'cluster' in doc ? 'edit' : 'cluster'
+}
+
+/** An edit file's top level (strict: `baseVersion` and `cluster` only); the section is checked apart. */
+export function validateClusterEditFile(
+  doc: unknown,
+): Result<{ readonly cluster: unknown; readonly baseVersion?: number }> {
+  const r = ClusterEditFileSchema.safeParse(doc)
+  if (!r.success) {
+    const issues = issuesWithHints(ClusterEditFileSchema, r.error)
+    return err(pgmeshError('CONFIG_INVALID', `the file has ${issues.length} problem(s)`, issues))
+  }
+  return ok(r.data.baseVersion === undefined ? { cluster: r.data.cluster } : { ...r.data })
+}
 
 /** Zod issues as path + message, the shape every validation error in pgmesh uses. */
 export function toIssues(error: z.ZodError): Issue[] {
   return error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }))
 }
 
-/** Validates an already-parsed document (YAML/JSON) against the config schema. */
+/**
+ * Validates an already-parsed config file (YAML/JSON): both sections strict, an unknown field
+ * anywhere an error naming its path with a "did you mean" hint.
+ */
 export function validateConfig(doc: unknown): Result<ConfigFile> {
   const r = ConfigFileSchema.safeParse(doc)
   if (r.success) return ok(r.data)
-  const issues = toIssues(r.error)
+  const issues = issuesWithHints(ConfigFileSchema, r.error)
   return err(pgmeshError('CONFIG_INVALID', `configuration has ${issues.length} problem(s)`, issues))
 }

@@ -58,7 +58,7 @@ describe('pgmesh config', () => {
     )
     const text = c.err.join('')
     assert.match(text, /cluster\.listeners\.0\.bind: /)
-    assert.match(text, /cluster: Unrecognized key: "bogus"|cluster\.bogus|bogus/)
+    assert.match(text, /cluster\.bogus: unknown field/)
     const good = join(dir, 'good.yaml')
     await writeFile(
       good,
@@ -82,5 +82,23 @@ describe('pgmesh config', () => {
       2,
     )
     assert.match(missing.err.join(''), /CONFIG_NOT_FOUND|cannot read/)
+  })
+  it('check covers the whole file, node section included: `prioirty: 5` is refused with a hint', async () => {
+    const file = join(dir, 'typo.yaml')
+    await writeFile(file, 'node:\n  id: n1\n  insecureDev: true\n  prioirty: 5\ncluster:\n  name: c1\n')
+    const c = capture()
+    const run = (f: string) =>
+      runConfigCommand({ action: 'check', file: f, api: '', tokenFile: undefined, json: false }, c.io)
+    assert.equal(await run(file), 2)
+    assert.match(c.err.join(''), /node\.prioirty: unknown field \(did you mean "priority"\?\)/)
+    const fixed = join(dir, 'fixed.yaml')
+    await writeFile(fixed, 'node:\n  id: n1\n  insecureDev: true\n  priority: 5\ncluster:\n  name: c1\n')
+    assert.equal(await run(fixed), 0)
+    assert.match(c.out.join(''), /the node and cluster config are valid/)
+    // the output of `config get` (baseVersion + cluster): its top level is strict too
+    const edit = join(dir, 'edit.yaml')
+    await writeFile(edit, 'baseVerison: 3\ncluster:\n  name: c1\n')
+    assert.equal(await run(edit), 2)
+    assert.match(c.err.join(''), /baseVerison: unknown field \(did you mean "baseVersion"\?\)/)
   })
 })

@@ -1,9 +1,13 @@
 import {
+  type ClusterConfig,
   ConfigPutResponseSchema,
   ConfigViewSchema,
+  configDocumentKind,
   formatError,
   type PgmeshError,
   validateClusterConfig,
+  validateClusterEditFile,
+  validateConfig,
 } from '@pgmesh/protocol'
 import { stringify } from 'yaml'
 import { readConfigDocument } from '../load-config.js'
@@ -18,21 +22,34 @@ export interface ConfigCommand {
 }
 
 /**
- * The cluster section of FILE: a node config (`node` + `cluster`), the output of `pgmesh config get`
- * (`baseVersion` + `cluster`), or a bare cluster section.
+ * FILE, checked as far as this node can offline: a node config (`node` + `cluster`, the whole file
+ * strict, node section included), the output of `pgmesh config get` (`baseVersion` + `cluster`), or
+ * a bare cluster section. Returns the cluster section to apply.
  */
-async function clusterSection(
+async function readConfigInput(
   file: string,
-): Promise<{ ok: true; cluster: unknown; baseVersion?: number } | { ok: false; error: PgmeshError }> {
+): Promise<
+  | { ok: true; cluster: unknown; baseVersion?: number; parsed: ClusterConfig; wholeFile: boolean }
+  | { ok: false; error: PgmeshError }
+> {
   const r = await readConfigDocument(file)
   if (!r.ok) return { ok: false, error: r.error }
   const doc = r.value
-  if ('cluster' in doc) {
-    return typeof doc.baseVersion === 'number'
-      ? { ok: true, cluster: doc.cluster, baseVersion: doc.baseVersion }
-      : { ok: true, cluster: doc.cluster }
+  const kind = configDocumentKind(doc)
+  if (kind === 'file') {
+    const whole = validateConfig(doc)
+    if (!whole.ok) return { ok: false, error: whole.error }
+    return { ok: true, cluster: doc.cluster ?? {}, parsed: whole.value.cluster, wholeFile: true }
   }
-  return { ok: true, cluster: doc }
+  let section: { readonly cluster: unknown; readonly baseVersion?: number } = { cluster: doc }
+  if (kind === 'edit') {
+    const edit = validateClusterEditFile(doc)
+    if (!edit.ok) return { ok: false, error: edit.error }
+    section = edit.value
+  }
+  const cluster = validateClusterConfig(section.cluster)
+  if (!cluster.ok) return { ok: false, error: cluster.error }
+  return { ok: true, ...section, parsed: cluster.value, wholeFile: false }
 }
 
 export async function runConfigCommand(c: ConfigCommand, io: Io = stdio): Promise<number> {
@@ -61,19 +78,19 @@ export async function runConfigCommand(c: ConfigCommand, io: Io = stdio): Promis
     io.err(`pgmesh: config ${c.action} needs a FILE\n`)
     return 2
   }
-  const section = await clusterSection(c.file)
+  const section = await readConfigInput(c.file)
   if (!section.ok) {
-    io.err(`pgmesh: ${formatError(section.error)}\n`)
+    io.err(
+      section.error.issues === undefined
+        ? `pgmesh: ${formatError(section.error)}\n`
+        : `pgmesh: ${c.file}: ${section.error.message}\n${issueLines(section.error.issues)}`,
+    )
     return 2
   }
   if (c.action === 'check') {
-    const r = validateClusterConfig(section.cluster)
-    if (!r.ok) {
-      io.err(`pgmesh: ${c.file}: ${r.error.message}\n${issueLines(r.error.issues)}`)
-      return 2
-    }
+    const p = section.parsed
     io.out(
-      `${c.file}: the cluster config is valid (${r.value.listeners.length} listener(s), ${r.value.databases.length} database(s))\n`,
+      `${c.file}: ${section.wholeFile ? 'the node and cluster config are' : 'the cluster config is'} valid (${p.listeners.length} listener(s), ${p.databases.length} database(s))\n`,
     )
     return 0
   }

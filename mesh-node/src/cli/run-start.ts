@@ -6,15 +6,16 @@ import { ApiTokens } from '../api-tokens.js'
 import { fileConfigStore } from '../config-sync/config-store.js'
 import { initialConfig } from '../config-sync/config-sync.js'
 import { fileElectionStore } from '../election/election-store.js'
-import { loadConfig, type StartOverrides } from '../load-config.js'
+import { type LoadedConfig, loadConfig, type StartOverrides } from '../load-config.js'
 import { LocalPolicy } from '../local-policy.js'
-import { createLogger, RateLimitedLog } from '../log.js'
+import { createLogger, type Logger, RateLimitedLog } from '../log.js'
 import { filePeerPinStore } from '../membership/peer-directory.js'
 import { MeshNode } from '../mesh-node.js'
 import { loadNodeIdentity } from '../node-identity.js'
 import { fileMaintenanceStore } from '../operator/maintenance.js'
 import { loadSecret } from '../secret.js'
 import { packageVersion } from '../version.js'
+import { EarlySignals } from './early-signals.js'
 
 /** How long a graceful stop may take before the process exits anyway. */
 const STOP_TIMEOUT_MS = 10_000
@@ -42,7 +43,23 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
   }
   const logger = createLogger(config.node.logLevel, config.node.id)
   const log = logger.child({ component: 'main' })
+  const early = new EarlySignals()
+  try {
+    return await runNode(configFile, flags, config, logger, log, early, localPolicy)
+  } finally {
+    early.release()
+  }
+}
 
+async function runNode(
+  configFile: string | undefined,
+  flags: StartOverrides,
+  config: LoadedConfig,
+  logger: Logger,
+  log: Logger,
+  early: EarlySignals,
+  localPolicy: LocalPolicy,
+): Promise<number> {
   let psk: Uint8Array | undefined
   if (config.node.secretFile !== undefined) {
     const s = await loadSecret(config.node.secretFile)
@@ -209,7 +226,7 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
           resolveExit(1)
         })
     }
-    process.on('SIGHUP', () => {
+    const reload = () => {
       // reload: API tokens, and the cluster section when the file changed (a new version for all)
       void loadConfig(configFile, flags, process.cwd()).then(async (next) => {
         if (!next.ok) {
@@ -229,9 +246,14 @@ export async function runStart(configFile: string | undefined, flags: StartOverr
         }
         await reloadClusterFile(next.value.clusterInput)
       })
-    })
+    }
+    process.on('SIGHUP', reload)
     process.on('SIGTERM', () => stop('SIGTERM'))
     process.on('SIGINT', () => stop('SIGINT'))
+    // what arrived while the node was starting
+    const held = early.release()
+    if (held.stop !== null) stop(held.stop)
+    else if (held.reload) reload()
     process.on('unhandledRejection', (reason) => {
       log.error(
         { err: reason instanceof Error ? reason.message : String(reason) },

@@ -11,6 +11,7 @@ import {
   type Result,
   type VersionedConfig,
   validateClusterConfig,
+  validatePeerClusterConfig,
   valueTooDeep,
 } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
@@ -98,11 +99,30 @@ export class ConfigSync {
     return this.#applying
   }
 
-  /** Checks a cluster section as an edit of the running config would; every problem listed. */
-  check(input: unknown): Result<{ parsed: ClusterConfig; input: Record<string, unknown> }> {
+  /**
+   * Checks a cluster section as an edit of the running config would; every problem listed. An
+   * operator's input (API, file) is strict about unknown fields; a peer's version may come from a
+   * newer pgmesh, so its unknown fields are dropped from what runs here (and logged) while the input
+   * is kept as it is: the version's hash, and what this node passes on, stay the same.
+   */
+  check(
+    input: unknown,
+    from: 'operator' | 'peer' = 'operator',
+  ): Result<{ parsed: ClusterConfig; input: Record<string, unknown> }> {
     // before validation and hashing, which both walk the whole document
     if (valueTooDeep(input, MAX_CONFIG_DEPTH)) return tooDeep()
-    const r = validateClusterConfig(input)
+    let r: Result<ClusterConfig>
+    if (from === 'operator') r = validateClusterConfig(input)
+    else {
+      const peer = validatePeerClusterConfig(input)
+      if (peer.ok && peer.value.ignored.length > 0) {
+        this.#log.warn(
+          { ignored: peer.value.ignored },
+          'the cluster config has fields this pgmesh version does not know (made by a newer node?): running it without them',
+        )
+      }
+      r = peer.ok ? ok(peer.value.config) : peer
+    }
     if (!r.ok) return r
     const doc = input as Record<string, unknown>
     const issues: Issue[] = []
@@ -230,7 +250,7 @@ export class ConfigSync {
       if (v.version === cur.version) this.#conflict(v, cur)
       return ok('older')
     }
-    const checked = this.check(v.cluster)
+    const checked = this.check(v.cluster, 'peer')
     if (!checked.ok && checked.error.code === 'CONFIG_NOT_ALLOWED') {
       // counted under its own code: a peer asked for what this node's config does not allow
       return err(
@@ -339,7 +359,9 @@ export function initialConfig(args: {
   })
   const s = args.stored
   if (s === null) return fromFile(null)
-  const checked = validateClusterConfig(s.config.cluster)
+  // stored by this node, maybe while it ran a newer pgmesh (a downgrade): unknown fields dropped
+  const peer = validatePeerClusterConfig(s.config.cluster)
+  const checked = peer.ok ? ok(peer.value.config) : peer
   if (!checked.ok || checked.value.name !== args.file.parsed.name) {
     return fromFile(
       'the stored cluster config is not valid here or names another cluster: starting from the file',

@@ -1,4 +1,3 @@
-import '../polyfill.js'
 import { createHash } from 'node:crypto'
 import { gossipsub } from '@chainsafe/libp2p-gossipsub'
 import { noise } from '@chainsafe/libp2p-noise'
