@@ -68,6 +68,10 @@ export class KernelFastPath implements Startable {
   readonly #conntrack: string
   readonly #timers: Timer[] = []
   #available = false
+  /** nft was tried (at start with kernel listeners, or when the first one appears) */
+  #probed = false
+  /** a table of ours exists (an update succeeded) */
+  #owned = false
   #warned = false
   #applied = ''
   /** the routes the kernel runs (the status) */
@@ -95,12 +99,11 @@ export class KernelFastPath implements Startable {
     return this.#table
   }
 
-  /** Removes a table a killed predecessor left, and finds out whether nft works here. */
+  /** With kernel listeners: removes a table a killed predecessor left, and probes nft. */
   async start(): Promise<void> {
     this.#running = true
-    const r = await this.#exec([this.#nft, fastPathRemoveScript(this.#table)])
-    this.#available = r.code === 0
-    if (!this.#available && this.#d.routes().length > 0) this.#warnUnavailable(r)
+    // nothing to do without kernel listeners: no nft runs at all (the first one added probes)
+    if (this.#d.routes().length > 0) await this.#probe()
     this.#timers.push(this.#d.clock.every(FASTPATH_STATS_INTERVAL_MS, () => void this.#refreshStats()))
     this.sync()
   }
@@ -110,7 +113,7 @@ export class KernelFastPath implements Startable {
     this.#running = false
     cancelAll(this.#timers)
     await this.#queue
-    if (!this.#available) return
+    if (!this.#available || !this.#owned) return
     const r = await this.#exec([this.#nft, fastPathRemoveScript(this.#table)])
     if (r.code !== 0) {
       this.#log.error(
@@ -128,13 +131,18 @@ export class KernelFastPath implements Startable {
     if (key === this.#applied) return
     this.#applied = key
     this.#latest = routes
-    if (!this.#available) {
+    if (!this.#probed && routes.length > 0) this.#queue = this.#queue.then(() => this.#probe())
+    if (this.#probed && !this.#available) {
       this.#routes = routes
       return
     }
     const script = fastPathScript(this.#table, routes)
     this.#queue = this.#queue.then(async () => {
       if (!this.#running) return
+      if (!this.#available) {
+        this.#routes = routes
+        return
+      }
       const r = await this.#exec([this.#nft, script])
       if (r.code !== 0) {
         this.#applied = ''
@@ -146,6 +154,7 @@ export class KernelFastPath implements Startable {
       }
       // the status says `kernel` only once the kernel does
       this.#routes = routes
+      this.#owned = true
       this.#updates++
       this.#counters = new Map()
       this.#log.info(
@@ -233,6 +242,15 @@ export class KernelFastPath implements Startable {
       ])
       this.#sessions.set(r.listener, countByBackend(flows.stdout, r.targets ?? []))
     }
+  }
+
+  /** Removes a table a killed predecessor left, and finds out whether nft works here. */
+  async #probe(): Promise<void> {
+    if (this.#probed) return
+    this.#probed = true
+    const r = await this.#exec([this.#nft, fastPathRemoveScript(this.#table)])
+    this.#available = r.code === 0
+    if (!this.#available) this.#warnUnavailable(r)
   }
 
   #warnUnavailable(r: CommandResult): void {
