@@ -18,6 +18,8 @@ import { packageVersion } from '../version.js'
 import { EarlySignals } from './early-signals.js'
 
 /** How long a graceful stop may take before the process exits anyway. */
+/** after an uncaught exception, the most the VIP hand-over may take before the process exits */
+const FATAL_STOP_MS = 2_000
 const STOP_TIMEOUT_MS = 10_000
 
 const WILDCARDS = new Set(['0.0.0.0', '::'])
@@ -259,6 +261,22 @@ async function runNode(
         { err: reason instanceof Error ? reason.message : String(reason) },
         'unhandled rejection (continuing)',
       )
+    })
+    // the last resort: an error no handler caught still releases the VIP (a graceful stop hands
+    // it over first) before the process exits for systemd to restart it
+    process.once('uncaughtException', (e) => {
+      log.fatal(
+        { code: 'PROCESS_FATAL', err: e.message, stack: e.stack },
+        'uncaught exception: releasing the VIP and exiting',
+      )
+      const bound = setTimeout(() => resolveExit(1), FATAL_STOP_MS)
+      node
+        .stop()
+        .catch(() => undefined)
+        .finally(() => {
+          clearTimeout(bound)
+          resolveExit(1)
+        })
     })
   })
 }

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { ElectionConfigSchema, type ElectionMessage, VipConfigSchema } from '@pgmesh/protocol'
 import { pino } from 'pino'
 import type { VipDriver, VipState } from '../vip/vip-driver.js'
-import { ElectionDriver } from './election-driver.js'
+import { ElectionDriver, MAX_QUEUED_FRAMES } from './election-driver.js'
 import { memoryElectionStore } from './election-store.js'
 
 /** Records what the driver asked of the VIP, and when the address was "held". */
@@ -121,5 +121,38 @@ describe('election driver (real timers, in-process network)', () => {
     assert.notEqual(third.id, 'b')
     // a hand-over, not a lease timeout plus an election
     assert.ok(performance.now() - stoppedAt < config.leaseMs + config.electionTimeoutMaxMs)
+  })
+})
+
+describe('election driver inbound queue', () => {
+  it('drops peers’ frames beyond MAX_QUEUED_FRAMES while the step is busy, and counts them', async () => {
+    const vip = new RecordingVip()
+    const d = new ElectionDriver({
+      options: { self: 'n1', priority: 100, checks: [], config },
+      initialVoters: ['n1', 'n2', 'n3'],
+      store: memoryElectionStore(),
+      vip,
+      vipConfig: VipConfigSchema.parse({}),
+      send: () => undefined,
+      broadcast: () => undefined,
+      now: () => performance.now(),
+      logger: log,
+    })
+    // before start() the step cannot drain: the queue only fills
+    const frame: ElectionMessage = {
+      kind: 'status',
+      term: 1,
+      effectivePriority: 100,
+      eligible: true,
+      holder: false,
+      leader: null,
+      config: null,
+    }
+    for (let i = 0; i < MAX_QUEUED_FRAMES + 500; i++) d.deliver({ type: 'message', from: 'n2', msg: frame })
+    d.deliver({ type: 'check', name: 'x', passing: true })
+    assert.equal(d.queueDrops(), 500, 'the excess of peers’ frames is dropped and counted')
+    await d.start([], 1)
+    await d.settled()
+    await d.stop()
   })
 })

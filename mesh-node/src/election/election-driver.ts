@@ -5,6 +5,9 @@ import type { ElectionStore } from './election-store.js'
 import { electionRefusals, electionStatus, electionStep, initElection, vipLeaseUntil } from './machine.js'
 import type { ElectionAction, ElectionEvent, ElectionOptions, ElectionState, ReleaseReason } from './types.js'
 
+/** Peers' frames waiting for the step beyond this are dropped: the inbound queue is bounded. */
+export const MAX_QUEUED_FRAMES = 1024
+
 /** Releases made by choice, with the lease still running: the VIP's sessions may end first. */
 const QUIESCED_RELEASES: ReadonlySet<ReleaseReason> = new Set(['preempted', 'maintenance', 'shutdown'])
 /** Left of the lease for the address removal itself once a quiesce ends. */
@@ -43,6 +46,7 @@ export class ElectionDriver {
   readonly #log: Logger
   #state: ElectionState | null = null
   readonly #queue: ElectionEvent[] = []
+  #queueDrops = 0
   #draining: Promise<void> | null = null
   #timer: { cancel(): void } | null = null
   #entered: VipState | null = null
@@ -96,9 +100,17 @@ export class ElectionDriver {
     await this.#draining
   }
 
-  /** Queues an event; events that arrive before start() finished loading are kept for it. */
+  /**
+   * Queues an event; events that arrive before start() finished loading are kept for it. Peers'
+   * frames beyond MAX_QUEUED_FRAMES waiting are dropped and counted (they repeat: renewals,
+   * statuses, retried votes); this node's own events always queue.
+   */
   deliver(event: ElectionEvent): void {
     if (this.#stopped) return
+    if (event.type === 'message' && this.#queue.length >= MAX_QUEUED_FRAMES) {
+      this.#queueDrops++
+      return
+    }
     this.#queue.push(event)
     if (this.#state !== null) this.#kick()
   }
@@ -211,6 +223,11 @@ export class ElectionDriver {
       voters: s.voters === null ? null : { voters: [...s.voters.voters], prev: s.voters.prev },
       masterChanges: this.#masterChanges,
     }
+  }
+
+  /** peers' frames dropped because the inbound queue was full (a flood, or a stalled step) */
+  queueDrops(): number {
+    return this.#queueDrops
   }
 
   /** frames the election step refused so far (terms out of bounds, non-voters' claims) */

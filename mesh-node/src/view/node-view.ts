@@ -130,13 +130,17 @@ export class NodeView implements NodeReads {
   #gossip(started: boolean): ClusterStatus['gossip'] {
     const d = this.#d
     const c = d.bus.counters()
+    const dropped: Record<string, number> = { ...c.dropped }
     const refused = d.election.refusedFrames()
+    if (refused > 0) dropped.ELECTION_FRAME_REFUSED = refused
+    const full = d.election.queueDrops()
+    if (full > 0) dropped.ELECTION_QUEUE_FULL = full
     return {
       connectedPeers: started ? d.transport.connectedPeers().length : 0,
       topicPeers: started ? d.transport.topicPeers() : 0,
       messagesIn: c.messagesIn,
       messagesOut: c.messagesOut,
-      dropped: refused === 0 ? { ...c.dropped } : { ...c.dropped, ELECTION_FRAME_REFUSED: refused },
+      dropped,
     }
   }
 
