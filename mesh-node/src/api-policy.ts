@@ -78,7 +78,7 @@ export function hostAllowed(header: string | undefined, allowedHosts: readonly s
   const m = /^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+)(?::\d{1,5})?$/.exec(header.trim())
   if (m === null) return false
   const host = m[1]!.toLowerCase()
-  if (host === 'localhost' || parseIp(host) !== null) return true
+  if (host === 'localhost' || parseIp(host.replace(/^\[(.*)\]$/, '$1')) !== null) return true
   const name = host.endsWith('.') ? host.slice(0, -1) : host
   return allowedHosts.some((h) => h.toLowerCase() === name)
 }
