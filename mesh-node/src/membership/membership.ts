@@ -43,12 +43,14 @@ export interface MemberRecord {
  * The most members a node keeps. A new id beyond it replaces a silent (dead or left) member,
  * unconfirmed ones and those heard longest ago first; with none silent it is refused.
  */
-export const MAX_MEMBERS = 512
+export const MAX_MEMBERS = 2048
 /**
  * The most unconfirmed, not yet dead members at once: one message can invent an id, and a peer
- * holding the secret can sign messages under many peer ids, so new ids beyond this are refused
+ * holding the secret can sign messages under many peer ids, so new ids beyond this are refused.
+ * Large enough that hundreds of nodes starting at once, or a healed partition, are admitted within
+ * a heartbeat (a member is confirmed by its second heartbeat).
  */
-export const MAX_PENDING_MEMBERS = 16
+export const MAX_PENDING_MEMBERS = 256
 /** Default for `redialTargets`: the most members the repair loop dials in one round. */
 export const MAX_REDIALS_PER_ROUND = 8
 
