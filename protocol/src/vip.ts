@@ -57,6 +57,37 @@ export const VipConfigSchema = z
      * MASTER. 0: the address goes at once. Default 500
      */
     drainMs: ms(500, 0, 60_000),
+    /**
+     * `linux`: the kernel fence. While this node is MASTER, an nftables table of its own lets the
+     * host answer ARP / neighbour discovery for the VIP and accept packets to it only while a set
+     * element whose timeout is the remaining lease lives; every lease renewal refreshes it. A
+     * killed, paused or cut-off MASTER stops answering for the VIP when its lease runs out, with no
+     * action of its own. Without nft the node warns (`VIP_FENCE_UNAVAILABLE`) and runs unfenced.
+     * Default true
+     */
+    fence: z.boolean().default(true),
+    /**
+     * `linux`: the fence element's timeout is the remaining lease minus this much (the time a
+     * renewal takes to reach the kernel). Default 10
+     */
+    fenceMarginMs: ms(10, 0, 1_000),
+    /**
+     * `linux`: the VIP is added with this lifetime (`valid_lft`, rounded up to whole seconds) and
+     * the MASTER renews it every third of it: the kernel removes the address of a process that died
+     * without removing it. 0: no lifetime (the address stays until removed). Default 3000
+     */
+    addressLifetimeMs: ms(3_000, 0, 3_600_000),
+    /** `linux`/`exec`: a failed VIP acquire is retried after this long, doubling each time. Default 100 */
+    acquireRetryMs: ms(100, 10, 60_000),
+    /** the longest wait between two acquire attempts. Default 1000 */
+    acquireRetryMaxMs: ms(1_000, 10, 600_000),
+    /**
+     * acquire attempts (the first included) before the MASTER gives up: it goes FAULT (the failing
+     * check `pgmesh:vip`) and hands MASTER over. Default 4
+     */
+    acquireAttempts: z.number().int().min(1).max(100).default(4),
+    /** how long a node that gave up on acquiring the VIP stays FAULT before it is eligible again. Default 10000 */
+    acquireFaultMs: ms(10_000, 0, 3_600_000),
     notify: NotifyScriptsSchema.prefault({}),
   })
   .strict()

@@ -1,5 +1,6 @@
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { Logger } from '../log.js'
+import type { LeaseGate } from '../vip/lease-gate.js'
 import { type BalanceAlgorithm, type BalancerState, newBalancerState, pickBackend } from './balancer.js'
 import { StartupPeek } from './pg-startup.js'
 
@@ -144,6 +145,8 @@ export class TcpListener {
     spec: ListenerSpec,
     private readonly routing: ListenerRouting,
     logger: Logger,
+    /** `leaseGate`: connections to the VIP are reset at accept unless this node's lease runs (vip/lease-gate.ts) */
+    private readonly gate: { readonly leaseGate?: Pick<LeaseGate, 'mayServe'> } = {},
   ) {
     this.#spec = spec
     this.#log = logger.child({ component: 'proxy', listener: spec.name })
@@ -283,6 +286,7 @@ export class TcpListener {
       client.destroy()
       return
     }
+    if (this.gate.leaseGate?.mayServe(client.localAddress) === false) return void client.resetAndDestroy()
     this.counters.total++
     const conn: Conn = {
       client,

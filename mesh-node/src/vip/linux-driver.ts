@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { VipAddress, VipConfig } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
 import { type CommandResult, describeFailure, runCommand } from '../run-command.js'
+import { createKernelFence } from './kernel-fence.js'
 import { createNotifier } from './notifier.js'
 import { createSynBlock } from './syn-block.js'
 import type { VipDriver, VipState } from './types.js'
@@ -23,6 +24,8 @@ export interface LinuxDriverOptions {
    * for none (up to `vip.drainMs`). Without it, `quiesce()` only blocks new connections.
    */
   readonly sessionsTo?: (ip: string) => number
+  /** the monotonic clock `lease(until)` is given in (the election's). Default performance.now */
+  readonly mono?: () => number
 }
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 5_000
@@ -94,6 +97,12 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
   let variant: Promise<ArpingVariant | null> | null = null
   /** the wait of a quiesce() under way: a release ends it */
   let quiescing: AbortController | null = null
+  const mono = opts.mono ?? (() => performance.now())
+  /** the lease the election last reported; undefined: never told (the fence then has no timeout) */
+  let leaseUntil: number | null | undefined
+  let lifetimeRenewedAt = Number.NEGATIVE_INFINITY
+  let lifetimeRenewing = false
+  const lostListeners: ((reason: string) => void)[] = []
 
   const exec = (argv: string[], signal?: AbortSignal, timeoutMs = cmdTimeoutMs): Promise<CommandResult> => {
     const full = opts.netns === undefined ? argv : [ip, 'netns', 'exec', opts.netns, ...argv]
@@ -110,6 +119,28 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
     timeoutMs: cmdTimeoutMs,
     logger: log,
   })
+  const fence = createKernelFence({
+    iface,
+    node: opts.node,
+    nft: binary('nft'),
+    exec: (argv) => exec(argv),
+    wrap: (argv) => (opts.netns === undefined ? argv : [ip, 'netns', 'exec', opts.netns, ...argv]),
+    timeoutMs: cmdTimeoutMs,
+    logger: log,
+  })
+  /** what the fence element may live for now: the remaining lease less the margin; null: no lease known */
+  const fenceTimeout = (): number | null =>
+    leaseUntil === undefined || leaseUntil === null
+      ? leaseUntil === null
+        ? 0
+        : null
+      : leaseUntil - mono() - config.fenceMarginMs
+  /** `valid_lft N preferred_lft N`, N = addressLifetimeMs in whole seconds; none when 0 */
+  const lifetimeArgs = (): string[] => {
+    if (config.addressLifetimeMs === 0) return []
+    const s = String(Math.max(1, Math.ceil(config.addressLifetimeMs / 1_000)))
+    return ['valid_lft', s, 'preferred_lft', s]
+  }
 
   /** one address operation at a time: a release never runs while an acquire is under way */
   const serial = <T>(op: () => Promise<T>): Promise<T> => {
@@ -139,24 +170,68 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
     }
   }
 
-  const addArgv = (a: VipAddress, c: string) => [
+  const addArgv = (a: VipAddress, c: string, verb: 'add' | 'change' = 'add') => [
     ip,
     'addr',
-    'add',
+    verb,
     c,
     'dev',
     iface,
     ...(a.family === 'ipv6' ? ['nodad'] : []),
+    ...lifetimeArgs(),
   ]
+
+  /** the fence goes up before the address, so the address is never there unfenced */
+  const armFence = async (a: VipAddress) => {
+    if (config.fence) await fence.arm(a, fenceTimeout())
+  }
+
+  /** renews the address lifetime; in the serial queue, so it never re-adds an address a release removed */
+  const renewLifetime = () => {
+    if (config.addressLifetimeMs === 0 || lifetimeRenewing) return
+    if (mono() - lifetimeRenewedAt < config.addressLifetimeMs / 3) return
+    lifetimeRenewing = true
+    void serial(async () => {
+      if (!holding || stopped) return
+      // `ip addr change` would add an address that is gone: only renew one that is there
+      const there = await present({ ip: address.ip, cidr }).catch(() => null)
+      if (there === null || !there.exact) {
+        holding = false
+        const reason =
+          there === null ? `cannot list the addresses of ${iface}` : `${cidr} is gone from ${iface}`
+        log.error(
+          { code: 'VIP_ADDRESS_LOST', vip: cidr, iface, reason },
+          'the VIP address was lost while MASTER',
+        )
+        for (const l of lostListeners) l(reason)
+        return
+      }
+      const argv = addArgv(address, cidr, 'change')
+      const r = await exec(argv)
+      if (r.code === 0) lifetimeRenewedAt = mono()
+      else
+        log.warn(
+          { code: 'VIP_COMMAND_FAILED', err: failed(argv, r).message },
+          'cannot renew the VIP address lifetime',
+        )
+    }).finally(() => {
+      lifetimeRenewing = false
+    })
+  }
 
   const acquire = async (signal?: AbortSignal) => {
     if (signal?.aborted) throw new Error(`acquiring VIP ${cidr} aborted`)
     // a block a failed release left must not outlive it: this node accepts on the VIP again
     await synBlock.remove()
+    await armFence(address)
     const argv = addArgv(address, cidr)
     const r = await exec(argv, signal)
-    if (r.code === 0 || (r.code !== null && ADD_PRESENT.test(r.stderr))) {
-      if (!holding) log.info({ vip: cidr, iface }, 'VIP acquired')
+    const present_ = r.code !== 0 && r.code !== null && ADD_PRESENT.test(r.stderr)
+    if (r.code === 0 || present_) {
+      // already there (a failed release): the lifetime is set anew
+      if (present_ && config.addressLifetimeMs > 0) await exec(addArgv(address, cidr, 'change'), signal)
+      lifetimeRenewedAt = mono()
+      if (!holding) log.info({ vip: cidr, iface, fenced: config.fence && fence.available }, 'VIP acquired')
       holding = true
       return
     }
@@ -181,8 +256,11 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
       holding = false
       // only now: a SYN that reached us while the address was still here was dropped, not refused
       await synBlock.remove()
+      await fence.remove(address)
       return
     }
+    // the address stays: at least the host stops answering for it
+    await fence.revoke()
     await recheck()
     throw r.error
   }
@@ -375,6 +453,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
         const d = await del(from.cidr)
         if (!d.ok) throw d.error
       }
+      await armFence(to)
       const argv = addArgv(to, toCidr)
       const r = await exec(argv, signal)
       if (r.code !== 0 && !(r.code !== null && ADD_PRESENT.test(r.stderr))) {
@@ -392,6 +471,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
       quiescing?.abort()
       if (!sameIp) {
         const d = await del(from.cidr)
+        if (d.ok) await fence.remove(from.address)
         if (!d.ok) {
           log.error(
             { code: 'VIP_COMMAND_FAILED', vip: from.cidr, err: d.error.message },
@@ -421,6 +501,8 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
       return serial(async () => {
         // a predecessor killed while handing the VIP over left its nftables table
         await synBlock.remove(true)
+        const stale = await fence.removeLeftovers()
+        if (stale.length > 0) log.warn({ tables: stale }, 'removed the VIP fence a previous run left')
         const { exact, other } = await present({ ip: address.ip, cidr }, signal)
         if (other.length > 0) {
           log.warn(
@@ -441,6 +523,16 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
       sendGarp()
     },
     holds: () => holding,
+    lease(until) {
+      leaseUntil = until
+      if (!holding || stopped) return
+      const t = fenceTimeout()
+      if (config.fence && t !== null) fence.renew(t)
+      if (until !== null) renewLifetime()
+    },
+    onLost(listener) {
+      lostListeners.push(listener)
+    },
     reconfigure,
     quiesce,
     unquiesce() {
@@ -464,6 +556,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
           await stopGarp()
           if (!holding) await synBlock.remove()
         })
+        fence.close()
         await notifier.stop()
       })()
       return stopping

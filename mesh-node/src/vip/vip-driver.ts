@@ -19,6 +19,8 @@ export interface VipDriverOptions {
   readonly commandTimeoutMs?: number
   /** linux driver: sessions through the proxy whose local address is `ip` (what `quiesce()` waits for) */
   readonly sessionsTo?: (ip: string) => number
+  /** linux driver: the monotonic clock the election reports its lease in (`lease(until)`). Default performance.now */
+  readonly mono?: () => number
 }
 
 /** The driver `config.driver` names; throws when the linux driver lacks its address or interface. */
@@ -38,6 +40,7 @@ export function createVipDriver(opts: VipDriverOptions): VipDriver {
         ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
         ...(opts.commandTimeoutMs !== undefined ? { commandTimeoutMs: opts.commandTimeoutMs } : {}),
         ...(opts.sessionsTo !== undefined ? { sessionsTo: opts.sessionsTo } : {}),
+        ...(opts.mono !== undefined ? { mono: opts.mono } : {}),
       })
     }
     case 'exec':
