@@ -1,0 +1,212 @@
+import assert from 'node:assert/strict'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { VipAddressSchema, VipConfigSchema } from '@pgmesh/protocol'
+import { pino } from 'pino'
+import {
+  fenceArmScript,
+  fencePrefix,
+  fenceRemoveScript,
+  fenceRenewLine,
+  fenceTable,
+  parseFenceTables,
+} from './kernel-fence.js'
+import { parseAddrShow } from './linux-driver.js'
+import type { VipDriver } from './types.js'
+import { createVipDriver } from './vip-driver.js'
+
+const v4 = VipAddressSchema.parse('198.18.0.100/24')
+const v6 = VipAddressSchema.parse('fd00::100/64')
+
+describe('kernel fence scripts', () => {
+  it('names one table per node, interface and VIP, under a prefix a restart finds', () => {
+    const t = fenceTable('eth0', 'n1', '198.18.0.100')
+    assert.ok(t.startsWith(fencePrefix('eth0', 'n1')))
+    assert.notEqual(t, fenceTable('eth0', 'n2', '198.18.0.100'))
+    assert.notEqual(t, fenceTable('eth0', 'n1', 'fd00::100'))
+    assert.ok(!fenceTable('eth0', 'n1', 'fd00::100').startsWith(fencePrefix('eth1', 'n1')))
+    assert.match(fenceTable('br-x.1', 'n1', '198.18.0.100'), /^pgmesh_fence_br_x_1_[0-9a-f]{8}_[0-9a-f]{6}$/)
+  })
+
+  it('IPv4: gates ARP from the VIP and input/output of the VIP on the lease set; the element carries the timeout', () => {
+    const s = fenceArmScript('T', v4, 237.6)
+    assert.match(s, /add rule arp T out arp saddr ip 198\.18\.0\.100 arp saddr ip != @lease counter drop/)
+    assert.match(s, /add rule inet T in ip daddr 198\.18\.0\.100 ip daddr != @lease counter drop/)
+    assert.match(s, /add rule inet T out ip saddr 198\.18\.0\.100 ip saddr != @lease counter drop/)
+    assert.match(s, /add element arp T lease \{ 198\.18\.0\.100 timeout 237ms \}/)
+    assert.match(s, /add element inet T lease \{ 198\.18\.0\.100 timeout 237ms \}/)
+    // a lease already over: the tables go up with no element, the host answers nothing
+    assert.doesNotMatch(fenceArmScript('T', v4, 0), /add element/)
+    assert.match(fenceArmScript('T', v4, null), /add element inet T lease \{ 198\.18\.0\.100 \}/)
+  })
+
+  it('IPv6: no arp table; neighbour advertisements leave from the VIP, so the output rule gates them', () => {
+    const s = fenceArmScript('T', v6, 100)
+    assert.doesNotMatch(s, /add set arp/)
+    assert.match(s, /type ipv6_addr; flags timeout;/)
+    assert.match(s, /add rule inet T out ip6 saddr fd00::100 ip6 saddr != @lease counter drop/)
+    assert.equal(
+      fenceRenewLine('T', v6, 50),
+      'flush set inet T lease; add element inet T lease { fd00::100 timeout 50ms }',
+    )
+    assert.equal(fenceRenewLine('T', v4, -5), 'flush set inet T lease; flush set arp T lease')
+    assert.doesNotMatch(fenceRemoveScript('T', 'ipv6'), /arp/)
+  })
+
+  it('finds only its own tables in `nft list tables`', () => {
+    const p = fencePrefix('eth0', 'n1')
+    const listing = `table inet filter\ntable inet ${p}abcdef\ntable arp ${p}abcdef\ntable inet ${fencePrefix('eth0', 'n2')}abcdef\n`
+    assert.deepEqual(parseFenceTables(listing, p), [
+      { family: 'inet', name: `${p}abcdef` },
+      { family: 'arp', name: `${p}abcdef` },
+    ])
+  })
+})
+
+/**
+ * The linux driver with its fence in a namespace of its own (veth `d0`), a neighbour namespace
+ * asking for the VIP with arping and TCP. Only 198.18.0.0/15 addresses.
+ */
+const root = process.getuid?.() === 0
+const hasNft = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft'].some((f) => existsSync(f))
+const skip = !root ? 'needs root (network namespaces)' : !hasNft ? 'needs nft' : false
+const suffix = randomBytes(4).toString('hex')
+const NS = `pgmesh-fence-${suffix}`
+const PEER = `pgmesh-fencep-${suffix}`
+const ip = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8', timeout: 5000 })
+const addrs = () => parseAddrShow(ip('-n', NS, '-o', 'addr', 'show', 'dev', 'd0'))
+const tables = () => ip('netns', 'exec', NS, 'nft', 'list', 'tables')
+
+/** Whether the VIP answers one ARP request from the neighbour (arping exits 0 on a reply). */
+function arpAnswered(): boolean {
+  const r = spawnSync(
+    'ip',
+    ['netns', 'exec', PEER, 'arping', '-q', '-c', '1', '-w', '0.3', '-i', 'd0p', '198.18.0.100'],
+    {
+      timeout: 5000,
+    },
+  )
+  return r.status === 0
+}
+
+/** Whether the neighbour reaches the VIP over TCP (an RST from a closed port counts: the host answered). */
+function tcpAnswered(): boolean {
+  const code = `const s=require('net').connect({host:'198.18.0.100',port:7999});const t=setTimeout(()=>process.exit(1),300);s.on('connect',()=>process.exit(0));s.on('error',e=>process.exit(e.code==='ECONNREFUSED'?0:1))`
+  const r = spawnSync('ip', ['netns', 'exec', PEER, process.execPath, '-e', code], { timeout: 5000 })
+  return r.status === 0
+}
+
+describe('kernel fence in a network namespace (real nft and arping)', { skip, timeout: 60_000 }, () => {
+  const drivers: VipDriver[] = []
+  const driver = (addressLifetimeMs = 2_000): VipDriver => {
+    const d = createVipDriver({
+      config: VipConfigSchema.parse({
+        driver: 'linux',
+        address: '198.18.0.100/24',
+        garpCount: 0,
+        addressLifetimeMs,
+      }),
+      iface: 'd0',
+      node: 'n1',
+      logger: pino({ level: 'silent' }),
+      netns: NS,
+      mono: () => performance.now(),
+    })
+    drivers.push(d)
+    return d
+  }
+
+  before(() => {
+    ip('netns', 'add', NS)
+    ip('netns', 'add', PEER)
+    ip('-n', NS, 'link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd0p')
+    ip('-n', NS, 'link', 'set', 'd0p', 'netns', PEER)
+    ip('-n', NS, 'link', 'set', 'd0', 'up')
+    ip('-n', NS, 'link', 'set', 'lo', 'up')
+    ip('-n', PEER, 'link', 'set', 'd0p', 'up')
+    ip('-n', NS, 'addr', 'add', '198.18.0.2/24', 'dev', 'd0')
+    ip('-n', PEER, 'addr', 'add', '198.18.0.1/24', 'dev', 'd0p')
+  })
+
+  after(async () => {
+    try {
+      await Promise.all(drivers.map((d) => d.stop()))
+    } finally {
+      for (const ns of [NS, PEER]) spawnSync('ip', ['netns', 'del', ns], { timeout: 5000 })
+    }
+  })
+
+  it('answers while the lease is renewed; stops answering ARP and TCP within the lease once renewals stop; the address lifetime removes the VIP', async () => {
+    const d = driver()
+    await d.start()
+    const LEASE = 400
+    d.lease?.(performance.now() + LEASE)
+    await d.enter('MASTER')
+    assert.ok(addrs().includes('198.18.0.100/24'))
+    assert.match(tables(), /table arp pgmesh_fence_d0_/)
+    // renewed every 50 ms for 1.5 s (more than three leases): answering all along
+    const until = performance.now() + 1_500
+    const renew = setInterval(() => d.lease?.(performance.now() + LEASE), 50)
+    try {
+      while (performance.now() < until) {
+        assert.ok(arpAnswered(), 'the MASTER must answer ARP while its lease is renewed')
+        await sleep(100)
+      }
+      assert.ok(tcpAnswered(), 'the MASTER must accept packets to the VIP while its lease is renewed')
+    } finally {
+      clearInterval(renew)
+    }
+    // the process "pauses": no renewal, no action; the kernel stops answering by itself
+    const stoppedAt = performance.now()
+    let silentAfter: number | null = null
+    while (performance.now() - stoppedAt < 3 * LEASE) {
+      if (!arpAnswered()) {
+        silentAfter = performance.now() - stoppedAt
+        break
+      }
+    }
+    assert.ok(silentAfter !== null, 'ARP is still answered three leases after the last renewal')
+    // arping waits up to 300 ms for a reply: a silence seen then began up to 300 ms earlier
+    assert.ok(
+      silentAfter <= LEASE + 300 + 200,
+      `ARP answered ${Math.round(silentAfter)} ms after the last renewal (lease ${LEASE})`,
+    )
+    assert.equal(tcpAnswered(), false, 'packets to the VIP must be dropped without a lease')
+    assert.ok(addrs().includes('198.18.0.100/24'), 'the address itself stays until its lifetime ends')
+    // backstop: valid_lft 2 s; the kernel checks lifetimes about once a second
+    const deadline = Date.now() + 6_000
+    while (addrs().includes('198.18.0.100/24')) {
+      assert.ok(Date.now() < deadline, 'the address lifetime did not remove the VIP')
+      await sleep(100)
+    }
+  })
+
+  it('a restarted driver removes the fence and the VIP a killed predecessor left', async () => {
+    const d = driver(0)
+    await d.start()
+    d.lease?.(performance.now() + 60_000)
+    await d.enter('MASTER')
+    assert.match(tables(), /pgmesh_fence_d0_/)
+    // "killed": nothing is released; a new driver starts on the same interface
+    const next = driver(0)
+    await next.start()
+    assert.doesNotMatch(tables(), /pgmesh_fence_d0_/)
+    assert.ok(!addrs().includes('198.18.0.100/24'))
+    assert.equal(arpAnswered(), false)
+  })
+
+  it('a release removes address and fence at once', async () => {
+    const d = driver()
+    await d.start()
+    d.lease?.(performance.now() + 5_000)
+    await d.enter('MASTER')
+    assert.ok(arpAnswered())
+    await d.enter('BACKUP')
+    d.lease?.(null)
+    assert.ok(!addrs().includes('198.18.0.100/24'))
+    assert.doesNotMatch(tables(), /pgmesh_fence_d0_/)
+  })
+})
