@@ -93,25 +93,20 @@ function arpAnswered(): boolean {
 }
 
 /** Whether the neighbour reaches the VIP over TCP (an RST from a closed port counts: the host answered). */
-function tcpAnswered(): boolean {
-  const code = `const s=require('net').connect({host:'198.18.0.100',port:7999});const t=setTimeout(()=>process.exit(1),300);s.on('connect',()=>process.exit(0));s.on('error',e=>process.exit(e.code==='ECONNREFUSED'?0:1))`
+function tcpAnswered(host = '198.18.0.100'): boolean {
+  const code = `const s=require('net').connect({host:'${host}',port:7999});const t=setTimeout(()=>process.exit(1),300);s.on('connect',()=>process.exit(0));s.on('error',e=>process.exit(e.code==='ECONNREFUSED'?0:1))`
   const r = spawnSync('ip', ['netns', 'exec', PEER, process.execPath, '-e', code], { timeout: 5000 })
   return r.status === 0
 }
 
 describe('kernel fence in a network namespace (real nft and arping)', { skip, timeout: 60_000 }, () => {
   const drivers: VipDriver[] = []
-  const driver = (addressLifetimeMs = 2_000): VipDriver => {
+  const driver = (addressLifetimeMs = 2_000, address = '198.18.0.100/24', garpCount = 0): VipDriver => {
     const d = createVipDriver({
-      config: VipConfigSchema.parse({
-        driver: 'linux',
-        address: '198.18.0.100/24',
-        garpCount: 0,
-        addressLifetimeMs,
-      }),
+      config: VipConfigSchema.parse({ driver: 'linux', address, garpCount, addressLifetimeMs }),
       iface: 'd0',
       node: 'n1',
-      logger: pino({ level: 'silent' }),
+      logger: pino({ level: process.env.FENCE_DEBUG ? 'debug' : 'silent' }),
       netns: NS,
       mono: () => performance.now(),
     })
@@ -129,6 +124,8 @@ describe('kernel fence in a network namespace (real nft and arping)', { skip, ti
     ip('-n', PEER, 'link', 'set', 'd0p', 'up')
     ip('-n', NS, 'addr', 'add', '198.18.0.2/24', 'dev', 'd0')
     ip('-n', PEER, 'addr', 'add', '198.18.0.1/24', 'dev', 'd0p')
+    ip('-n', NS, 'addr', 'add', 'fd00::2/64', 'dev', 'd0', 'nodad')
+    ip('-n', PEER, 'addr', 'add', 'fd00::1/64', 'dev', 'd0p', 'nodad')
   })
 
   after(async () => {
@@ -208,5 +205,40 @@ describe('kernel fence in a network namespace (real nft and arping)', { skip, ti
     d.lease?.(null)
     assert.ok(!addrs().includes('198.18.0.100/24'))
     assert.doesNotMatch(tables(), /pgmesh_fence_d0_/)
+  })
+
+  it('IPv6: an unsolicited neighbour advertisement points the neighbour at the VIP; without a lease no neighbour advertisement and no TCP', {
+    skip: ['/usr/sbin/na6', '/usr/bin/na6'].some((f) => existsSync(f)) ? false : 'needs na6 (ipv6toolkit)',
+  }, async () => {
+    const mac = /link\/ether (\S+)/.exec(ip('-n', NS, 'link', 'show', 'd0'))![1]
+    ip(
+      '-n',
+      PEER,
+      'neigh',
+      'replace',
+      'fd00::100',
+      'lladdr',
+      '02:00:00:00:00:01',
+      'dev',
+      'd0p',
+      'nud',
+      'stale',
+    )
+    const d = driver(0, 'fd00::100/64', 1)
+    await d.start()
+    d.lease?.(performance.now() + 500)
+    await d.enter('MASTER')
+    const deadline = Date.now() + 3_000
+    while (!ip('-n', PEER, 'neigh', 'show', 'fd00::100').includes(mac!)) {
+      assert.ok(Date.now() < deadline, `the neighbour never learnt ${mac} for the VIP`)
+      await sleep(50)
+    }
+    assert.ok(tcpAnswered('fd00::100'))
+    await sleep(600)
+    ip('-n', PEER, 'neigh', 'flush', 'dev', 'd0p')
+    assert.equal(tcpAnswered('fd00::100'), false, 'the VIP must not answer without a lease')
+    const n = ip('-n', PEER, 'neigh', 'show', 'fd00::100')
+    assert.ok(!n.includes(mac!), `the host answered neighbour solicitation without a lease: ${n}`)
+    await d.enter('BACKUP')
   })
 })

@@ -87,6 +87,8 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
   const notifier = createNotifier({ scripts: config.notify, vip: address.cidr, node: opts.node, logger: log })
   const ip = binary('ip')
   const arping = binary('arping')
+  const na6 = binary('na6')
+  let na6Missing = false
 
   let holding = false
   let lastState: VipState | null = null
@@ -311,10 +313,6 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
 
   const sendGarp = () => {
     if (config.garpCount === 0 || !holding) return
-    if (address.family === 'ipv6') {
-      log.debug({ vip: cidr }, 'no gratuitous ARP for an IPv6 VIP')
-      return
-    }
     if (garp !== null) {
       log.debug({ vip: cidr }, 'gratuitous ARP already under way')
       return
@@ -322,6 +320,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
     const abort = new AbortController()
     const vip = cidr
     const run = (async () => {
+      if (address.family === 'ipv6') return sendUnsolicitedNa(vip, abort.signal)
       const v = await detectArping()
       if (v === null || abort.signal.aborted) return
       const { argv, timeoutMs } = garpArgv(v)
@@ -342,6 +341,38 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
         if (garp?.run === run) garp = null
       })
     garp = { run, abort }
+  }
+
+  /**
+   * IPv6 has no ARP: unsolicited neighbour advertisements (override flag, our link-layer address)
+   * to all nodes, through `na6` (Debian package ipv6toolkit; arping does not do IPv6, and the
+   * kernel sends one only after duplicate address detection, which would delay the VIP by 1 s).
+   */
+  const sendUnsolicitedNa = async (vip: string, signal: AbortSignal) => {
+    const target = address.ip
+    const argv = [na6, '-i', iface, '-s', target, '-d', 'ff02::1', '-t', target, '-o', '-e']
+    for (let i = 0; i < config.garpCount && !signal.aborted; i++) {
+      if (i > 0) await sleep(Math.max(1, config.garpIntervalMs), undefined, { signal }).catch(() => undefined)
+      if (signal.aborted) return
+      const r = await exec(argv, signal, 2_000)
+      if (r.spawnError !== null) {
+        if (!na6Missing)
+          log.warn(
+            { vip, reason: r.spawnError },
+            'na6 not found (Debian package ipv6toolkit): no unsolicited neighbour advertisement for the IPv6 VIP',
+          )
+        na6Missing = true
+        return
+      }
+      if (r.code !== 0) {
+        log.warn(
+          { vip, iface, reason: describeFailure(r, 2_000) },
+          'unsolicited neighbour advertisement failed',
+        )
+        return
+      }
+    }
+    log.debug({ vip, iface, sent: config.garpCount }, 'unsolicited neighbour advertisements sent')
   }
 
   const stopGarp = async () => {
