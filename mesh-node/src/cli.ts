@@ -7,6 +7,7 @@ import { runConfigCommand } from './cli/config-command.js'
 import { runOperatorCommand } from './cli/operator-command.js'
 import { runStart } from './cli/run-start.js'
 import { formatStatus } from './cli/status-table.js'
+import { runVipCleanup } from './cli/vip-cleanup.js'
 import { generateSecret } from './secret.js'
 import { packageVersion } from './version.js'
 
@@ -68,6 +69,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return runConfigCommand(c)
     case 'operator':
       return runOperatorCommand(c)
+    case 'vip-cleanup':
+      return runVipCleanup(c.config, c.flags)
     case 'version':
       process.stdout.write(`pgmesh ${packageVersion()}\n`)
       return 0

@@ -18,6 +18,9 @@ Usage:
                                            closes its listeners, drains) or back
   pgmesh members remove ID [--api URL]     a dead member stops counting toward quorum on every node
       (maintenance/members: --token-file FILE or PGMESH_TOKEN for the API token; --json for JSON output)
+  pgmesh vip cleanup [--config FILE] [--id ID] [--data-dir DIR]
+                                           remove the VIP, its kernel fence and hand-over block that a node
+                                           killed on this host left (systemd runs it as ExecStopPost)
   pgmesh version | help
 
 start flags (override the config file):
@@ -42,6 +45,7 @@ export type Command =
   | { readonly kind: 'keygen'; readonly out: string | undefined; readonly force: boolean }
   | ({ readonly kind: 'config' } & ConfigCommand)
   | ({ readonly kind: 'operator' } & OperatorCommand)
+  | { readonly kind: 'vip-cleanup'; readonly config: string | undefined; readonly flags: StartOverrides }
   | { readonly kind: 'version' }
   | { readonly kind: 'help' }
 
@@ -175,6 +179,26 @@ export function parseCommandLine(argv: readonly string[]): ParsedArgs {
           options: { out: { type: 'string', short: 'o' }, force: { type: 'boolean' } },
         })
         return { ok: true, command: { kind: 'keygen', out: values.out, force: values.force === true } }
+      }
+      case 'vip': {
+        const [action, ...tail] = rest
+        if (action !== 'cleanup') return { ok: false, message: 'vip needs: cleanup' }
+        const { values } = parseArgs({
+          args: tail,
+          strict: true,
+          options: {
+            config: { type: 'string', short: 'c' },
+            id: { type: 'string' },
+            'data-dir': { type: 'string' },
+            'log-level': { type: 'string' },
+          },
+        })
+        const flags: StartOverrides = {
+          ...(values.id === undefined ? {} : { id: values.id }),
+          ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
+          ...(values['log-level'] === undefined ? {} : { logLevel: values['log-level'] }),
+        }
+        return { ok: true, command: { kind: 'vip-cleanup', config: values.config, flags } }
       }
       case 'version':
       case '--version':
