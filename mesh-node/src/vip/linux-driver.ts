@@ -34,7 +34,7 @@ export const QUIESCE_SETTLE_MS = 100
 /** how often `quiesce()` counts the sessions through the VIP */
 const QUIESCE_POLL_MS = 20
 const ADD_PRESENT = /File exists|already assigned/i
-const DEL_ABSENT = /Cannot assign requested address|Address not found/i
+const DEL_ABSENT = /Cannot assign requested address|Address not found|Cannot find device/i
 
 /** `ip` and `arping` live in sbin, which an unprivileged PATH lacks. */
 function binary(name: string): string {
