@@ -43,6 +43,12 @@ export type NotifyScripts = z.infer<typeof NotifyScriptsSchema>
 export const VipConfigSchema = z
   .object({
     address: VipAddressSchema.optional(),
+    /**
+     * `linux`: a second VIP of the other family (a dual-stack pair, e.g. `fd00::100/64` beside
+     * `198.18.0.100/24`), held, fenced, announced and released together with `address`. Adding or
+     * removing it applies at the next restart; changing it applies live
+     */
+    secondAddress: VipAddressSchema.optional(),
     driver: z.enum(['linux', 'exec', 'none']).default('none'),
     /** gratuitous ARPs (`arping -U`) sent on acquiring the VIP and after a partition heals. Default 3 */
     garpCount: z.number().int().min(0).max(100).default(3),
@@ -94,6 +100,24 @@ export const VipConfigSchema = z
   .superRefine((v, ctx) => {
     if (v.driver === 'linux' && v.address === undefined) {
       ctx.addIssue({ code: 'custom', path: ['address'], message: 'the linux driver needs the VIP address' })
+    }
+    if (v.secondAddress !== undefined) {
+      if (v.address === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['secondAddress'], message: 'a second VIP needs `address` too' })
+      } else if (v.secondAddress.family === v.address.family) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['secondAddress'],
+          message: `must be of the other family than address (${v.address.family}): a dual-stack pair`,
+        })
+      }
+      if (v.driver !== 'linux') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['secondAddress'],
+          message: 'only the linux driver holds a second VIP',
+        })
+      }
     }
   })
 export type VipConfig = z.infer<typeof VipConfigSchema>

@@ -27,8 +27,13 @@ export interface KernelFence {
    * (null: no timeout, for a caller that never reports its lease). False when not available.
    */
   arm(address: VipAddress, timeoutMs: number | null): Promise<boolean>
-  /** Refreshes the element to live `timeoutMs` from now (≤ 0: removed at once). Never waits. */
-  renew(timeoutMs: number): void
+  /**
+   * Refreshes the element to live `timeoutMs()` ms (≤ 0: removed at once). Never waits. At most
+   * one renewal is on its way to the kernel: later ones coalesce into the next, whose timeout is
+   * computed when it is written, less how long the last one took to be applied, so a renewal
+   * that waited in a pipe never stretches the element past the lease.
+   */
+  renew(timeoutMs: () => number): void
   /** Removes the element at once: the host stops answering for the VIP (the address may stay). */
   revoke(): Promise<void>
   /** Removes the tables of `address` (or of the armed one). Idempotent; logged, never thrown. */
@@ -37,8 +42,8 @@ export interface KernelFence {
   removeLeftovers(): Promise<string[]>
   /** Ends the renewal process. */
   close(): void
-  /** renewals written, confirmed by nft, refused by nft */
-  stats(): { renewals: number; confirmed: number; errors: number }
+  /** renewals written, confirmed by nft, refused by nft; how long the last one took to be applied (ms) */
+  stats(): { renewals: number; confirmed: number; errors: number; lastApplyMs: number }
 }
 
 export interface KernelFenceOptions {
@@ -129,6 +134,8 @@ export function parseFenceTables(listing: string, prefix: string): { family: str
 
 /** Never spawn the renewal process more often than this after it died. */
 const RESPAWN_MIN_MS = 1_000
+/** A renewal nft has not confirmed after this long is taken as lost (the next one is written). */
+const CONFIRM_TIMEOUT_MS = 1_000
 
 export function createKernelFence(opts: KernelFenceOptions): KernelFence {
   const log = opts.logger
@@ -141,6 +148,11 @@ export function createKernelFence(opts: KernelFenceOptions): KernelFence {
   let confirmed = 0
   let errors = 0
   let errorLogged = false
+  /** the renewal written and not yet confirmed, and the latest one wanted since */
+  let inFlight: number | null = null
+  let wanted: (() => number) | null = null
+  let lastApplyMs = 0
+  let lastArmMs = 0
 
   const unavailable = (r: CommandResult, what: string) => {
     available = false
@@ -175,13 +187,19 @@ export function createKernelFence(opts: KernelFenceOptions): KernelFence {
       out += chunk
       let i = out.indexOf('\n')
       while (i >= 0) {
-        if (out.slice(0, i).startsWith('add element inet ')) confirmed++
+        if (out.slice(0, i).startsWith('add element inet ')) {
+          confirmed++
+          if (inFlight !== null) lastApplyMs = performance.now() - inFlight
+          inFlight = null
+          pump()
+        }
         out = out.slice(i + 1)
         i = out.indexOf('\n')
       }
     })
     p.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       errors++
+      inFlight = null
       const fields = { code: 'VIP_FENCE_FAILED', nft: chunk.trim().slice(0, 300) }
       if (errorLogged) log.debug(fields, 'nft refused a fence renewal')
       else {
@@ -194,11 +212,27 @@ export function createKernelFence(opts: KernelFenceOptions): KernelFence {
     )
     p.on('exit', (code, signal) => {
       if (proc === p) proc = null
+      inFlight = null
       if (armed !== null)
         log.warn({ code, signal }, 'the fence renewal process ended; it is restarted on the next renewal')
     })
     proc = p
     return p
+  }
+
+  const pump = () => {
+    const a = armed
+    if (a === null || wanted === null) return
+    const now = performance.now()
+    if (inFlight !== null && now - inFlight < CONFIRM_TIMEOUT_MS) return
+    const p = renewer()
+    if (p === null || p.stdin === null || !p.stdin.writable) return
+    const timeoutMs = wanted() - lastApplyMs
+    wanted = null
+    renewals++
+    // a flush alone echoes nothing: nothing to wait for
+    inFlight = timeoutMs > 0 ? now : null
+    p.stdin.write(`${fenceRenewLine(a.table, a.address, timeoutMs)}\n`)
   }
 
   return {
@@ -208,7 +242,11 @@ export function createKernelFence(opts: KernelFenceOptions): KernelFence {
     async arm(address, timeoutMs) {
       if (!available) return false
       const table = fenceTable(opts.iface, opts.node, address.ip)
-      const r = await apply(fenceArmScript(table, address, timeoutMs))
+      // the element's life starts when nft commits, up to a process start later: the last arm's
+      // duration is taken off, so a loaded host does not stretch it past the lease
+      const started = performance.now()
+      const r = await apply(fenceArmScript(table, address, timeoutMs === null ? null : timeoutMs - lastArmMs))
+      lastArmMs = performance.now() - started
       if (r.code !== 0) {
         unavailable(r, 'cannot install the nftables fence for the VIP')
         return false
@@ -218,12 +256,9 @@ export function createKernelFence(opts: KernelFenceOptions): KernelFence {
       return true
     },
     renew(timeoutMs) {
-      const a = armed
-      if (a === null) return
-      const p = renewer()
-      if (p === null || p.stdin === null || !p.stdin.writable) return
-      renewals++
-      p.stdin.write(`${fenceRenewLine(a.table, a.address, timeoutMs)}\n`)
+      if (armed === null) return
+      wanted = timeoutMs
+      pump()
     },
     async revoke() {
       const a = armed
@@ -279,6 +314,6 @@ export function createKernelFence(opts: KernelFenceOptions): KernelFence {
       t.unref()
       p.once('exit', () => clearTimeout(t))
     },
-    stats: () => ({ renewals, confirmed, errors }),
+    stats: () => ({ renewals, confirmed, errors, lastApplyMs }),
   }
 }

@@ -26,6 +26,8 @@ export interface LinuxDriverOptions {
   readonly sessionsTo?: (ip: string) => number
   /** the monotonic clock `lease(until)` is given in (the election's). Default performance.now */
   readonly mono?: () => number
+  /** the second VIP of a dual-stack pair: its hand-over block gets a table of its own */
+  readonly second?: boolean
 }
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 5_000
@@ -120,6 +122,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
     exec: (argv) => exec(argv),
     timeoutMs: cmdTimeoutMs,
     logger: log,
+    ...(opts.second === true ? { suffix: '_2' } : {}),
   })
   const fence = createKernelFence({
     iface,
@@ -557,8 +560,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
     lease(until) {
       leaseUntil = until
       if (!holding || stopped) return
-      const t = fenceTimeout()
-      if (config.fence && t !== null) fence.renew(t)
+      if (config.fence && fenceTimeout() !== null) fence.renew(() => fenceTimeout() ?? 0)
       if (until !== null) renewLifetime()
     },
     onLost(listener) {
