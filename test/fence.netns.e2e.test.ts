@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { canRunNetns, ip, NetnsLab } from './helpers/netns-lab.js'
 import { CLI, exited, Sandbox, waitFor } from './helpers/processes.js'
-import { NODE_NAMES, VipLab, watchArp, watchKernels } from './helpers/vip-lab.js'
+import { NODE_NAMES, twoHostStretch, VipLab, watchArp, watchKernels } from './helpers/vip-lab.js'
 
 const run = promisify(execFile)
 
@@ -21,22 +21,6 @@ const LEASE_MS = 250
 const BOUND_MS = 150
 
 const skip = canRunNetns()
-
-/** The longest stretch during which two or more hosts answered ARP within `windowMs` of each other. */
-function twoHostStretch(replies: readonly { t: number; node: string }[], windowMs = 60): number {
-  if (replies.length === 0) return 0
-  const sorted = [...replies].sort((a, b) => a.t - b.t)
-  let longest = 0
-  let since: number | null = null
-  for (let t = sorted[0]!.t; t <= sorted.at(-1)!.t; t += 5) {
-    const nodes = new Set(sorted.filter((r) => r.t <= t && r.t > t - windowMs).map((r) => r.node))
-    if (nodes.size >= 2) {
-      since ??= t
-      longest = Math.max(longest, t - since)
-    } else since = null
-  }
-  return longest
-}
 
 const last = (replies: readonly { t: number; node: string }[], node: string, before = Infinity) =>
   Math.max(-Infinity, ...replies.filter((r) => r.node === node && r.t < before).map((r) => r.t))

@@ -361,3 +361,22 @@ export function watchKernels(vl: VipLab): {
     },
   }
 }
+
+/** The longest stretch during which two or more hosts answered ARP within `windowMs` of each other. */
+export function twoHostStretch(replies: readonly { t: number; node: string }[], windowMs = 60): number {
+  if (replies.length === 0) return 0
+  const sorted = [...replies].sort((a, b) => a.t - b.t)
+  let longest = 0
+  let since: number | null = null
+  let lo = 0
+  for (let t = sorted[0]!.t, hi = 0; t <= sorted.at(-1)!.t; t += 5) {
+    while (hi < sorted.length && sorted[hi]!.t <= t) hi++
+    while (lo < hi && sorted[lo]!.t <= t - windowMs) lo++
+    const nodes = new Set(sorted.slice(lo, hi).map((r) => r.node))
+    if (nodes.size >= 2) {
+      since ??= t
+      longest = Math.max(longest, t - since)
+    } else since = null
+  }
+  return longest
+}

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { VipAddressSchema, VipConfigSchema } from '@pgmesh/protocol'
@@ -305,5 +307,66 @@ describe('kernel fence in a network namespace (real nft and arping)', { skip, ti
       [],
     )
     assert.doesNotMatch(tables(), /pgmesh_fence_d0_/)
+  })
+})
+
+describe('fence renewals through a slow nft (a stand-in process)', () => {
+  /** answers each line like `nft -e -i` after `delayMs`, and reports what it got on stderr-free stdout */
+  const fakeNft = (delayMs: number, log: string) => `
+    const rl = require('readline').createInterface({ input: process.stdin })
+    rl.on('line', (l) => setTimeout(() => {
+      require('fs').appendFileSync(${JSON.stringify(log)}, l + '\\n')
+      for (const m of l.matchAll(/add element inet (\\S+) lease \\{ ([^}]*) \\}/g)) process.stdout.write('add element inet ' + m[1] + ' lease { ' + m[2] + ' }\\n')
+    }, ${delayMs}))`
+
+  it('keeps one renewal in flight, coalesces the rest, and never turns a running lease into a flush', async () => {
+    const { createKernelFence } = await import('./kernel-fence.js')
+    const dir = mkdtempSync(join(tmpdir(), 'pgmesh-fence-fake-'))
+    const lines = join(dir, 'lines')
+    const fence = createKernelFence({
+      iface: 'eth0',
+      node: 'n1',
+      nft: 'nft',
+      // arm/remove: one-shot commands succeed without touching anything
+      exec: async () => ({
+        code: 0,
+        signal: null,
+        stdout: '',
+        stderr: '',
+        timedOut: false,
+        aborted: false,
+        spawnError: null,
+      }),
+      wrap: () => [process.execPath, '-e', fakeNft(300, lines)],
+      timeoutMs: 1_000,
+      logger: pino({ level: 'silent' }),
+    })
+    assert.ok(await fence.arm(v4, 200))
+    // 20 renewals in 200 ms while the stand-in takes 300 ms per line
+    for (let i = 0; i < 20; i++) {
+      fence.renew(() => 200)
+      await sleep(10)
+    }
+    assert.equal(fence.stats().renewals, 1, 'one line on its way; the others wait for it')
+    const deadline = Date.now() + 5_000
+    while (fence.stats().confirmed < 2) {
+      assert.ok(Date.now() < deadline, `only ${fence.stats().confirmed} confirmations`)
+      await sleep(20)
+    }
+    const s = fence.stats()
+    assert.equal(s.renewals, 2, 'the waiting ones went as one')
+    assert.ok(s.lastApplyMs >= 250, `apply time measured: ${s.lastApplyMs}`)
+    // the apply time (≥ 300 ms) exceeds the lease left (200 ms): half of it is kept, not a flush
+    fence.renew(() => 200)
+    const until = Date.now() + 5_000
+    while (!existsSync(lines) || readFileSync(lines, 'utf8').trim().split('\n').length < 3) {
+      assert.ok(Date.now() < until, 'the third renewal never reached the stand-in')
+      await sleep(20)
+    }
+    fence.close()
+    const got = readFileSync(lines, 'utf8').trim().split('\n')
+    assert.match(got[0]!, /timeout 200ms/, 'nothing measured yet: the full remaining lease')
+    assert.match(got[2]!, /add element inet \S+ lease \{ 198\.18\.0\.100 timeout 100ms \}/)
+    rmSync(dir, { recursive: true, force: true })
   })
 })

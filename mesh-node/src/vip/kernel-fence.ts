@@ -227,7 +227,10 @@ export function createKernelFence(opts: KernelFenceOptions): KernelFence {
     if (inFlight !== null && now - inFlight < CONFIRM_TIMEOUT_MS) return
     const p = renewer()
     if (p === null || p.stdin === null || !p.stdin.writable) return
-    const timeoutMs = wanted() - lastApplyMs
+    // never more than half off: a slow pipe must not turn every renewal into a flush (and then,
+    // with no echo to measure, keep it so)
+    const raw = wanted()
+    const timeoutMs = raw <= 0 ? raw : raw - Math.min(lastApplyMs, raw / 2)
     wanted = null
     renewals++
     // a flush alone echoes nothing: nothing to wait for
@@ -245,7 +248,9 @@ export function createKernelFence(opts: KernelFenceOptions): KernelFence {
       // the element's life starts when nft commits, up to a process start later: the last arm's
       // duration is taken off, so a loaded host does not stretch it past the lease
       const started = performance.now()
-      const r = await apply(fenceArmScript(table, address, timeoutMs === null ? null : timeoutMs - lastArmMs))
+      const t =
+        timeoutMs === null || timeoutMs <= 0 ? timeoutMs : timeoutMs - Math.min(lastArmMs, timeoutMs / 2)
+      const r = await apply(fenceArmScript(table, address, t))
       lastArmMs = performance.now() - started
       if (r.code !== 0) {
         unavailable(r, 'cannot install the nftables fence for the VIP')
