@@ -11,7 +11,9 @@
  * During `killed` and `paused` the client also asks ARP for the VIP every 20 ms (arping from its
  * namespace): `arp two-host` is the longest stretch during which two hosts answered (a killed
  * node is watched for 4 s after the kill: Keepalived's dead node answers until it restarts).
- * Keepalived runs twice: advert_int 1 (its default) and VRRPv3 advert_int 0.1 (its tuned best).
+ * Keepalived runs twice: advert_int 1 (its default) and VRRPv3 advert_int 0.1 (its tuned best);
+ * `pgmesh-unfenced` is pgmesh with `vip.fence: false` and no address lifetime (the driver before
+ * the fence), for the cost of fencing in the same run.
  * Usage (root): node --conditions=source --import tsx test/bench/vip-failover.bench.ts [--runs 5]
  *   [--systems pgmesh,keepalived-1,keepalived-0.1] [--scenarios killed,partition,check,paused]
  */
@@ -69,9 +71,16 @@ async function pidsOf(file: string): Promise<number[]> {
 }
 
 function makeSystem(kind: string): System {
-  if (kind === 'pgmesh') {
+  if (kind === 'pgmesh' || kind === 'pgmesh-unfenced') {
+    // the same configs, the second without the kernel fence and the address lifetime (as before it)
+    const lines = kind === 'pgmesh' ? [] : ['    fence: false', '    addressLifetimeMs: 0']
+    const configured = new VipLab(sb, lab, { cluster: lines }).init()
+    let ready: Promise<void> | null = null
     return {
-      start: (n) => void vl.startNode(n),
+      start: (n) => {
+        ready ??= configured
+        void ready.then(() => vl.startNode(n))
+      },
       kill: async (n) => {
         const p = vl.nodes.get(n)
         p?.kill('SIGKILL')
