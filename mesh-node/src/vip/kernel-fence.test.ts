@@ -278,6 +278,22 @@ describe('kernel fence in a network namespace (real nft and arping)', { skip, ti
     await d.enter('BACKUP')
   })
 
+  it('a live edit turns the fence off on a held VIP (tables gone) and on again (armed with the running lease)', async () => {
+    const d = driver(0)
+    await d.start()
+    d.lease?.(performance.now() + 5_000)
+    await d.enter('MASTER')
+    const base = { driver: 'linux', address: '198.18.0.100/24', garpCount: 0, addressLifetimeMs: 0 }
+    await d.reconfigure(VipConfigSchema.parse({ ...base, fence: false }))
+    assert.doesNotMatch(tables(), /pgmesh_fence_d0_/)
+    assert.ok(await arpAnswered())
+    await d.reconfigure(VipConfigSchema.parse({ ...base, fence: true }))
+    assert.match(tables(), /pgmesh_fence_d0_/)
+    assert.ok(await arpAnswered(), 'armed with what is left of the lease')
+    await d.enter('BACKUP')
+    d.lease?.(null)
+  })
+
   it('a dual-stack pair: both VIPs fenced and held together, silent together without a lease, released together', async () => {
     const d = driver(0, '198.18.0.100/24', 0, 'fd00::100/64')
     await d.start()

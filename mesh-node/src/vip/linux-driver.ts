@@ -191,6 +191,20 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
     if (config.fence) await fence.arm(a, fenceTimeout())
   }
 
+  /** a live edit of `fence` or `addressLifetimeMs` on a held VIP (in the serial queue) */
+  const applyFenceSettings = async (prev: VipConfig, next: VipConfig) => {
+    if (prev.fence && !next.fence) await fence.remove(address)
+    if (!prev.fence && next.fence) await armFence(address)
+    if (prev.addressLifetimeMs !== next.addressLifetimeMs) {
+      // 0: the address stays until removed again
+      const forever = ['valid_lft', 'forever', 'preferred_lft', 'forever']
+      const argv = [...addArgv(address, cidr, 'change'), ...(next.addressLifetimeMs === 0 ? forever : [])]
+      const r = await exec(argv)
+      if (r.code === 0) lifetimeRenewedAt = mono()
+      else log.warn({ code: 'VIP_COMMAND_FAILED', err: failed(argv, r).message }, 'cannot change the VIP address lifetime')
+    }
+  }
+
   /** renews the address lifetime; in the serial queue, so it never re-adds an address a release removed */
   const renewLifetime = () => {
     if (config.addressLifetimeMs === 0 || lifetimeRenewing) return
@@ -467,16 +481,21 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
         return
       }
       const changed = changedFields(config, next)
+      if (next.secondAddress !== undefined && opts.second !== true) {
+        log.warn({ secondAddress: next.secondAddress.cidr }, 'vip.secondAddress added: applies at the next restart')
+      }
       const to = next.address
       const toCidr = `${canonicalIp(to.ip)}/${to.prefix}`
       const from = { address, cidr }
       const sameIp = canonicalIp(to.ip) === canonicalIp(from.address.ip)
+      const prev = config
       config = next
       if (toCidr === from.cidr || !holding) {
         // nothing held, or the same address: the interface is not touched (sessions do not notice)
         address = to
         cidr = toCidr
         notifier.update(next.notify, to.cidr)
+        if (holding) await applyFenceSettings(prev, next)
         if (changed.length > 0) log.info({ vip: cidr, changed, held: holding }, 'VIP settings changed')
         return
       }
@@ -601,7 +620,8 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
 function changedFields(a: VipConfig, b: VipConfig): string[] {
   const out: string[] = []
   if (a.address?.cidr !== b.address?.cidr) out.push('address')
-  for (const k of ['garpCount', 'garpIntervalMs', 'drainMs'] as const) if (a[k] !== b[k]) out.push(k)
+  for (const k of ['garpCount', 'garpIntervalMs', 'drainMs', 'fence', 'fenceMarginMs', 'addressLifetimeMs'] as const)
+    if (a[k] !== b[k]) out.push(k)
   if (JSON.stringify(a.notify) !== JSON.stringify(b.notify)) out.push('notify')
   return out
 }
