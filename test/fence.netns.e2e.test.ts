@@ -329,3 +329,81 @@ describe('IPv6 VIP in network namespaces: failover with unsolicited neighbour ad
     )
   })
 })
+
+describe('a dual-stack pair of VIPs (198.18.0.100/24 + fd00::100/64) in network namespaces', {
+  skip: skip ?? false,
+  timeout: 180_000,
+}, () => {
+  const sb = new Sandbox()
+  const lab = new NetnsLab()
+  let vl: VipLab
+  /** the same lab seen through its IPv6 VIP (kernel state only) */
+  let vl6: VipLab
+
+  /** who answers on [fd00::100]:5000 from the client's namespace, or null */
+  const served6 = async (): Promise<string | null> => {
+    const code = `const s=require('net').connect({host:'fd00::100',port:5000,timeout:500});let d='';s.setEncoding('utf8');s.on('data',(x)=>{d+=x});s.on('end',()=>{process.stdout.write(d.trim());process.exit(0)});s.on('timeout',()=>process.exit(1));s.on('error',()=>process.exit(1))`
+    try {
+      const { stdout } = await run('ip', lab.inside('client', [process.execPath, '-e', code]), {
+        timeout: 5_000,
+      })
+      return stdout.trim() || null
+    } catch {
+      return null
+    }
+  }
+
+  before(async () => {
+    await sb.init('fence46')
+    await lab.create([...NODE_NAMES, 'client'])
+    await ip('-n', lab.host('client').netns, 'addr', 'add', 'fd00::254/64', 'dev', 'eth0', 'nodad')
+    vl = new VipLab(sb, lab, { cluster: ['    secondAddress: fd00::100/64'] })
+    vl6 = new VipLab(sb, lab, { vip: 'fd00::100/64' })
+    await vl.init()
+    for (const n of NODE_NAMES) vl.startService(n)
+    for (const n of NODE_NAMES) vl.startNode(n)
+    vl.startClient()
+  })
+
+  after(async () => {
+    await sb.cleanup()
+    await lab.destroy()
+  })
+
+  it('the MASTER serves both; kill -9: both go silent within the lease on the dead host and the next MASTER serves both', async () => {
+    const t0 = Date.now()
+    await waitFor('n1 to answer on the IPv4 VIP', 40_000, () => vl.servedBy('n1', t0), 100)
+    await waitFor(
+      'n1 to answer on the IPv6 VIP',
+      10_000,
+      async () => ((await served6()) === 'n1' ? true : undefined),
+      100,
+    )
+    assert.deepEqual(await vl.vipState('n1'), { address: true, fence: true, lease: true, answers: true })
+    assert.deepEqual(await vl6.vipState('n1'), { address: true, fence: true, lease: true, answers: true })
+    const k4 = watchKernels(vl)
+    const k6 = watchKernels(vl6)
+    await sleep(200)
+    const killedAt = Date.now()
+    vl.nodes.get('n1')!.kill('SIGKILL')
+    await waitFor('n2 to answer on the IPv4 VIP', 20_000, () => vl.servedBy('n2', killedAt), 50)
+    await waitFor(
+      'n2 to answer on the IPv6 VIP',
+      10_000,
+      async () => ((await served6()) === 'n2' ? true : undefined),
+      50,
+    )
+    const servedAt = Date.now()
+    const [w4, w6] = [await k4.stop(), await k6.stop()]
+    const until = (w: typeof w4) =>
+      Math.max(killedAt, ...w.log.filter((s) => s.answering.includes('n1')).map((s) => s.t)) - killedAt
+    process.stdout.write(
+      `# dual-stack kill -9: n2 serves both after ${servedAt - killedAt} ms; n1's kernel answered IPv4 until ${until(w4)} ms, IPv6 until ${until(w6)} ms; two-host ${w4.maxOverlapMs} / ${w6.maxOverlapMs} ms\n`,
+    )
+    for (const w of [w4, w6]) {
+      assert.ok(until(w) <= LEASE_MS + BOUND_MS + 100, `n1 answered ${until(w)} ms after the kill`)
+      assert.ok(w.maxOverlapMs <= LEASE_MS + BOUND_MS)
+    }
+    assert.equal((await vl6.vipState('n2')).answers, true)
+  })
+})

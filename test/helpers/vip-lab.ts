@@ -50,7 +50,7 @@ export class VipLab {
 
   async init(): Promise<void> {
     this.#secret = join(this.sb.dir, 'cluster.secret')
-    const r = await runCli(this.sb, ['keygen', '--out', this.#secret])
+    const r = await runCli(this.sb, ['keygen', '--out', this.#secret, '--force'])
     if (r.code !== 0) throw new Error(`keygen failed: ${r.stderr}`)
     for (const name of NODE_NAMES) await this.#writeConfig(name)
   }
