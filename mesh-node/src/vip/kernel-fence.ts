@@ -40,6 +40,11 @@ export interface KernelFence {
   remove(address?: VipAddress): Promise<void>
   /** At start: removes every fence table of this node and interface a killed predecessor left. */
   removeLeftovers(): Promise<string[]>
+  /**
+   * Starts the renewal process ahead of need (at start-up, on a BACKUP too): the first acquire
+   * then arms through it, with no process to start on the way to the VIP.
+   */
+  warm(): void
   /** Ends the renewal process. */
   close(): void
   /** renewals written, confirmed by nft, refused by nft; how long the last one took to be applied (ms) */
@@ -153,6 +158,9 @@ export function createKernelFence(opts: KernelFenceOptions): KernelFence {
   let wanted: (() => number) | null = null
   let lastApplyMs = 0
   let lastArmMs = 0
+  /** the first confirmation of a new process includes its start-up: not a measure of the pipe */
+  let freshProcess = true
+  let armWaiter: { table: string; done: (ok: boolean) => void } | null = null
 
   const unavailable = (r: CommandResult, what: string) => {
     available = false
@@ -173,6 +181,7 @@ export function createKernelFence(opts: KernelFenceOptions): KernelFence {
     const now = performance.now()
     if (now - spawnedAt < RESPAWN_MIN_MS) return null
     spawnedAt = now
+    freshProcess = true
     const [file, ...args] = opts.wrap([opts.nft, '-e', '-i'])
     let p: ChildProcess
     try {
@@ -187,9 +196,14 @@ export function createKernelFence(opts: KernelFenceOptions): KernelFence {
       out += chunk
       let i = out.indexOf('\n')
       while (i >= 0) {
-        if (out.slice(0, i).startsWith('add element inet ')) {
+        const line = out.slice(0, i)
+        // an arm's batch echoes its chains once it is committed (renewals add no chain)
+        if (armWaiter !== null && line.startsWith(`add chain inet ${armWaiter.table} in `))
+          armWaiter.done(true)
+        if (line.startsWith('add element inet ')) {
           confirmed++
-          if (inFlight !== null) lastApplyMs = performance.now() - inFlight
+          if (inFlight !== null && !freshProcess) lastApplyMs = performance.now() - inFlight
+          freshProcess = false
           inFlight = null
           pump()
         }
@@ -200,6 +214,7 @@ export function createKernelFence(opts: KernelFenceOptions): KernelFence {
     p.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       errors++
       inFlight = null
+      armWaiter?.done(false)
       const fields = { code: 'VIP_FENCE_FAILED', nft: chunk.trim().slice(0, 300) }
       if (errorLogged) log.debug(fields, 'nft refused a fence renewal')
       else {
@@ -213,6 +228,7 @@ export function createKernelFence(opts: KernelFenceOptions): KernelFence {
     p.on('exit', (code, signal) => {
       if (proc === p) proc = null
       inFlight = null
+      armWaiter?.done(false)
       if (armed !== null)
         log.warn({ code, signal }, 'the fence renewal process ended; it is restarted on the next renewal')
     })
@@ -227,10 +243,10 @@ export function createKernelFence(opts: KernelFenceOptions): KernelFence {
     if (inFlight !== null && now - inFlight < CONFIRM_TIMEOUT_MS) return
     const p = renewer()
     if (p === null || p.stdin === null || !p.stdin.writable) return
-    // never more than half off: a slow pipe must not turn every renewal into a flush (and then,
-    // with no echo to measure, keep it so)
+    // a quarter of the lease at most: a slow pipe must not turn renewals into flushes, nor cut
+    // the element so short that it runs out between two renewals
     const raw = wanted()
-    const timeoutMs = raw <= 0 ? raw : raw - Math.min(lastApplyMs, raw / 2)
+    const timeoutMs = raw <= 0 ? raw : raw - Math.min(lastApplyMs, raw / 4)
     wanted = null
     renewals++
     // a flush alone echoes nothing: nothing to wait for
@@ -238,9 +254,32 @@ export function createKernelFence(opts: KernelFenceOptions): KernelFence {
     p.stdin.write(`${fenceRenewLine(a.table, a.address, timeoutMs)}\n`)
   }
 
+  /** The arm batch through the running renewal process; false (use a one-shot nft) if there is none or it fails. */
+  const armThroughPipe = (table: string, script: string): Promise<boolean> => {
+    const p = proc
+    if (p === null || p.stdin === null || !p.stdin.writable || armWaiter !== null)
+      return Promise.resolve(false)
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => waiter.done(false), CONFIRM_TIMEOUT_MS)
+      const waiter = {
+        table,
+        done: (ok: boolean) => {
+          clearTimeout(timer)
+          if (armWaiter === waiter) armWaiter = null
+          resolve(ok)
+        },
+      }
+      armWaiter = waiter
+      p.stdin?.write(`${script.replaceAll('\n', '; ')}\n`)
+    })
+  }
+
   return {
     get available() {
       return available
+    },
+    warm() {
+      if (available) renewer()
     },
     async arm(address, timeoutMs) {
       if (!available) return false
@@ -249,8 +288,15 @@ export function createKernelFence(opts: KernelFenceOptions): KernelFence {
       // duration is taken off, so a loaded host does not stretch it past the lease
       const started = performance.now()
       const t =
-        timeoutMs === null || timeoutMs <= 0 ? timeoutMs : timeoutMs - Math.min(lastArmMs, timeoutMs / 2)
-      const r = await apply(fenceArmScript(table, address, t))
+        timeoutMs === null || timeoutMs <= 0 ? timeoutMs : timeoutMs - Math.min(lastArmMs, timeoutMs / 4)
+      const script = fenceArmScript(table, address, t)
+      if (await armThroughPipe(table, script)) {
+        lastArmMs = performance.now() - started
+        armed = { address, table }
+        log.debug({ table, timeoutMs: t, armMs: Math.round(lastArmMs) }, 'VIP fenced')
+        return true
+      }
+      const r = await apply(script)
       lastArmMs = performance.now() - started
       if (r.code !== 0) {
         unavailable(r, 'cannot install the nftables fence for the VIP')

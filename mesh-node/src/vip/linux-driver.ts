@@ -201,7 +201,11 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
       const argv = [...addArgv(address, cidr, 'change'), ...(next.addressLifetimeMs === 0 ? forever : [])]
       const r = await exec(argv)
       if (r.code === 0) lifetimeRenewedAt = mono()
-      else log.warn({ code: 'VIP_COMMAND_FAILED', err: failed(argv, r).message }, 'cannot change the VIP address lifetime')
+      else
+        log.warn(
+          { code: 'VIP_COMMAND_FAILED', err: failed(argv, r).message },
+          'cannot change the VIP address lifetime',
+        )
     }
   }
 
@@ -482,7 +486,10 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
       }
       const changed = changedFields(config, next)
       if (next.secondAddress !== undefined && opts.second !== true) {
-        log.warn({ secondAddress: next.secondAddress.cidr }, 'vip.secondAddress added: applies at the next restart')
+        log.warn(
+          { secondAddress: next.secondAddress.cidr },
+          'vip.secondAddress added: applies at the next restart',
+        )
       }
       const to = next.address
       const toCidr = `${canonicalIp(to.ip)}/${to.prefix}`
@@ -556,6 +563,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
         await synBlock.remove(true)
         const stale = await fence.removeLeftovers()
         if (stale.length > 0) log.warn({ tables: stale }, 'removed the VIP fence a previous run left')
+        if (config.fence && !stopped) fence.warm()
         const { exact, other } = await present({ ip: address.ip, cidr }, signal)
         if (other.length > 0) {
           log.warn(
@@ -620,7 +628,14 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
 function changedFields(a: VipConfig, b: VipConfig): string[] {
   const out: string[] = []
   if (a.address?.cidr !== b.address?.cidr) out.push('address')
-  for (const k of ['garpCount', 'garpIntervalMs', 'drainMs', 'fence', 'fenceMarginMs', 'addressLifetimeMs'] as const)
+  for (const k of [
+    'garpCount',
+    'garpIntervalMs',
+    'drainMs',
+    'fence',
+    'fenceMarginMs',
+    'addressLifetimeMs',
+  ] as const)
     if (a[k] !== b[k]) out.push(k)
   if (JSON.stringify(a.notify) !== JSON.stringify(b.notify)) out.push('notify')
   return out
