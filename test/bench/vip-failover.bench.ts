@@ -59,9 +59,16 @@ interface System {
 const sb = new Sandbox()
 await sb.init('vipbench')
 const lab = new NetnsLab()
-await lab.create([...NODE_NAMES, 'client'])
 const vl = new VipLab(sb, lab)
-await vl.init()
+try {
+  await lab.create([...NODE_NAMES, 'client'])
+  await vl.init()
+} catch (e) {
+  // a lab left behind would take every later lab's 198.18.0.0/24 route
+  await sb.cleanup()
+  await lab.destroy()
+  throw e
+}
 for (const n of NODE_NAMES) vl.startService(n)
 vl.startClient(20)
 

@@ -338,6 +338,7 @@ describe('fence renewals through a slow nft (a stand-in process)', () => {
   it('keeps one renewal in flight, coalesces the rest, and never turns a running lease into a flush', async () => {
     const { createKernelFence } = await import('./kernel-fence.js')
     const dir = mkdtempSync(join(tmpdir(), 'pgmesh-fence-fake-'))
+    after(() => rmSync(dir, { recursive: true, force: true }))
     const lines = join(dir, 'lines')
     const fence = createKernelFence({
       iface: 'eth0',
@@ -383,6 +384,5 @@ describe('fence renewals through a slow nft (a stand-in process)', () => {
     const got = readFileSync(lines, 'utf8').trim().split('\n')
     assert.match(got[0]!, /timeout 200ms/, 'nothing measured yet: the full remaining lease')
     assert.match(got[2]!, /add element inet \S+ lease \{ 198\.18\.0\.100 timeout 150ms \}/)
-    rmSync(dir, { recursive: true, force: true })
   })
 })
