@@ -335,10 +335,10 @@ describe('fence renewals through a slow nft (a stand-in process)', () => {
       for (const m of l.matchAll(/add element inet (\\S+) lease \\{ ([^}]*) \\}/g)) process.stdout.write('add element inet ' + m[1] + ' lease { ' + m[2] + ' }\\n')
     }, ${delayMs}))`
 
-  it('keeps one renewal in flight, coalesces the rest, and never turns a running lease into a flush', async () => {
+  it('keeps one renewal in flight, coalesces the rest, and never turns a running lease into a flush', async (t) => {
     const { createKernelFence } = await import('./kernel-fence.js')
     const dir = mkdtempSync(join(tmpdir(), 'pgmesh-fence-fake-'))
-    after(() => rmSync(dir, { recursive: true, force: true }))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
     const lines = join(dir, 'lines')
     const fence = createKernelFence({
       iface: 'eth0',
