@@ -2,7 +2,9 @@
 # System packages pgmesh's tests, demo and benchmarks use, all from Debian's archive.
 # Idempotent; needs root (or passwordless sudo) only when something is missing.
 #   iproute2, arping      the linux VIP driver and the network-namespace tests
-#   nftables              the linux VIP driver holds off new connections while it hands the VIP over
+#   nftables              the linux VIP driver: the kernel fence of the VIP, and new connections held off during a hand-over
+#   ipv6toolkit           na6: unsolicited neighbour advertisements for an IPv6 VIP (arping does not do IPv6)
+#   systemd               systemd-analyze verify of deploy/systemd/pgmesh.service in the tests
 #   keepalived, haproxy   the tools pgmesh replaces, measured side by side in test/bench/
 #   patroni, etcd-server, postgresql-15 (pgbench included), postgresql-client-15
 #                         the real Patroni cluster the tests and the demo run
@@ -17,7 +19,7 @@
 #                         Node.js 24 from the npm registry (Debian's own node is too old to run pgmesh)
 set -Eeuo pipefail
 
-PACKAGES=(curl iproute2 arping nftables keepalived haproxy patroni etcd-server postgresql-15 postgresql-client-15 hyperfine chromium prometheus systemd adduser procps openssl pgbouncer conntrack)
+PACKAGES=(curl iproute2 arping nftables keepalived haproxy patroni etcd-server postgresql-15 postgresql-client-15 hyperfine chromium prometheus systemd adduser procps openssl pgbouncer conntrack ipv6toolkit)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

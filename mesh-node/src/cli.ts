@@ -9,6 +9,7 @@ import { runImportCommand } from './cli/import-command.js'
 import { runOperatorCommand } from './cli/operator-command.js'
 import { runStart } from './cli/run-start.js'
 import { formatStatus, jsonForTerminal } from './cli/status-table.js'
+import { runVipCleanup } from './cli/vip-cleanup.js'
 import { generateSecret } from './secret.js'
 import { packageVersion } from './version.js'
 
@@ -84,6 +85,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return runOperatorCommand(c)
     case 'import':
       return runImportCommand(c)
+    case 'vip-cleanup':
+      return runVipCleanup(c.config, c.flags)
     case 'version':
       process.stdout.write(`pgmesh ${packageVersion()}\n`)
       return 0

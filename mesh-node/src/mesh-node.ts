@@ -44,6 +44,7 @@ import { listenerConfigs, proxyPart } from './proxy/proxy-part.js'
 import { ProxyService } from './proxy/proxy-service.js'
 import { RoutingService } from './routing/routing-service.js'
 import { NodeView } from './view/node-view.js'
+import { createLeaseGate } from './vip/lease-gate.js'
 import { createVipDriver, type VipDriver } from './vip/vip-driver.js'
 import { vipPart } from './vip/vip-part.js'
 
@@ -226,7 +227,12 @@ export class MeshNode {
     const digest = new MemberDigest(node.id, () => membership.state)
 
     // traffic: the proxy routes through the routing service, which cuts sessions through the proxy
+    // the proxy serves the VIP only while the election's lease runs (the VIP addresses follow edits)
+    const vipIps = (v: typeof cluster.vip) =>
+      [v.address?.ip, v.secondAddress?.ip].filter((ip): ip is string => ip !== undefined)
+    const leaseGate = createLeaseGate({ mono: () => clock.mono(), addresses: vipIps(cluster.vip) })
     const proxy: ProxyService = new ProxyService(logger, (l) => routing.candidates(l), {
+      leaseGate,
       clock,
       wallNow: () => clock.wall(),
       // a CancelRequest may belong to any database node's session
@@ -279,6 +285,7 @@ export class MeshNode {
           logger,
           sessionsTo: (ip) => proxy.sessionsTo(ip),
           commands: localPolicy,
+          mono: () => clock.mono(),
         }),
     )
     const election = new ElectionLink({
@@ -296,6 +303,7 @@ export class MeshNode {
       checks,
       store: o.electionStore ?? memoryElectionStore(),
       vip,
+      leaseObservers: [leaseGate],
     })
     const maintenance = new Maintenance({
       node: node.id,
@@ -447,6 +455,7 @@ export class MeshNode {
       routing,
       checksPart(checks),
       vipPart(vip, logger),
+      { name: 'lease-gate', reconfigure: (next) => leaseGate.setAddresses(vipIps(next.vip)) },
       election,
       proxyPart(proxy, node.listenerBinds),
       { name: 'fastpath', reconfigure: () => fastpath.sync() },

@@ -43,6 +43,12 @@ export type NotifyScripts = z.infer<typeof NotifyScriptsSchema>
 export const VipConfigSchema = z
   .object({
     address: VipAddressSchema.optional(),
+    /**
+     * `linux`: a second VIP of the other family (a dual-stack pair, e.g. `fd00::100/64` beside
+     * `198.18.0.100/24`), held, fenced, announced and released together with `address`. Adding or
+     * removing it applies at the next restart; changing it applies live
+     */
+    secondAddress: VipAddressSchema.optional(),
     driver: z.enum(['linux', 'exec', 'none']).default('none'),
     /** gratuitous ARPs (`arping -U`) sent on acquiring the VIP and after a partition heals. Default 3 */
     garpCount: z.number().int().min(0).max(100).default(3),
@@ -57,12 +63,61 @@ export const VipConfigSchema = z
      * MASTER. 0: the address goes at once. Default 500
      */
     drainMs: ms(500, 0, 60_000),
+    /**
+     * `linux`: the kernel fence. While this node is MASTER, an nftables table of its own lets the
+     * host answer ARP / neighbour discovery for the VIP and accept packets to it only while a set
+     * element whose timeout is the remaining lease lives; every lease renewal refreshes it. A
+     * killed, paused or cut-off MASTER stops answering for the VIP when its lease runs out, with no
+     * action of its own. Without nft the node warns (`VIP_FENCE_UNAVAILABLE`) and runs unfenced.
+     * Default true
+     */
+    fence: z.boolean().default(true),
+    /**
+     * `linux`: the fence element's timeout is the remaining lease minus this much (the time a
+     * renewal takes to reach the kernel). Default 10
+     */
+    fenceMarginMs: ms(10, 0, 1_000),
+    /**
+     * `linux`: the VIP is added with this lifetime (`valid_lft`, rounded up to whole seconds) and
+     * the MASTER renews it every third of it: the kernel removes the address of a process that died
+     * without removing it. 0: no lifetime (the address stays until removed). Default 3000
+     */
+    addressLifetimeMs: ms(3_000, 0, 3_600_000),
+    /** `linux`/`exec`: a failed VIP acquire is retried after this long, doubling each time. Default 100 */
+    acquireRetryMs: ms(100, 10, 60_000),
+    /** the longest wait between two acquire attempts. Default 1000 */
+    acquireRetryMaxMs: ms(1_000, 10, 600_000),
+    /**
+     * acquire attempts (the first included) before the MASTER gives up: it goes FAULT (the failing
+     * check `pgmesh:vip`) and hands MASTER over. Default 4
+     */
+    acquireAttempts: z.number().int().min(1).max(100).default(4),
+    /** how long a node that gave up on acquiring the VIP stays FAULT before it is eligible again. Default 10000 */
+    acquireFaultMs: ms(10_000, 0, 3_600_000),
     notify: NotifyScriptsSchema.prefault({}),
   })
   .strict()
   .superRefine((v, ctx) => {
     if (v.driver === 'linux' && v.address === undefined) {
       ctx.addIssue({ code: 'custom', path: ['address'], message: 'the linux driver needs the VIP address' })
+    }
+    if (v.secondAddress !== undefined) {
+      if (v.address === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['secondAddress'], message: 'a second VIP needs `address` too' })
+      } else if (v.secondAddress.family === v.address.family) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['secondAddress'],
+          message: `must be of the other family than address (${v.address.family}): a dual-stack pair`,
+        })
+      }
+      if (v.driver !== 'linux') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['secondAddress'],
+          message: 'only the linux driver holds a second VIP',
+        })
+      }
     }
   })
 export type VipConfig = z.infer<typeof VipConfigSchema>

@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type ClusterStatus, ClusterStatusSchema } from '@pgmesh/protocol'
+import { fenceTable } from '../../mesh-node/src/vip/kernel-fence.js'
 import { ip, type NetnsLab } from './netns-lab.js'
 import { CLI, ROOT, runCli, type Sandbox } from './processes.js'
 
@@ -21,16 +22,35 @@ export class VipLab {
   client: ChildProcess | null = null
   #secret = ''
 
-  /** `extra.cluster`: YAML lines appended to every node's cluster section (2-space indented) */
+  /**
+   * `extra.cluster`: YAML lines appended to every node's cluster section (2-space indented);
+   * `extra.vip`: another VIP (an IPv6 one, say) than `VIP/24`; `extra.iface`: a node's VIP
+   * interface, when not eth0 (one that does not exist makes every `ip addr add` fail)
+   */
   constructor(
     readonly sb: Sandbox,
     readonly lab: NetnsLab,
-    readonly extra: { readonly cluster?: readonly string[] } = {},
+    readonly extra: {
+      readonly cluster?: readonly string[]
+      readonly vip?: string
+      readonly iface?: Readonly<Record<string, string>>
+    } = {},
   ) {}
+
+  /** the VIP's address without its prefix */
+  get vip(): string {
+    return (this.extra.vip ?? `${VIP}/24`).split('/')[0]!
+  }
+
+  /** Rewrites a node's config with its VIP on `iface` (applies at its next start). */
+  async setInterface(name: string, iface: string): Promise<void> {
+    ;(this.extra as { iface?: Record<string, string> }).iface = { ...this.extra.iface, [name]: iface }
+    await this.#writeConfig(name)
+  }
 
   async init(): Promise<void> {
     this.#secret = join(this.sb.dir, 'cluster.secret')
-    const r = await runCli(this.sb, ['keygen', '--out', this.#secret])
+    const r = await runCli(this.sb, ['keygen', '--out', this.#secret, '--force'])
     if (r.code !== 0) throw new Error(`keygen failed: ${r.stderr}`)
     for (const name of NODE_NAMES) await this.#writeConfig(name)
   }
@@ -49,7 +69,7 @@ export class VipLab {
       `  secretFile: ${this.#secret}`,
       `  dataDir: ${join(this.sb.dir, 'data', name)}`,
       '  logLevel: debug',
-      '  vip: { interface: eth0 }',
+      `  vip: { interface: ${this.extra.iface?.[name] ?? 'eth0'} }`,
       'cluster:',
       '  name: lab',
       '  members:',
@@ -65,7 +85,7 @@ export class VipLab {
       '      rise: 2',
       '      weight: -20',
       '  vip:',
-      `    address: ${VIP}/24`,
+      `    address: ${this.extra.vip ?? `${VIP}/24`}`,
       '    driver: linux',
       ...(this.extra.cluster ?? []),
       '',
@@ -110,7 +130,7 @@ export class VipLab {
         '--import',
         'tsx',
         join(ROOT, 'test', 'helpers', 'netns', 'probe-vip.ts'),
-        VIP,
+        this.vip,
         String(SERVICE_PORT),
         String(everyMs),
         String(Math.ceil((everyMs === 50 ? 600_000 : 3_600_000) / everyMs)),
@@ -164,8 +184,42 @@ export class VipLab {
   /** Which namespaces have the VIP on eth0 right now. */
   async holders(): Promise<string[]> {
     const out: string[] = []
-    for (const name of NODE_NAMES) if ((await this.lab.addresses(name)).includes(VIP)) out.push(name)
+    for (const name of NODE_NAMES) if ((await this.vipState(name)).address) out.push(name)
     return out
+  }
+
+  /**
+   * What the kernel of `name`'s namespace does for the VIP now: whether the address is on eth0,
+   * whether pgmesh's fence table is there, and whether its lease element lives. It answers for
+   * the VIP when the address is there and no fence stops it.
+   */
+  async vipState(
+    name: string,
+  ): Promise<{ address: boolean; fence: boolean; lease: boolean; answers: boolean }> {
+    const table = fenceTable('eth0', name, this.vip)
+    const out = await ip(
+      'netns',
+      'exec',
+      this.lab.host(name).netns,
+      'sh',
+      '-c',
+      `ip -o addr show dev eth0; nft list set inet ${table} lease 2>/dev/null || true`,
+    )
+    const address = new RegExp(`inet6? ${this.vip.replaceAll('.', '\\.')}/`).test(out)
+    const fence = out.includes(`table inet ${table}`)
+    const lease = /elements = \{/.test(out)
+    return { address, fence, lease, answers: address && (!fence || lease) }
+  }
+
+  /** eth0's MAC address in each node's namespace → the node */
+  async macs(): Promise<Map<string, string>> {
+    const m = new Map<string, string>()
+    for (const name of NODE_NAMES) {
+      const out = await ip('-n', this.lab.host(name).netns, 'link', 'show', 'dev', 'eth0')
+      const mac = /link\/ether (\S+)/.exec(out)?.[1]
+      if (mac !== undefined) m.set(mac.toLowerCase(), name)
+    }
+    return m
   }
 
   async flushClientArp(): Promise<void> {
@@ -208,4 +262,122 @@ export function watchHolders(vl: VipLab): {
       return { samples, maxOverlapMs, worst }
     },
   }
+}
+
+/**
+ * ARP requests for the VIP from the client's namespace every `everyMs` (one arping process,
+ * bounded by `durationMs`), each reply timestamped as it arrives: which hosts answer, and when.
+ */
+export async function watchArp(
+  vl: VipLab,
+  durationMs: number,
+  everyMs = 20,
+): Promise<{
+  /** the replies so far (grows while the watch runs) */
+  readonly replies: readonly { t: number; node: string }[]
+  stop(): Promise<{ replies: { t: number; node: string }[]; requests: number }>
+}> {
+  const macs = await vl.macs()
+  const replies: { t: number; node: string }[] = []
+  const count = Math.ceil(durationMs / everyMs)
+  const p = vl.sb.spawnCommand(
+    'ip',
+    vl.lab.inside('client', [
+      'arping',
+      '-c',
+      String(count),
+      '-W',
+      String(everyMs / 1000),
+      '-i',
+      'eth0',
+      vl.vip,
+    ]),
+    'arping.log',
+  )
+  let buf = ''
+  p.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    const t = Date.now()
+    buf += d
+    const lines = buf.split('\n')
+    buf = lines.pop() ?? ''
+    for (const l of lines) {
+      const mac = /bytes from ([0-9a-f:]{17})/i.exec(l)?.[1]?.toLowerCase()
+      if (mac !== undefined) replies.push({ t, node: macs.get(mac) ?? mac })
+    }
+  })
+  const startedAt = Date.now()
+  return {
+    replies,
+    async stop() {
+      if (p.exitCode === null) p.kill('SIGKILL')
+      await new Promise((r) => (p.exitCode === null && p.signalCode === null ? p.once('exit', r) : r(null)))
+      return { replies, requests: Math.floor((Date.now() - startedAt) / everyMs) }
+    },
+  }
+}
+
+/**
+ * Samples every node namespace's kernel state for the VIP (`vipState`) in a loop until stopped:
+ * the longest stretch during which two or more namespaces answered for it, and every sample.
+ */
+export function watchKernels(vl: VipLab): {
+  stop(): Promise<{
+    samples: number
+    maxOverlapMs: number
+    worst: string[]
+    log: { t: number; answering: string[] }[]
+  }>
+} {
+  let running = true
+  let samples = 0
+  let overlapSince: number | null = null
+  let maxOverlapMs = 0
+  let worst: string[] = []
+  const log: { t: number; answering: string[] }[] = []
+  const loop = (async () => {
+    while (running) {
+      const t = Date.now()
+      const states = await Promise.all(
+        NODE_NAMES.map(async (n) => [n, await vl.vipState(n).catch(() => null)] as const),
+      )
+      const answering = states.filter(([, s]) => s?.answers === true).map(([n]) => n)
+      samples++
+      log.push({ t, answering })
+      if (answering.length >= 2) {
+        overlapSince ??= t
+        const d = Date.now() - overlapSince
+        if (d >= maxOverlapMs) {
+          maxOverlapMs = d
+          worst = answering
+        }
+      } else overlapSince = null
+      await new Promise((r) => setTimeout(r, 5))
+    }
+  })()
+  return {
+    async stop() {
+      running = false
+      await loop
+      return { samples, maxOverlapMs, worst, log }
+    },
+  }
+}
+
+/** The longest stretch during which two or more hosts answered ARP within `windowMs` of each other. */
+export function twoHostStretch(replies: readonly { t: number; node: string }[], windowMs = 60): number {
+  if (replies.length === 0) return 0
+  const sorted = [...replies].sort((a, b) => a.t - b.t)
+  let longest = 0
+  let since: number | null = null
+  let lo = 0
+  for (let t = sorted[0]!.t, hi = 0; t <= sorted.at(-1)!.t; t += 5) {
+    while (hi < sorted.length && sorted[hi]!.t <= t) hi++
+    while (lo < hi && sorted[lo]!.t <= t - windowMs) lo++
+    const nodes = new Set(sorted.slice(lo, hi).map((r) => r.node))
+    if (nodes.size >= 2) {
+      since ??= t
+      longest = Math.max(longest, t - since)
+    } else since = null
+  }
+  return longest
 }

@@ -23,6 +23,7 @@ export type Command =
   | ({ readonly kind: 'config' } & ConfigCommand)
   | ({ readonly kind: 'operator' } & OperatorCommand)
   | { readonly kind: 'completion'; readonly shell: Shell }
+  | { readonly kind: 'vip-cleanup'; readonly config: string | undefined; readonly flags: StartOverrides }
   | { readonly kind: 'version' }
   | { readonly kind: 'help'; readonly topic?: string }
 
@@ -260,6 +261,40 @@ ${TOKEN_HELP} --json for JSON output.`,
           ...operatorCommon(values),
         },
       }
+    },
+  },
+  {
+    name: 'vip',
+    synopsis: `pgmesh vip cleanup [--config FILE] [--id ID] [--data-dir DIR]
+                                         remove the VIP, its kernel fence and hand-over block a killed node left`,
+    help: `cleanup  removes what a node killed on this host left of the VIP: the address, the kernel fence
+         and the hand-over block (systemd runs it as ExecStopPost). Reads the node's config like start.`,
+    actions: ['cleanup'],
+    options: {
+      config: { type: 'string', short: 'c' },
+      id: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'log-level': { type: 'string' },
+    },
+    parse(args) {
+      const [action, ...tail] = args
+      if (action !== 'cleanup') return { ok: false, message: 'vip needs: cleanup' }
+      const { values } = parseArgs({
+        args: tail,
+        strict: true,
+        options: {
+          config: { type: 'string', short: 'c' },
+          id: { type: 'string' },
+          'data-dir': { type: 'string' },
+          'log-level': { type: 'string' },
+        },
+      })
+      const flags: StartOverrides = {
+        ...(values.id === undefined ? {} : { id: values.id }),
+        ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
+        ...(values['log-level'] === undefined ? {} : { logLevel: values['log-level'] }),
+      }
+      return { ok: true, command: { kind: 'vip-cleanup', config: values.config, flags } }
     },
   },
   {

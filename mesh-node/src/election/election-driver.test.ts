@@ -11,12 +11,31 @@ import { memoryElectionStore } from './election-store.js'
 class RecordingVip implements VipDriver {
   readonly kind = 'none' as const
   readonly entered: VipState[] = []
+  /** every lease the election reported, in order */
+  readonly leases: (number | null)[] = []
+  /** acquires that fail before one succeeds (Infinity: all of them) */
+  failAcquires = 0
+  acquireAttempts = 0
+  /** the lease reported when the first acquire began */
+  leaseAtAcquire: number | null | undefined
   #held = false
   async start() {}
   async reconfigure() {}
   async enter(state: VipState) {
     this.entered.push(state)
+    if (state === 'MASTER') {
+      this.leaseAtAcquire ??= this.leases.at(-1) ?? null
+      this.acquireAttempts++
+      if (this.failAcquires > 0) {
+        this.failAcquires--
+        this.#held = false
+        throw new Error("'ip addr add' failed: Cannot find device")
+      }
+    }
     this.#held = state === 'MASTER'
+  }
+  lease(until: number | null) {
+    this.leases.push(until)
   }
   announce() {}
   holds() {
@@ -37,7 +56,7 @@ const log = pino({ level: 'silent' })
 const config = ElectionConfigSchema.parse({})
 
 /** Real drivers and timers, messages delivered in-process (asynchronously, like a network). */
-function cluster(priorities: Record<string, number>): TestNode[] {
+function cluster(priorities: Record<string, number>, vipConfig = VipConfigSchema.parse({})): TestNode[] {
   const ids = Object.keys(priorities)
   const nodes = new Map<string, TestNode>()
   const deliver = (from: string, to: string, msg: ElectionMessage) => {
@@ -55,7 +74,7 @@ function cluster(priorities: Record<string, number>): TestNode[] {
       initialVoters: ids,
       store,
       vip,
-      vipConfig: VipConfigSchema.parse({}),
+      vipConfig,
       send: (to, msg) => deliver(id, to, msg),
       broadcast: (msg) => {
         for (const to of ids) if (to !== id) deliver(id, to, msg)
@@ -121,6 +140,73 @@ describe('election driver (real timers, in-process network)', () => {
     assert.notEqual(third.id, 'b')
     // a hand-over, not a lease timeout plus an election
     assert.ok(performance.now() - stoppedAt < config.leaseMs + config.electionTimeoutMaxMs)
+  })
+
+  it('tells the VIP driver every lease renewal before and while it holds the VIP, and null after the release', async () => {
+    nodes = cluster({ a: 110, b: 105, c: 100 })
+    for (const n of nodes) await n.driver.start([], 3)
+    const m = await masterOf(nodes)
+    const firstAt = performance.now()
+    await sleep(config.leaseMs * 2)
+    const leases = m.vip.leases.filter((l): l is number => l !== null)
+    // renewed every heartbeat: many reports, each later than the one before, each within one lease of now
+    assert.ok(leases.length >= 3, `only ${leases.length} lease reports`)
+    for (let i = 1; i < leases.length; i++)
+      assert.ok(leases[i]! > leases[i - 1]!, 'a renewal moves the lease forward')
+    assert.ok(leases.at(-1)! > firstAt, 'the last report is a lease still running')
+    assert.ok(leases.at(-1)! <= performance.now() + config.leaseMs, 'never beyond one lease from now')
+    // the first report came before the MASTER entered (the fence is armed with a timeout)
+    assert.equal(typeof m.vip.leaseAtAcquire, 'number')
+    m.driver.deliver({ type: 'maintenance', enabled: true })
+    await masterOf(nodes.filter((n) => n !== m))
+    await m.driver.settled()
+    assert.equal(m.vip.leases.at(-1), null, 'a released MASTER reports no lease')
+    assert.equal(m.driver.servesVip(), false)
+  })
+
+  it('a MASTER whose VIP cannot be added retries with backoff, then goes FAULT and hands over; /master only with lease and address', async () => {
+    const vipConfig = VipConfigSchema.parse({
+      acquireRetryMs: 20,
+      acquireRetryMaxMs: 40,
+      acquireAttempts: 3,
+      acquireFaultMs: 60_000,
+    })
+    nodes = cluster({ a: 110, b: 105, c: 100 }, vipConfig)
+    nodes[0]!.vip.failAcquires = Number.POSITIVE_INFINITY
+    for (const n of nodes) await n.driver.start([], 5)
+    const deadline = Date.now() + 10_000
+    let sawMasterWithoutAddress = false
+    while (nodes[1]!.driver.view().state !== 'MASTER' || !nodes[1]!.vip.holds()) {
+      assert.ok(Date.now() < deadline, 'b never took over from a MASTER without its VIP')
+      const a = nodes[0]!.driver
+      if (a.isMaster() && !nodes[0]!.vip.holds()) {
+        sawMasterWithoutAddress = true
+        assert.equal(a.servesVip(), false, 'a MASTER without the address must not answer /master with 200')
+      }
+      await sleep(5)
+    }
+    assert.ok(sawMasterWithoutAddress, 'a was MASTER (without its VIP) first')
+    assert.equal(nodes[0]!.vip.acquireAttempts, 3, 'acquireAttempts tries, then FAULT')
+    const v = nodes[0]!.driver.view()
+    assert.equal(v.state, 'FAULT')
+    assert.ok(v.failingChecks.includes('pgmesh:vip'))
+    assert.equal(nodes[1]!.driver.servesVip(), true)
+  })
+
+  it('one failed acquire is retried and the MASTER keeps its term', async () => {
+    const vipConfig = VipConfigSchema.parse({ acquireRetryMs: 20, acquireAttempts: 4 })
+    nodes = cluster({ a: 110, b: 105, c: 100 }, vipConfig)
+    nodes[0]!.vip.failAcquires = 1
+    for (const n of nodes) await n.driver.start([], 9)
+    const m = await masterOf(nodes)
+    assert.equal(m.id, 'a')
+    const deadline = Date.now() + 5_000
+    while (!m.driver.servesVip()) {
+      assert.ok(Date.now() < deadline, 'the retry never acquired the VIP')
+      await sleep(5)
+    }
+    assert.equal(m.vip.acquireAttempts, 2)
+    assert.equal(m.driver.view().state, 'MASTER')
   })
 })
 

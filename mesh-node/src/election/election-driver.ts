@@ -12,6 +12,16 @@ export const MAX_QUEUED_FRAMES = 1024
 const QUIESCED_RELEASES: ReadonlySet<ReleaseReason> = new Set(['preempted', 'maintenance', 'shutdown'])
 /** Left of the lease for the address removal itself once a quiesce ends. */
 const RELEASE_COMMAND_MARGIN_MS = 30
+/**
+ * The weight-0 check a MASTER fails when it cannot acquire the VIP (`vip.acquireAttempts` in a
+ * row): it goes FAULT and hands over. Not a valid user check name, so it never clashes with one.
+ */
+export const VIP_FAULT_CHECK = 'pgmesh:vip'
+
+/** Told every change of this node's lease: until when (the driver's `now` clock) it may serve on the VIP. */
+export interface LeaseObserver {
+  lease(until: number | null): void
+}
 
 export interface ElectionDriverDeps {
   readonly options: ElectionOptions
@@ -29,6 +39,8 @@ export interface ElectionDriverDeps {
   readonly onChange?: () => void
   /** the wake-up timer on the same monotonic scale as `now` (Node's timers when absent) */
   readonly after?: (ms: number, fn: () => void) => { cancel(): void }
+  /** told every lease change, after the VIP driver (the proxy's lease gate, say) */
+  readonly leaseObservers?: readonly LeaseObserver[]
 }
 
 const nodeTimer = (ms: number, fn: () => void) => {
@@ -55,12 +67,26 @@ export class ElectionDriver {
   #lastLeader: string | null = null
   #options: ElectionOptions
   #vipConfig: VipConfig
+  /** the lease last reported to the VIP driver and the observers */
+  #reportedLease: number | null = null
+  /** failed acquires in a row in this MASTER term, and the pending retry */
+  #acquireFailures = 0
+  #retry: NodeJS.Timeout | null = null
+  #faultTimer: NodeJS.Timeout | null = null
 
   constructor(deps: ElectionDriverDeps) {
     this.#d = deps
-    this.#options = deps.options
+    this.#options = withVipCheck(deps.options)
     this.#vipConfig = deps.vipConfig
     this.#log = deps.logger.child({ component: 'election' })
+    deps.vip.onLost?.((reason) => {
+      if (this.#entered !== 'MASTER' || this.#stopped) return
+      this.#log.error(
+        { code: 'VIP_ADDRESS_LOST', reason },
+        'the VIP was lost while MASTER; acquiring it again',
+      )
+      this.#acquireFailed(new Error(reason))
+    })
   }
 
   /**
@@ -121,7 +147,7 @@ export class ElectionDriver {
    */
   reconfigure(options: ElectionOptions, vipConfig: VipConfig): void {
     const quorum = this.#options.config.quorum
-    this.#options = { ...options, config: { ...options.config, quorum } }
+    this.#options = withVipCheck({ ...options, config: { ...options.config, quorum } })
     this.#vipConfig = vipConfig
     const c = this.#options.config
     this.#log.info(
@@ -148,6 +174,9 @@ export class ElectionDriver {
     this.#stopped = true
     this.#timer?.cancel()
     this.#timer = null
+    this.#clearRetry()
+    if (this.#faultTimer !== null) clearTimeout(this.#faultTimer)
+    this.#faultTimer = null
     await this.#enter('STOP')
     await this.#d.vip.stop()
   }
@@ -242,6 +271,11 @@ export class ElectionDriver {
     return until !== null && until > this.#d.now()
   }
 
+  /** Holds an unexpired lease AND the VIP driver holds the address: what `GET /master` answers 200 for. */
+  servesVip(): boolean {
+    return this.isMaster() && this.#d.vip.holds()
+  }
+
   // ---- internals
 
   #kick(): void {
@@ -262,6 +296,8 @@ export class ElectionDriver {
       const r = electionStep(s, event, this.#d.now())
       this.#state = r.state
       await this.#run(r.actions, leaseUntil)
+      // renewals change the lease without an action; a release reports null once the address is gone
+      this.#reportLease(vipLeaseUntil(r.state))
       const after = electionStatus(r.state)
       this.#noteChanges(before, after, r.state)
     }
@@ -295,6 +331,8 @@ export class ElectionDriver {
             { term: this.#state?.term, vip: this.#vipConfig.address?.cidr ?? null },
             'became MASTER; acquiring the VIP',
           )
+          this.#acquireFailures = 0
+          this.#reportLease(a.leaseUntil)
           await this.#enter('MASTER')
           break
         case 'releaseVip': {
@@ -343,11 +381,74 @@ export class ElectionDriver {
   async #enter(state: VipState): Promise<void> {
     if (this.#entered === state) return
     this.#entered = state
+    if (state !== 'MASTER') this.#clearRetry()
     try {
       await this.#d.vip.enter(state)
     } catch (e) {
       this.#log.error({ code: 'VIP_COMMAND_FAILED', state, err: (e as Error).message }, 'VIP driver failed')
+      if (state === 'MASTER') this.#acquireFailed(e as Error)
     }
+  }
+
+  #reportLease(until: number | null): void {
+    if (until === this.#reportedLease) return
+    this.#reportedLease = until
+    this.#d.vip.lease?.(until)
+    for (const o of this.#d.leaseObservers ?? []) o.lease(until)
+  }
+
+  #clearRetry(): void {
+    if (this.#retry !== null) clearTimeout(this.#retry)
+    this.#retry = null
+  }
+
+  /**
+   * A MASTER without its address: retried after `acquireRetryMs`, doubling up to
+   * `acquireRetryMaxMs`; after `acquireAttempts` failures in a row the node fails its weight-0
+   * check VIP_FAULT_CHECK (FAULT: the machine hands MASTER over) for `acquireFaultMs`.
+   */
+  #acquireFailed(err: Error): void {
+    if (this.#stopped || this.#retry !== null) return
+    const v = this.#vipConfig
+    this.#acquireFailures++
+    if (this.#acquireFailures >= v.acquireAttempts) {
+      this.#log.error(
+        {
+          code: 'VIP_ACQUIRE_FAILED',
+          attempts: this.#acquireFailures,
+          faultMs: v.acquireFaultMs,
+          err: err.message,
+        },
+        'cannot acquire the VIP: FAULT, handing MASTER over',
+      )
+      this.#acquireFailures = 0
+      this.deliver({ type: 'check', name: VIP_FAULT_CHECK, passing: false })
+      if (this.#faultTimer !== null) clearTimeout(this.#faultTimer)
+      this.#faultTimer = setTimeout(() => {
+        this.#faultTimer = null
+        this.#log.info({}, 'eligible again after failing to acquire the VIP')
+        this.deliver({ type: 'check', name: VIP_FAULT_CHECK, passing: true })
+      }, v.acquireFaultMs)
+      return
+    }
+    const delay = Math.min(v.acquireRetryMaxMs, v.acquireRetryMs * 2 ** (this.#acquireFailures - 1))
+    this.#log.warn(
+      { attempt: this.#acquireFailures, of: v.acquireAttempts, retryInMs: delay, err: err.message },
+      'cannot acquire the VIP; retrying',
+    )
+    this.#retry = setTimeout(() => {
+      this.#retry = null
+      // still MASTER of this term (a release since then cleared the timer)
+      if (this.#stopped || this.#entered !== 'MASTER' || !this.isMaster()) return
+      this.#d.vip.enter('MASTER').then(
+        () => {
+          this.#log.info({ attempt: this.#acquireFailures + 1 }, 'VIP acquired after a retry')
+          this.#acquireFailures = 0
+          this.#d.vip.lease?.(this.#reportedLease)
+        },
+        (e: unknown) => this.#acquireFailed(e as Error),
+      )
+    }, delay)
   }
 
   #vrrpState(s: ElectionState): VipState {
@@ -390,4 +491,10 @@ export class ElectionDriver {
       this.#d.onChange?.()
     }
   }
+}
+
+/** The machine's options plus the weight-0 check a MASTER fails when it cannot acquire the VIP. */
+function withVipCheck(o: ElectionOptions): ElectionOptions {
+  if (o.checks.some((c) => c.name === VIP_FAULT_CHECK)) return o
+  return { ...o, checks: [...o.checks, { name: VIP_FAULT_CHECK, weight: 0 }] }
 }

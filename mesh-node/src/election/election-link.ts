@@ -21,7 +21,7 @@ import type { Logger } from '../log.js'
 import type { MembershipState } from '../membership/membership.js'
 import type { PeerDirectory } from '../membership/peer-directory.js'
 import type { VipDriver } from '../vip/vip-driver.js'
-import { ElectionDriver } from './election-driver.js'
+import { ElectionDriver, type ElectionDriverDeps } from './election-driver.js'
 import type { ElectionStore } from './election-store.js'
 import type { ElectionOptions } from './types.js'
 
@@ -42,6 +42,8 @@ export interface ElectionLinkDeps {
   readonly store: ElectionStore
   readonly vip: VipDriver
   readonly random?: () => number
+  /** told every lease change after the VIP driver (the proxy's lease gate) */
+  readonly leaseObservers?: ElectionDriverDeps['leaseObservers']
 }
 
 /**
@@ -79,6 +81,7 @@ export class ElectionLink implements Startable, Reconfigurable, HeartbeatContrib
       after: (ms, fn) => d.clock.after(ms, fn),
       logger: d.logger,
       onChange: () => d.changes.emit('election'),
+      ...(d.leaseObservers === undefined ? {} : { leaseObservers: d.leaseObservers }),
     })
   }
 

@@ -46,6 +46,10 @@ export function countVipTransitions(inner: VipDriver): CountingVipDriver {
       ? {}
       : { quiesce: (signal?: AbortSignal) => inner.quiesce?.(signal) ?? Promise.resolve() }),
     ...(inner.unquiesce === undefined ? {} : { unquiesce: () => inner.unquiesce?.() ?? Promise.resolve() }),
+    ...(inner.lease === undefined ? {} : { lease: (until: number | null) => inner.lease?.(until) }),
+    ...(inner.onLost === undefined
+      ? {}
+      : { onLost: (listener: (reason: string) => void) => inner.onLost?.(listener) }),
     stop: () => inner.stop(),
     counts: () => ({ ...c }),
   }

@@ -10,6 +10,7 @@ import {
   loadCa,
   loadServerMaterial,
 } from '../tls/tls-material.js'
+import type { LeaseGate } from '../vip/lease-gate.js'
 import type { BackendTls } from './backend-tls.js'
 import type { CancelTarget } from './cancel-fanout.js'
 import { type MonoClock, systemMonoClock } from './clock.js'
@@ -74,6 +75,8 @@ export interface ProxyServiceOptions {
    * cluster's `databases`). Default: the listener's current candidates.
    */
   readonly cancelTargets?: () => readonly CancelTarget[]
+  /** connections to the VIP only while this node's lease runs (vip/lease-gate.ts) */
+  readonly leaseGate?: Pick<LeaseGate, 'mayServe'>
 }
 
 /** A listener's certificate and when it expires, for the metrics. */
@@ -152,6 +155,7 @@ export class ProxyService {
   readonly #clock: MonoClock
   readonly #wallNow: () => number
   readonly #cancelTargets: (() => readonly CancelTarget[]) | undefined
+  readonly #leaseGate: Pick<LeaseGate, 'mayServe'> | undefined
   #expiryTimer: NodeJS.Timeout | null = null
 
   /**
@@ -167,6 +171,7 @@ export class ProxyService {
     this.#clock = options.clock ?? systemMonoClock
     this.#wallNow = options.wallNow ?? Date.now
     this.#cancelTargets = options.cancelTargets
+    this.#leaseGate = options.leaseGate
   }
 
   /** The listener's policy brought in line with its config; its gate, or null without a policy. */
@@ -248,6 +253,7 @@ export class ProxyService {
         this.logger,
         this.#clock,
         this.#gateFor(c),
+        this.#leaseGate === undefined ? {} : { leaseGate: this.#leaseGate },
       )
       const entry: Running = Object.assign(live, { listener, bound: '', certificate: tls.certificate })
       try {

@@ -3,6 +3,7 @@ import type { SecureContext } from 'node:tls'
 import type { Logger } from '../log.js'
 import { type AdmittedClient, backendOrigin, type ListenerGate } from '../policy/listener-gate.js'
 import { encodeProxyHeader } from '../policy/proxy-protocol.js'
+import type { LeaseGate } from '../vip/lease-gate.js'
 import { type BackendTls, startBackendTls } from './backend-tls.js'
 import { type BalanceAlgorithm, type BalancerState, newBalancerState, pickBackend } from './balancer.js'
 import { CancelBudget, type CancelTarget, sendCancel } from './cancel-fanout.js'
@@ -231,6 +232,8 @@ export class TcpListener {
     clock: MonoClock = systemMonoClock,
     /** the listener's traffic policy (allow/deny, limits, stickiness, PROXY protocol); a reload may set or clear it */
     public gate: ListenerGate | null = null,
+    /** `leaseGate`: connections to the VIP are reset at accept unless this node's lease runs (vip/lease-gate.ts) */
+    private readonly vip: { readonly leaseGate?: Pick<LeaseGate, 'mayServe'> } = {},
   ) {
     this.#spec = spec
     this.#clock = clock
@@ -378,6 +381,11 @@ export class TcpListener {
     raw.on('error', () => undefined)
     if (!this.#accepting) {
       raw.destroy()
+      return
+    }
+    // the VIP only while this node's lease runs, on the monotonic clock, at the moment of accept
+    if (this.vip.leaseGate?.mayServe(raw.localAddress) === false) {
+      raw.resetAndDestroy()
       return
     }
     // the policy decides before a byte is read (beyond a trusted PROXY header) or a backend dialled

@@ -176,7 +176,8 @@ export class NodeView implements NodeReads {
   master(): MasterResponse {
     const d = this.#d
     const v = d.election.view()
-    return { master: d.election.isMaster(), node: d.self.id, current: v.master, term: v.term }
+    // 200 only while this node holds both the lease and the address (an acquire can fail)
+    return { master: d.election.servesVip(), node: d.self.id, current: v.master, term: v.term }
   }
 
   health(): HealthResponse {

@@ -257,7 +257,10 @@ describe('linux VIP driver (network namespace)', { skip: root ? false : 'needs r
     const note = (s: string) => ['sh', '-c', `echo "${s} $PGMESH_STATE $PGMESH_VIP" >> '${out}'`]
     const bad = driver({ notify: { master: note('master'), backup: note('backup') } }, 'nope0')
     await assert.rejects(bad.start(), /'ip -o addr show dev nope0' failed: exited with code 1: .*nope0/)
-    await assert.rejects(bad.enter('MASTER'), /'ip addr add 198\.18\.0\.100\/24 dev nope0' failed: .*nope0/)
+    await assert.rejects(
+      bad.enter('MASTER'),
+      /'ip addr add 198\.18\.0\.100\/24 dev nope0 valid_lft 3 preferred_lft 3' failed: .*nope0/,
+    )
     assert.equal(bad.holds(), false)
 
     const good = driver({ notify: { master: note('master'), backup: note('backup') } })

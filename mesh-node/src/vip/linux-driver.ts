@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { VipAddress, VipConfig } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
 import { type CommandGate, type CommandResult, describeFailure, runCommand } from '../run-command.js'
+import { createKernelFence } from './kernel-fence.js'
 import { createNotifier } from './notifier.js'
 import { createSynBlock } from './syn-block.js'
 import type { VipDriver, VipState } from './types.js'
@@ -25,6 +26,10 @@ export interface LinuxDriverOptions {
   readonly sessionsTo?: (ip: string) => number
   /** which notify-script programs this node allows (node.allow); absent: every script runs */
   readonly commands?: CommandGate
+  /** the monotonic clock `lease(until)` is given in (the election's). Default performance.now */
+  readonly mono?: () => number
+  /** the second VIP of a dual-stack pair: its hand-over block gets a table of its own */
+  readonly second?: boolean
 }
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 5_000
@@ -33,7 +38,7 @@ export const QUIESCE_SETTLE_MS = 100
 /** how often `quiesce()` counts the sessions through the VIP */
 const QUIESCE_POLL_MS = 20
 const ADD_PRESENT = /File exists|already assigned/i
-const DEL_ABSENT = /Cannot assign requested address|Address not found/i
+const DEL_ABSENT = /Cannot assign requested address|Address not found|Cannot find device/i
 
 /** `ip` and `arping` live in sbin, which an unprivileged PATH lacks. */
 function binary(name: string): string {
@@ -92,6 +97,8 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
   })
   const ip = binary('ip')
   const arping = binary('arping')
+  const na6 = binary('na6')
+  let na6Missing = false
 
   let holding = false
   let lastState: VipState | null = null
@@ -102,6 +109,12 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
   let variant: Promise<ArpingVariant | null> | null = null
   /** the wait of a quiesce() under way: a release ends it */
   let quiescing: AbortController | null = null
+  const mono = opts.mono ?? (() => performance.now())
+  /** the lease the election last reported; undefined: never told (the fence then has no timeout) */
+  let leaseUntil: number | null | undefined
+  let lifetimeRenewedAt = Number.NEGATIVE_INFINITY
+  let lifetimeRenewing = false
+  const lostListeners: ((reason: string) => void)[] = []
 
   const exec = (argv: string[], signal?: AbortSignal, timeoutMs = cmdTimeoutMs): Promise<CommandResult> => {
     const full = opts.netns === undefined ? argv : [ip, 'netns', 'exec', opts.netns, ...argv]
@@ -117,7 +130,30 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
     exec: (argv) => exec(argv),
     timeoutMs: cmdTimeoutMs,
     logger: log,
+    ...(opts.second === true ? { suffix: '_2' } : {}),
   })
+  const fence = createKernelFence({
+    iface,
+    node: opts.node,
+    nft: binary('nft'),
+    exec: (argv) => exec(argv),
+    wrap: (argv) => (opts.netns === undefined ? argv : [ip, 'netns', 'exec', opts.netns, ...argv]),
+    timeoutMs: cmdTimeoutMs,
+    logger: log,
+  })
+  /** what the fence element may live for now: the remaining lease less the margin; null: no lease known */
+  const fenceTimeout = (): number | null =>
+    leaseUntil === undefined || leaseUntil === null
+      ? leaseUntil === null
+        ? 0
+        : null
+      : leaseUntil - mono() - config.fenceMarginMs
+  /** `valid_lft N preferred_lft N`, N = addressLifetimeMs in whole seconds; none when 0 */
+  const lifetimeArgs = (): string[] => {
+    if (config.addressLifetimeMs === 0) return []
+    const s = String(Math.max(1, Math.ceil(config.addressLifetimeMs / 1_000)))
+    return ['valid_lft', s, 'preferred_lft', s]
+  }
 
   /** one address operation at a time: a release never runs while an acquire is under way */
   const serial = <T>(op: () => Promise<T>): Promise<T> => {
@@ -147,24 +183,86 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
     }
   }
 
-  const addArgv = (a: VipAddress, c: string) => [
+  const addArgv = (a: VipAddress, c: string, verb: 'add' | 'change' = 'add') => [
     ip,
     'addr',
-    'add',
+    verb,
     c,
     'dev',
     iface,
     ...(a.family === 'ipv6' ? ['nodad'] : []),
+    ...lifetimeArgs(),
   ]
+
+  /** the fence goes up before the address, so the address is never there unfenced */
+  const armFence = async (a: VipAddress) => {
+    if (config.fence) await fence.arm(a, fenceTimeout())
+  }
+
+  /** a live edit of `fence` or `addressLifetimeMs` on a held VIP (in the serial queue) */
+  const applyFenceSettings = async (prev: VipConfig, next: VipConfig) => {
+    if (prev.fence && !next.fence) await fence.remove(address)
+    if (!prev.fence && next.fence) await armFence(address)
+    if (prev.addressLifetimeMs !== next.addressLifetimeMs) {
+      // 0: the address stays until removed again
+      const forever = ['valid_lft', 'forever', 'preferred_lft', 'forever']
+      const argv = [...addArgv(address, cidr, 'change'), ...(next.addressLifetimeMs === 0 ? forever : [])]
+      const r = await exec(argv)
+      if (r.code === 0) lifetimeRenewedAt = mono()
+      else
+        log.warn(
+          { code: 'VIP_COMMAND_FAILED', err: failed(argv, r).message },
+          'cannot change the VIP address lifetime',
+        )
+    }
+  }
+
+  /** renews the address lifetime; in the serial queue, so it never re-adds an address a release removed */
+  const renewLifetime = () => {
+    if (config.addressLifetimeMs === 0 || lifetimeRenewing) return
+    if (mono() - lifetimeRenewedAt < config.addressLifetimeMs / 3) return
+    lifetimeRenewing = true
+    void serial(async () => {
+      if (!holding || stopped) return
+      // `ip addr change` would add an address that is gone: only renew one that is there
+      const there = await present({ ip: address.ip, cidr }).catch(() => null)
+      if (there === null || !there.exact) {
+        holding = false
+        const reason =
+          there === null ? `cannot list the addresses of ${iface}` : `${cidr} is gone from ${iface}`
+        log.error(
+          { code: 'VIP_ADDRESS_LOST', vip: cidr, iface, reason },
+          'the VIP address was lost while MASTER',
+        )
+        for (const l of lostListeners) l(reason)
+        return
+      }
+      const argv = addArgv(address, cidr, 'change')
+      const r = await exec(argv)
+      if (r.code === 0) lifetimeRenewedAt = mono()
+      else
+        log.warn(
+          { code: 'VIP_COMMAND_FAILED', err: failed(argv, r).message },
+          'cannot renew the VIP address lifetime',
+        )
+    }).finally(() => {
+      lifetimeRenewing = false
+    })
+  }
 
   const acquire = async (signal?: AbortSignal) => {
     if (signal?.aborted) throw new Error(`acquiring VIP ${cidr} aborted`)
     // a block a failed release left must not outlive it: this node accepts on the VIP again
     await synBlock.remove()
+    await armFence(address)
     const argv = addArgv(address, cidr)
     const r = await exec(argv, signal)
-    if (r.code === 0 || (r.code !== null && ADD_PRESENT.test(r.stderr))) {
-      if (!holding) log.info({ vip: cidr, iface }, 'VIP acquired')
+    const present_ = r.code !== 0 && r.code !== null && ADD_PRESENT.test(r.stderr)
+    if (r.code === 0 || present_) {
+      // already there (a failed release): the lifetime is set anew
+      if (present_ && config.addressLifetimeMs > 0) await exec(addArgv(address, cidr, 'change'), signal)
+      lifetimeRenewedAt = mono()
+      if (!holding) log.info({ vip: cidr, iface, fenced: config.fence && fence.available }, 'VIP acquired')
       holding = true
       return
     }
@@ -189,8 +287,11 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
       holding = false
       // only now: a SYN that reached us while the address was still here was dropped, not refused
       await synBlock.remove()
+      await fence.remove(address)
       return
     }
+    // the address stays: at least the host stops answering for it
+    await fence.revoke()
     await recheck()
     throw r.error
   }
@@ -241,10 +342,6 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
 
   const sendGarp = () => {
     if (config.garpCount === 0 || !holding) return
-    if (address.family === 'ipv6') {
-      log.debug({ vip: cidr }, 'no gratuitous ARP for an IPv6 VIP')
-      return
-    }
     if (garp !== null) {
       log.debug({ vip: cidr }, 'gratuitous ARP already under way')
       return
@@ -252,6 +349,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
     const abort = new AbortController()
     const vip = cidr
     const run = (async () => {
+      if (address.family === 'ipv6') return sendUnsolicitedNa(vip, abort.signal)
       const v = await detectArping()
       if (v === null || abort.signal.aborted) return
       const { argv, timeoutMs } = garpArgv(v)
@@ -272,6 +370,38 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
         if (garp?.run === run) garp = null
       })
     garp = { run, abort }
+  }
+
+  /**
+   * IPv6 has no ARP: unsolicited neighbour advertisements (override flag, our link-layer address)
+   * to all nodes, through `na6` (Debian package ipv6toolkit; arping does not do IPv6, and the
+   * kernel sends one only after duplicate address detection, which would delay the VIP by 1 s).
+   */
+  const sendUnsolicitedNa = async (vip: string, signal: AbortSignal) => {
+    const target = address.ip
+    const argv = [na6, '-i', iface, '-s', target, '-d', 'ff02::1', '-t', target, '-o', '-e']
+    for (let i = 0; i < config.garpCount && !signal.aborted; i++) {
+      if (i > 0) await sleep(Math.max(1, config.garpIntervalMs), undefined, { signal }).catch(() => undefined)
+      if (signal.aborted) return
+      const r = await exec(argv, signal, 2_000)
+      if (r.spawnError !== null) {
+        if (!na6Missing)
+          log.warn(
+            { vip, reason: r.spawnError },
+            'na6 not found (Debian package ipv6toolkit): no unsolicited neighbour advertisement for the IPv6 VIP',
+          )
+        na6Missing = true
+        return
+      }
+      if (r.code !== 0) {
+        log.warn(
+          { vip, iface, reason: describeFailure(r, 2_000) },
+          'unsolicited neighbour advertisement failed',
+        )
+        return
+      }
+    }
+    log.debug({ vip, iface, sent: config.garpCount }, 'unsolicited neighbour advertisements sent')
   }
 
   const stopGarp = async () => {
@@ -363,16 +493,24 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
         return
       }
       const changed = changedFields(config, next)
+      if (next.secondAddress !== undefined && opts.second !== true) {
+        log.warn(
+          { secondAddress: next.secondAddress.cidr },
+          'vip.secondAddress added: applies at the next restart',
+        )
+      }
       const to = next.address
       const toCidr = `${canonicalIp(to.ip)}/${to.prefix}`
       const from = { address, cidr }
       const sameIp = canonicalIp(to.ip) === canonicalIp(from.address.ip)
+      const prev = config
       config = next
       if (toCidr === from.cidr || !holding) {
         // nothing held, or the same address: the interface is not touched (sessions do not notice)
         address = to
         cidr = toCidr
         notifier.update(next.notify, to.cidr)
+        if (holding) await applyFenceSettings(prev, next)
         if (changed.length > 0) log.info({ vip: cidr, changed, held: holding }, 'VIP settings changed')
         return
       }
@@ -383,6 +521,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
         const d = await del(from.cidr)
         if (!d.ok) throw d.error
       }
+      await armFence(to)
       const argv = addArgv(to, toCidr)
       const r = await exec(argv, signal)
       if (r.code !== 0 && !(r.code !== null && ADD_PRESENT.test(r.stderr))) {
@@ -400,6 +539,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
       quiescing?.abort()
       if (!sameIp) {
         const d = await del(from.cidr)
+        if (d.ok) await fence.remove(from.address)
         if (!d.ok) {
           log.error(
             { code: 'VIP_COMMAND_FAILED', vip: from.cidr, err: d.error.message },
@@ -429,6 +569,9 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
       return serial(async () => {
         // a predecessor killed while handing the VIP over left its nftables table
         await synBlock.remove(true)
+        const stale = await fence.removeLeftovers()
+        if (stale.length > 0) log.warn({ tables: stale }, 'removed the VIP fence a previous run left')
+        if (config.fence && !stopped) fence.warm()
         const { exact, other } = await present({ ip: address.ip, cidr }, signal)
         if (other.length > 0) {
           log.warn(
@@ -449,6 +592,15 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
       sendGarp()
     },
     holds: () => holding,
+    lease(until) {
+      leaseUntil = until
+      if (!holding || stopped) return
+      if (config.fence && fenceTimeout() !== null) fence.renew(() => fenceTimeout() ?? 0)
+      if (until !== null) renewLifetime()
+    },
+    onLost(listener) {
+      lostListeners.push(listener)
+    },
     reconfigure,
     quiesce,
     unquiesce() {
@@ -472,6 +624,7 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
           await stopGarp()
           if (!holding) await synBlock.remove()
         })
+        fence.close()
         await notifier.stop()
       })()
       return stopping
@@ -483,7 +636,15 @@ export function createLinuxDriver(opts: LinuxDriverOptions): VipDriver {
 function changedFields(a: VipConfig, b: VipConfig): string[] {
   const out: string[] = []
   if (a.address?.cidr !== b.address?.cidr) out.push('address')
-  for (const k of ['garpCount', 'garpIntervalMs', 'drainMs'] as const) if (a[k] !== b[k]) out.push(k)
+  for (const k of [
+    'garpCount',
+    'garpIntervalMs',
+    'drainMs',
+    'fence',
+    'fenceMarginMs',
+    'addressLifetimeMs',
+  ] as const)
+    if (a[k] !== b[k]) out.push(k)
   if (JSON.stringify(a.notify) !== JSON.stringify(b.notify)) out.push('notify')
   return out
 }

@@ -36,12 +36,14 @@ export interface SynBlockOptions {
   readonly timeoutMs: number
   /** already a child logger with component 'vip' */
   readonly logger: Logger
+  /** appended to the table name: the second VIP of a dual-stack pair has a table of its own */
+  readonly suffix?: string
 }
 
 /** `pgmesh_vip_eth0_1a2b3c4d`: readable, and two nodes on one host (tests) do not share it. */
-export function synBlockTable(iface: string, node: string): string {
+export function synBlockTable(iface: string, node: string, suffix = ''): string {
   const hash = createHash('sha256').update(node).digest('hex').slice(0, 8)
-  return `pgmesh_vip_${iface.replace(/[^A-Za-z0-9_]/g, '_')}_${hash}`
+  return `pgmesh_vip_${iface.replace(/[^A-Za-z0-9_]/g, '_')}_${hash}${suffix}`
 }
 
 /** One nft batch (applied atomically): a fresh table whose input chain drops SYNs to `ip`. */
@@ -64,7 +66,7 @@ export function synUnblockScript(table: string): string {
 
 export function createSynBlock(opts: SynBlockOptions): SynBlock {
   const log = opts.logger
-  const table = synBlockTable(opts.iface, opts.node)
+  const table = synBlockTable(opts.iface, opts.node, opts.suffix)
   let active = false
   let warned = false
 

@@ -31,4 +31,13 @@ export interface VipDriver {
   /** lifts what `quiesce()` did if the VIP is still held (the hand-over did not happen); idempotent */
   unquiesce?(): Promise<void>
   stop(): Promise<void>
+  /**
+   * The election tells the driver every lease renewal: this node may answer for the VIP until
+   * `until` (the election's monotonic clock, the driver's `mono`); null: it holds no lease. The
+   * linux driver refreshes its kernel fence to the remaining lease and renews the address
+   * lifetime. Never waits, never throws.
+   */
+  lease?(until: number | null): void
+  /** `listener` is told when the driver finds the address it held gone (the interface vanished, say) */
+  onLost?(listener: (reason: string) => void): void
 }

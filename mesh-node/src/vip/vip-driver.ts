@@ -4,6 +4,7 @@ import type { CommandGate } from '../run-command.js'
 import { createExecDriver } from './exec-driver.js'
 import { createLinuxDriver } from './linux-driver.js'
 import { createNoneDriver } from './none-driver.js'
+import { createPairDriver, firstOfPair, secondOfPair } from './pair-driver.js'
 import type { VipDriver } from './types.js'
 
 export type { VipDriver, VipState } from './types.js'
@@ -22,6 +23,10 @@ export interface VipDriverOptions {
   readonly sessionsTo?: (ip: string) => number
   /** which notify-script programs this node allows (node.allow); absent: every script runs */
   readonly commands?: CommandGate
+  /** linux driver: the monotonic clock the election reports its lease in (`lease(until)`). Default performance.now */
+  readonly mono?: () => number
+  /** internal: the second VIP of a dual-stack pair */
+  readonly second?: boolean
 }
 
 /** The driver `config.driver` names; throws when the linux driver lacks its address or interface. */
@@ -33,6 +38,11 @@ export function createVipDriver(opts: VipDriverOptions): VipDriver {
     case 'linux': {
       if (config.address === undefined) throw new Error('the linux VIP driver needs cluster.vip.address')
       if (opts.iface === undefined) throw new Error('the linux VIP driver needs node.vip.interface')
+      if (config.secondAddress !== undefined) {
+        const linux = (c: VipConfig, second: boolean) =>
+          createVipDriver({ ...opts, config: c, ...(second ? { second } : {}) })
+        return createPairDriver(linux(firstOfPair(config), false), linux(secondOfPair(config), true), logger)
+      }
       return createLinuxDriver({
         config,
         address: config.address,
@@ -43,6 +53,8 @@ export function createVipDriver(opts: VipDriverOptions): VipDriver {
         ...(opts.commandTimeoutMs !== undefined ? { commandTimeoutMs: opts.commandTimeoutMs } : {}),
         ...(opts.sessionsTo !== undefined ? { sessionsTo: opts.sessionsTo } : {}),
         ...commands,
+        ...(opts.mono !== undefined ? { mono: opts.mono } : {}),
+        ...(opts.second === true ? { second: true } : {}),
       })
     }
     case 'exec':

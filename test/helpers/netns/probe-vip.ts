@@ -9,7 +9,12 @@ const [host = '198.18.0.100', port = '5000', every = '50', count = '6000'] = pro
 function probe(): Promise<string | null> {
   return new Promise((done) => {
     let data = ''
-    const s = connect({ host, port: Number(port), timeout: 200 })
+    // PGMESH_PROBE_TIMEOUT_MS: how long one probe waits for an answer (a SYN a fenced host dropped)
+    const s = connect({
+      host,
+      port: Number(port),
+      timeout: Number(process.env.PGMESH_PROBE_TIMEOUT_MS ?? '200'),
+    })
     const finish = (v: string | null) => {
       s.destroy()
       done(v)

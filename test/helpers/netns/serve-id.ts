@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:net'
 const [name = 'unknown', port = '5000'] = process.argv.slice(2)
 let server: Server | null = null
 
+// '::' without ipv6Only: the IPv4 VIP (and the 127.0.0.1 check) and an IPv6 VIP alike
 function listen(): void {
   if (server !== null) return
   const s = createServer((c) => {
@@ -14,7 +15,9 @@ function listen(): void {
     c.end(`${name}\n`)
   })
   server = s
-  s.listen(Number(port), '0.0.0.0', () => process.stdout.write(`serving ${name} on ${port}\n`))
+  s.listen({ port: Number(port), host: '::', ipv6Only: false }, () =>
+    process.stdout.write(`serving ${name} on ${port}\n`),
+  )
 }
 
 process.on('SIGHUP', () => {
