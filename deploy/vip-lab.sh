@@ -80,7 +80,8 @@ node:
   id: $n
   priority: ${PRIORITY[$n]}
   gossip: { listen: "${ADDR[$n]}:7946" }
-  api: { listen: "${ADDR[$n]}:7947" }
+  # a throw-away lab inside its own namespaces: the status is open to whoever reaches it there
+  api: { listen: "${ADDR[$n]}:7947", protectReads: false }
   join: [$(IFS=,; echo "${others[*]}")]
   secretFile: $DIR/cluster.secret
   dataDir: $DIR/data/$n

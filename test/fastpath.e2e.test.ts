@@ -119,13 +119,6 @@ describe('the kernel fast path in front of a real Patroni cluster', { skip, time
       const w = await whoAnswers(writePort)
       assert.deepEqual(w, { port: pgPortOf(leader), recovery: false })
     }
-    const seen = new Set<number>()
-    for (let i = 0; i < 6; i++) {
-      const r = await whoAnswers(readPort)
-      assert.equal(r.recovery, true)
-      seen.add(r.port)
-    }
-    assert.equal(seen.size, 2, 'round robin over both replicas in the kernel')
     const t = await table()
     const listed = (await run('nft', ['list', 'table', 'ip', t])).stdout
     assert.match(
@@ -134,6 +127,13 @@ describe('the kernel fast path in front of a real Patroni cluster', { skip, time
         `tcp dport ${writePort} counter packets [1-9]\\d* .*dnat (ip )?to 127\\.0\\.0\\.1:${pgPortOf(leader)}`,
       ),
     )
+    const seen = new Set<number>()
+    for (let i = 0; i < 6; i++) {
+      const r = await whoAnswers(readPort)
+      assert.equal(r.recovery, true)
+      seen.add(r.port)
+    }
+    assert.equal(seen.size, 2, 'round robin over both replicas in the kernel')
     // the relay in Node saw none of these sessions
     const s = await status()
     assert.equal(

@@ -125,9 +125,9 @@ export const ElectionConfigSchema = z
      * the most members that vote (and acknowledge leases); the others follow as non-voters, so the
      * election's cost does not grow with the mesh. The MASTER keeps the set filled from the members
      * it hears from (highest priority first) and replaces a silent voter, one joint change at a
-     * time. Default 5
+     * time. Default 15 (3 or 5 bound the election's cost in a large mesh)
      */
-    maxVoters: z.number().int().min(1).max(15).default(5),
+    maxVoters: z.number().int().min(1).max(15).default(15),
   })
   .strict()
   .superRefine((e, ctx) => {

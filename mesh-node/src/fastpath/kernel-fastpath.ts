@@ -302,7 +302,10 @@ export function kernelRoutes(
       targets:
         targets.length === 0
           ? null
-          : targets.map((t) => ({ id: t.id, host: t.host, port: t.port, weight: t.weight })),
+          : // sorted: the same backends in another order are the same rules (no replace, no counter reset)
+            targets
+              .map((t) => ({ id: t.id, host: t.host, port: t.port, weight: t.weight }))
+              .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
     })
   }
   return routes

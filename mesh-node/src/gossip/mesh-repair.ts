@@ -8,9 +8,6 @@ import type { KnownPeer } from '../membership/peer-directory.js'
 import { runJoinLoop } from './join-loop.js'
 import type { MeshTransport } from './transport.js'
 
-/** peers whose last dial time is remembered (beyond it, new ones wait for old entries to expire) */
-const MAX_DIAL_MEMORY = 1024
-
 export interface MeshRepairDeps {
   readonly clock: Clock
   readonly logger: Logger
@@ -39,8 +36,6 @@ export class MeshRepair implements Startable, Reconfigurable {
   #running: AbortController | null = null
   #joinLoop: Promise<void> = Promise.resolve()
   #joined = false
-  /** peer id → when it was last dialled from a heartbeat */
-  readonly #dialedAt = new Map<string, number>()
 
   constructor(d: MeshRepairDeps) {
     this.#d = d
@@ -89,21 +84,12 @@ export class MeshRepair implements Startable, Reconfigurable {
   }
 
   /**
-   * A member's heartbeat (or a digest) named where it listens: connect if we are not yet, at
-   * most once per peer per `suspectTimeoutMs`, so heartbeats relayed every interval cannot turn
-   * into a dial storm toward addresses a sender chose.
+   * A member's heartbeat (or a digest) named where it listens: connect if we are not yet.
    */
   discovered(peerId: string, addrs: readonly string[]): void {
     const t = this.#d.transport
     if (this.#running === null || t.isConnected(peerId)) return
-    const now = this.#d.clock.mono()
-    const every = this.#d.timings().suspectTimeoutMs
-    if (now - (this.#dialedAt.get(peerId) ?? Number.NEGATIVE_INFINITY) < every) return
-    if (this.#dialedAt.size >= MAX_DIAL_MEMORY) {
-      for (const [p, at] of this.#dialedAt) if (now - at >= every) this.#dialedAt.delete(p)
-      if (this.#dialedAt.size >= MAX_DIAL_MEMORY) return
-    }
-    this.#dialedAt.set(peerId, now)
+    // the transport keeps one attempt in flight per peer and stops at maxPeers connections
     t.dialDiscovered(peerId, addrs, this.#running.signal)
   }
 

