@@ -12,32 +12,10 @@ import pg from 'pg'
 import { restartMeshNode, startMeshNode, type TestNode } from './helpers/mesh-cluster.js'
 import { NetnsLab } from './helpers/netns-lab.js'
 import { freePort, Sandbox, waitFor } from './helpers/processes.js'
-import { TESTBED_PASSWORD, Testbed } from './helpers/testbed.js'
+import { TESTBED_PASSWORD, Testbed, whoAnswers } from './helpers/testbed.js'
 
 const run = promisify(execFile)
 const skip = process.getuid?.() === 0 ? false : 'the kernel path and the Patroni testbed need root'
-
-async function whoAnswers(port: number, host = '127.0.0.1'): Promise<{ port: number; recovery: boolean }> {
-  const c = new pg.Client({
-    host,
-    port,
-    user: 'postgres',
-    password: TESTBED_PASSWORD,
-    database: 'postgres',
-    connectionTimeoutMillis: 5_000,
-    query_timeout: 5_000,
-  })
-  c.on('error', () => undefined)
-  try {
-    await c.connect()
-    const r = await c.query<{ port: number; recovery: boolean }>(
-      'SELECT inet_server_port() AS port, pg_is_in_recovery() AS recovery',
-    )
-    return r.rows[0]!
-  } finally {
-    await c.end().catch(() => undefined)
-  }
-}
 
 async function nftTables(): Promise<string> {
   return (await run('nft', ['list', 'tables'])).stdout

@@ -12,7 +12,7 @@ import { BackendsViewSchema } from '@pgmesh/protocol'
 import pg from 'pg'
 import { startMeshNode, type TestNode } from './helpers/mesh-cluster.js'
 import { freePort, Sandbox, waitFor } from './helpers/processes.js'
-import { TESTBED_PASSWORD, Testbed } from './helpers/testbed.js'
+import { TESTBED_PASSWORD, Testbed, whoAnswers } from './helpers/testbed.js'
 
 const run = promisify(execFile)
 const skip =
@@ -33,29 +33,6 @@ async function sqlDirect(port: number, text: string): Promise<void> {
   await c.connect()
   try {
     await c.query(text)
-  } finally {
-    await c.end().catch(() => undefined)
-  }
-}
-
-/** One connection through a pgmesh listener: which server answered, and whether it is in recovery. */
-async function whoAnswers(port: number): Promise<{ port: number; recovery: boolean }> {
-  const c = new pg.Client({
-    host: '127.0.0.1',
-    port,
-    user: 'postgres',
-    password: TESTBED_PASSWORD,
-    database: 'postgres',
-    connectionTimeoutMillis: 5_000,
-    query_timeout: 5_000,
-  })
-  c.on('error', () => undefined)
-  try {
-    await c.connect()
-    const r = await c.query<{ port: number; recovery: boolean }>(
-      'SELECT inet_server_port() AS port, pg_is_in_recovery() AS recovery',
-    )
-    return r.rows[0]!
   } finally {
     await c.end().catch(() => undefined)
   }

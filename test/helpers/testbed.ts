@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import pg from 'pg'
 import { ROOT } from './processes.js'
 
 const run = promisify(execFile)
@@ -138,5 +139,31 @@ export class Testbed {
 
   async down(): Promise<void> {
     await this.script(['down', this.dir], 90_000)
+  }
+}
+
+/** One connection through a listener (or to a database): which server answered, and whether it is in recovery. */
+export async function whoAnswers(
+  port: number,
+  host = '127.0.0.1',
+): Promise<{ port: number; recovery: boolean }> {
+  const c = new pg.Client({
+    host,
+    port,
+    user: 'postgres',
+    password: TESTBED_PASSWORD,
+    database: 'postgres',
+    connectionTimeoutMillis: 5_000,
+    query_timeout: 5_000,
+  })
+  c.on('error', () => undefined)
+  try {
+    await c.connect()
+    const r = await c.query<{ port: number; recovery: boolean }>(
+      'SELECT inet_server_port() AS port, pg_is_in_recovery() AS recovery',
+    )
+    return r.rows[0]!
+  } finally {
+    await c.end().catch(() => undefined)
   }
 }
