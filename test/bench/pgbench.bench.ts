@@ -12,6 +12,7 @@ import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs, promisify } from 'node:util'
 import { ClusterStatusSchema } from '@pgmesh/protocol'
+import { fastPathTable } from '../../mesh-node/src/fastpath/nft-rules.js'
 import { startHaproxyPercona } from '../helpers/haproxy-percona.js'
 import { startPgmeshInFront, waitUntilPsqlAnswers } from '../helpers/pgmesh-in-front.js'
 import { freePort, Sandbox, waitFor } from '../helpers/processes.js'
@@ -116,4 +117,6 @@ try {
 } finally {
   await sb.cleanup()
   await tb.down()
+  // the node was killed by the cleanup: its kernel fast-path table is the bench's to remove
+  await run('nft', ['delete', 'table', 'ip', fastPathTable('bench')]).catch(() => undefined)
 }
