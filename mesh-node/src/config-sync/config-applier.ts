@@ -10,7 +10,6 @@ export interface ConfigApplierDeps {
   readonly started: ClusterConfig
   readonly clock: Clock
   readonly logger: Logger
-  readonly onApplied?: (version: number) => void
   /** false once the node stops: a version adopted while it stops is not applied */
   readonly active?: () => boolean
 }
@@ -102,6 +101,5 @@ export class ConfigApplier {
     }
     this.#runningVersion = next.stamp.version
     this.#error = undefined
-    this.#d.onApplied?.(next.stamp.version)
   }
 }

@@ -66,18 +66,21 @@ describe('KernelFastPath', () => {
   it('replaces the rules only when a route changed, and cuts flows once when a backend turns bad', async () => {
     const calls: string[][] = []
     let targets: KernelRoute['targets'] = [{ id: 'db1', host: '127.0.0.1', port: 5432, weight: 1 }]
-    const f = new KernelFastPath({
-      node: 'n1',
-      clock: new FakeClock(),
-      logger: logger([]),
-      routes: () => [route(targets)],
-      exec: async (argv) => {
-        calls.push([...argv])
-        return argv[0] === 'conntrack'
-          ? ok('', 'conntrack v1.4.7: 2 flow entries have been deleted.\n')
-          : ok()
-      },
-    })
+    /** a fast path over a stand-in nft and a conntrack that deletes 2 flows per call */
+    const fastPath = () =>
+      new KernelFastPath({
+        node: 'n1',
+        clock: new FakeClock(),
+        logger: logger([]),
+        routes: () => [route(targets)],
+        exec: async (argv) => {
+          calls.push([...argv])
+          return argv[0] === 'conntrack'
+            ? ok('', 'conntrack v1.4.7: 2 flow entries have been deleted.\n')
+            : ok()
+        },
+      })
+    const f = fastPath()
     await f.start()
     f.sync()
     f.sync()
@@ -86,18 +89,7 @@ describe('KernelFastPath', () => {
     // start (remove stale) + one update; the second sync changed nothing
     assert.equal(nftUpdates(), 1)
 
-    const g = new KernelFastPath({
-      node: 'n1',
-      clock: new FakeClock(),
-      logger: logger([]),
-      routes: () => [route(targets)],
-      exec: async (argv) => {
-        calls.push([...argv])
-        return argv[0] === 'conntrack'
-          ? ok('', 'conntrack v1.4.7: 2 flow entries have been deleted.\n')
-          : ok()
-      },
-    })
+    const g = fastPath()
     calls.length = 0
     await g.start()
     targets = null
