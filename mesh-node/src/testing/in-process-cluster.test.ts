@@ -260,3 +260,32 @@ async function freeLocalPort(): Promise<number> {
   await new Promise((done) => s.close(done))
   return port
 }
+
+describe('a config whose database checks cannot start does not stop the node from starting', {
+  timeout: 20_000,
+}, () => {
+  const c = new InProcessCluster()
+  after(() => c.stopAll())
+
+  it('starts, joins the election, and says in /ready why it does not route', async () => {
+    await c.add({
+      id: 'n1',
+      priority: 110,
+      cluster: {
+        databases: [{ name: 'db1', address: '127.0.0.1:1' }],
+        databaseChecks: { use: ['postgres'], passwordFile: '/nonexistent/pgmesh-password' },
+      },
+    })
+    await c.start('n1')
+    assert.ok(
+      await c.clock.until(() => c.agreedMaster() === 'n1', 5_000),
+      'the node runs and is MASTER alone',
+    )
+    const ready = c.get('n1').node.view.ready()
+    assert.equal(ready.ready, false)
+    assert.ok(
+      ready.reasons.some((r) => r.startsWith('database checks:') && r.includes('pgmesh-password')),
+      JSON.stringify(ready.reasons),
+    )
+  })
+})
