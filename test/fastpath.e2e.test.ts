@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { ClusterStatusSchema } from '@pgmesh/protocol'
 import pg from 'pg'
+import { counterName } from '../mesh-node/src/fastpath/nft-rules.js'
 import { restartMeshNode, startMeshNode, type TestNode } from './helpers/mesh-cluster.js'
 import { NetnsLab } from './helpers/netns-lab.js'
 import { freePort, Sandbox, waitFor } from './helpers/processes.js'
@@ -41,6 +42,11 @@ describe('the kernel fast path in front of a real Patroni cluster', { skip, time
   const table = async () => {
     tableName = (await status()).fastPath?.table ?? tableName
     return tableName
+  }
+  /** new connections the kernel forwarded for a listener (its named counter, kept across updates) */
+  const kernelCount = async (listener: string) => {
+    const listed = (await run('nft', ['list', 'counter', 'ip', await table(), counterName(listener)])).stdout
+    return Number(/packets (\d+)/.exec(listed)?.[1] ?? Number.NaN)
   }
 
   before(async () => {
@@ -97,14 +103,14 @@ describe('the kernel fast path in front of a real Patroni cluster', { skip, time
       const w = await whoAnswers(writePort)
       assert.deepEqual(w, { port: pgPortOf(leader), recovery: false })
     }
-    const t = await table()
-    const listed = (await run('nft', ['list', 'table', 'ip', t])).stdout
+    const listed = (await run('nft', ['list', 'table', 'ip', await table()])).stdout
     assert.match(
       listed,
       new RegExp(
-        `tcp dport ${writePort} counter packets [1-9]\\d* .*dnat (ip )?to 127\\.0\\.0\\.1:${pgPortOf(leader)}`,
+        `tcp dport ${writePort} counter name "new_\\w+" dnat (ip )?to 127\\.0\\.0\\.1:${pgPortOf(leader)}`,
       ),
     )
+    assert.ok((await kernelCount('write')) >= 3, 'the kernel counted the write connections')
     const seen = new Set<number>()
     for (let i = 0; i < 6; i++) {
       const r = await whoAnswers(readPort)
@@ -162,6 +168,7 @@ describe('the kernel fast path in front of a real Patroni cluster', { skip, time
       heldClosed = true
     })
     await held.connect()
+    const countBefore = await kernelCount('write')
     let stop = false
     const wrongTurns: number[] = []
     const failures: string[] = []
@@ -205,6 +212,8 @@ describe('the kernel fast path in front of a real Patroni cluster', { skip, time
     assert.ok(served > 0)
     const s = await status()
     assert.ok((s.fastPath?.updates ?? 0) >= 2, 'the rules changed for the switch and back')
+    // a rule update refills the chains: the listener's counter keeps counting, it never restarts
+    assert.ok((await kernelCount('write')) > countBefore, 'the write counter survived the rule updates')
   })
 
   it('kill -9 of the leader: writes resume on the promoted node', async () => {

@@ -7,6 +7,7 @@ import type { SessionControl } from '../routing/routing-service.js'
 import { type CommandResult, describeFailure, runCommand } from '../run-command.js'
 import {
   conntrackCutArgs,
+  counterName,
   fastPathRemoveScript,
   fastPathScript,
   fastPathTable,
@@ -82,7 +83,10 @@ export class KernelFastPath implements Startable {
   #updates = 0
   #cuts = 0
   #cutting = new Set<string>()
+  /** packets of each named counter (one per new connection), by counter name */
   #counters = new Map<string, number>()
+  /** the named counters the kernel's table has */
+  #counterNames = new Set<string>()
   #sessions = new Map<string, Record<string, number>>()
   #running = false
 
@@ -136,7 +140,12 @@ export class KernelFastPath implements Startable {
       this.#routes = routes
       return
     }
-    const script = fastPathScript(this.#table, routes)
+    const names = new Set(routes.map((r) => counterName(r.listener)))
+    const script = fastPathScript(
+      this.#table,
+      routes,
+      [...this.#counterNames].filter((n) => !names.has(n)),
+    )
     this.#queue = this.#queue.then(async () => {
       if (!this.#running) return
       if (!this.#available) {
@@ -156,7 +165,7 @@ export class KernelFastPath implements Startable {
       this.#routes = routes
       this.#owned = true
       this.#updates++
-      this.#counters = new Map()
+      this.#counterNames = names
       this.#log.info(
         {
           routes: routes.map((x) => ({ listener: x.listener, targets: x.targets?.map((t) => t.id) ?? null })),
@@ -220,7 +229,7 @@ export class KernelFastPath implements Startable {
         name: r.listener,
         path: r.targets !== null && r.targets.length > 0 && this.#available ? 'kernel' : 'node',
         targets: (r.targets ?? []).map((t) => t.id),
-        newConnections: this.#counters.get(r.listener) ?? 0,
+        newConnections: this.#counters.get(counterName(r.listener)) ?? 0,
         sessions: { ...(this.#sessions.get(r.listener) ?? {}) },
       })),
     }
@@ -228,7 +237,7 @@ export class KernelFastPath implements Startable {
 
   async #refreshStats(): Promise<void> {
     if (!this.#available || this.#routes.length === 0) return
-    const listed = await this.#exec([this.#nft, '-j', 'list', 'table', 'ip', this.#table])
+    const listed = await this.#exec([this.#nft, '-j', 'list', 'counters', 'table', 'ip', this.#table])
     if (listed.code === 0) this.#counters = parseCounters(listed.stdout)
     for (const r of this.#routes) {
       const flows = await this.#exec([

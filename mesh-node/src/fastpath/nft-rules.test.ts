@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
   conntrackCutArgs,
+  counterName,
   fastPathScript,
   type KernelRoute,
   MAX_SLOTS,
@@ -18,17 +19,34 @@ describe('fast-path nft rules', () => {
       { listener: 'read', host: '0.0.0.0', port: 6433, balance: 'roundrobin', targets: null },
     ]
     const s = fastPathScript('pgmesh_fast_x', routes)
-    assert.match(
-      s,
-      /add rule ip pgmesh_fast_x output ip daddr 127\.0\.0\.1 tcp dport 6432 counter dnat ip to 127\.0\.0\.1:5432 comment "write"/,
+    const c = counterName('write')
+    assert.match(c, /^new_[0-9a-f]{12}$/)
+    assert.ok(
+      s.includes(
+        `add rule ip pgmesh_fast_x output ip daddr 127.0.0.1 tcp dport 6432 counter name ${c} dnat ip to 127.0.0.1:5432 comment "write"`,
+      ),
     )
-    assert.match(s, /prerouting ip daddr 127\.0\.0\.1 tcp dport 6432 ct mark set 0x70676d counter dnat/)
+    assert.match(s, /prerouting ip daddr 127\.0\.0\.1 tcp dport 6432 ct mark set 0x70676d counter name new_/)
     assert.doesNotMatch(s, /6433/, 'no rule: the Node listener takes it')
-    assert.match(
-      s,
-      /^add table ip pgmesh_fast_x\ndelete table ip pgmesh_fast_x\nadd table/,
-      'replaces a stale table atomically',
+    assert.ok(
+      s.includes(`add counter ip pgmesh_fast_x ${counterName('read')}`),
+      'an uncertain route keeps its counter',
     )
+  })
+
+  it('an update refills the chains and keeps the table (and its counters); a gone listener’s counter goes', () => {
+    const routes: KernelRoute[] = [
+      { listener: 'write', host: '127.0.0.1', port: 6432, balance: 'roundrobin', targets: [t('db1', 5432)] },
+    ]
+    const s = fastPathScript('pgmesh_fast_x', routes, [counterName('old')])
+    assert.doesNotMatch(s, /delete table/)
+    for (const chain of ['output', 'prerouting', 'postrouting', 'input']) {
+      assert.ok(s.includes(`flush chain ip pgmesh_fast_x ${chain}\n`), chain)
+    }
+    const old = counterName('old')
+    assert.ok(s.includes(`add counter ip pgmesh_fast_x ${old}\ndelete counter ip pgmesh_fast_x ${old}`))
+    // the flushes come before the counter goes: a counter a rule still uses cannot be deleted
+    assert.ok(s.indexOf('flush chain ip pgmesh_fast_x input') < s.indexOf(`delete counter`))
   })
 
   it('balances with weighted maps: numgen for roundrobin, jhash of the source for source', () => {
@@ -41,7 +59,7 @@ describe('fast-path nft rules', () => {
       /numgen inc mod 4 map \{ 0 : 127\.0\.0\.1 \. 1, 1 : 127\.0\.0\.1 \. 2, 2 : 127\.0\.0\.1 \. 2, 3 : 127\.0\.0\.1 \. 2 \}/,
     )
     const src = fastPathScript('x', [{ listener: 'r', host: '0.0.0.0', port: 1, balance: 'source', targets }])
-    assert.match(src, /fib daddr type local tcp dport 1 counter dnat ip to jhash ip saddr mod 4/)
+    assert.match(src, /fib daddr type local tcp dport 1 counter name new_\w+ dnat ip to jhash ip saddr mod 4/)
   })
 
   it('weights scale down to a bounded map and a weight-0 target is used only alone', () => {
@@ -90,15 +108,17 @@ describe('fast-path nft rules', () => {
     ])
   })
 
-  it('reads the per-listener counters from nft’s JSON', () => {
+  it('reads the named counters from nft’s JSON', () => {
     const json = JSON.stringify({
       nftables: [
-        { rule: { comment: 'write', expr: [{ match: {} }, { counter: { packets: 3, bytes: 180 } }] } },
-        { rule: { comment: 'write', expr: [{ counter: { packets: 2, bytes: 120 } }] } },
-        { rule: { expr: [{ counter: { packets: 9 } }] } },
+        { metainfo: { version: '1.0.6' } },
+        { counter: { family: 'ip', name: 'new_a', table: 'x', handle: 2, packets: 5, bytes: 300 } },
+        { counter: { name: 'new_b', packets: 'x' } },
+        null,
       ],
     })
-    assert.deepEqual([...parseCounters(json)], [['write', 5]])
+    assert.deepEqual([...parseCounters(json)], [['new_a', 5]])
     assert.equal(parseCounters('not json').size, 0)
+    assert.equal(parseCounters('{"nftables":7}').size, 0)
   })
 })

@@ -77,31 +77,47 @@ function match(r: KernelRoute): string {
   return `${addr} tcp dport ${r.port}`
 }
 
+/** The named counter of a listener's new connections: an nft identifier whatever the listener's name. */
+export function counterName(listener: string): string {
+  return `new_${createHash('sha256').update(listener).digest('hex').slice(0, 12)}`
+}
+
 /**
- * One nft batch (atomic) that replaces the node's fast-path table: for each certain route a DNAT
- * rule in `output` (clients on this host) and `prerouting` (clients arriving on the VIP), each with
- * a counter of new connections; flows that arrived from outside are masqueraded so a backend's
- * replies come back through this host. An uncertain route has no rule: its connections reach
- * pgmesh's own listener on the same address.
+ * One nft batch (atomic) that brings the node's fast-path table in line with the routes: for each
+ * certain route a DNAT rule in `output` (clients on this host) and `prerouting` (clients arriving
+ * on the VIP); flows that arrived from outside are masqueraded so a backend's replies come back
+ * through this host. An uncertain route has no rule: its connections reach pgmesh's own listener on
+ * the same address. The chains are flushed and refilled, not the table replaced: each listener's
+ * named counter of new connections keeps counting across updates (monotonic, as metrics need).
+ * `dropCounters` are the counters of listeners no longer routed.
  */
-export function fastPathScript(table: string, routes: readonly KernelRoute[]): string {
-  const lines = [
-    // add-then-delete: replaces a table left over (a killed node's), without failing when there is none
-    `add table ip ${table}`,
-    `delete table ip ${table}`,
-    `add table ip ${table}`,
-    `add chain ip ${table} output { type nat hook output priority -100; policy accept; }`,
-    `add chain ip ${table} prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
-    `add chain ip ${table} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+export function fastPathScript(
+  table: string,
+  routes: readonly KernelRoute[],
+  dropCounters: readonly string[] = [],
+): string {
+  const lines = [`add table ip ${table}`]
+  const chains = [
+    'output { type nat hook output priority -100; policy accept; }',
+    'prerouting { type nat hook prerouting priority dstnat; policy accept; }',
+    'postrouting { type nat hook postrouting priority srcnat; policy accept; }',
     // a DNAT to a local address is delivered, not forwarded: its source NAT happens on input
-    `add chain ip ${table} input { type nat hook input priority 100; policy accept; }`,
+    'input { type nat hook input priority 100; policy accept; }',
   ]
+  for (const c of chains) lines.push(`add chain ip ${table} ${c}`)
+  for (const c of chains) lines.push(`flush chain ip ${table} ${c.slice(0, c.indexOf(' '))}`)
+  for (const name of dropCounters) {
+    // add-then-delete: no failure when it is already gone
+    lines.push(`add counter ip ${table} ${name}`, `delete counter ip ${table} ${name}`)
+  }
+  for (const r of routes) lines.push(`add counter ip ${table} ${counterName(r.listener)}`)
   for (const r of routes) {
     if (r.targets === null || r.targets.length === 0) continue
     const comment = `comment "${r.listener.replace(/[^A-Za-z0-9_.-]/g, '_')}"`
-    lines.push(`add rule ip ${table} output ${match(r)} counter ${destination(r)} ${comment}`)
+    const counter = `counter name ${counterName(r.listener)}`
+    lines.push(`add rule ip ${table} output ${match(r)} ${counter} ${destination(r)} ${comment}`)
     lines.push(
-      `add rule ip ${table} prerouting ${match(r)} ct mark set 0x70676d counter ${destination(r)} ${comment}`,
+      `add rule ip ${table} prerouting ${match(r)} ct mark set 0x70676d ${counter} ${destination(r)} ${comment}`,
     )
   }
   // backends on other hosts see this host as the client; a backend on this host's loopback too
@@ -133,7 +149,7 @@ export function conntrackCutArgs(
   ]
 }
 
-/** New connections each listener's rules forwarded, from `nft -j list table` output. */
+/** The named counters' packet counts (one packet per new connection), from `nft -j list counters`. */
 export function parseCounters(json: string): Map<string, number> {
   const out = new Map<string, number>()
   let doc: unknown
@@ -142,14 +158,11 @@ export function parseCounters(json: string): Map<string, number> {
   } catch {
     return out
   }
-  const items = (doc as { nftables?: unknown[] }).nftables ?? []
+  const items = (doc as { nftables?: unknown }).nftables
+  if (!Array.isArray(items)) return out
   for (const item of items) {
-    const rule = (item as { rule?: { comment?: string; expr?: unknown[] } }).rule
-    if (rule?.comment === undefined || !Array.isArray(rule.expr)) continue
-    for (const e of rule.expr) {
-      const c = (e as { counter?: { packets?: number } }).counter
-      if (c?.packets !== undefined) out.set(rule.comment, (out.get(rule.comment) ?? 0) + c.packets)
-    }
+    const c = (item as { counter?: { name?: unknown; packets?: unknown } } | null)?.counter
+    if (typeof c?.name === 'string' && typeof c.packets === 'number') out.set(c.name, c.packets)
   }
   return out
 }

@@ -387,6 +387,39 @@ describe('node metrics', () => {
     assert.equal(checks('pg2', 'replica'), 2)
   })
 
+  it('kernel fast path: each listener’s path, forwarded connections and sessions per backend', async () => {
+    const { world, metrics } = fixture()
+    const before = await scrape(metrics)
+    assert.equal(
+      before.samples.filter((x) => x.name.startsWith('pgmesh_fastpath_') && x.labels.listener !== undefined)
+        .length,
+      0,
+      'no listener series without kernel listeners',
+    )
+    world.status = {
+      ...status(),
+      fastPath: {
+        available: true,
+        table: 'pgmesh_fast_x',
+        updates: 4,
+        cuts: 2,
+        listeners: [
+          { name: 'write', path: 'kernel', targets: ['pg1'], newConnections: 120, sessions: { pg1: 7 } },
+          { name: 'read', path: 'node', targets: [], newConnections: 3, sessions: {} },
+        ],
+      },
+    }
+    await new Promise((r) => setImmediate(r))
+    const { types, samples } = await scrape(metrics)
+    assert.equal(types.get('pgmesh_fastpath_connections_total'), 'counter')
+    assert.equal(sampleValue(samples, 'pgmesh_fastpath_kernel', { listener: 'write' }), 1)
+    assert.equal(sampleValue(samples, 'pgmesh_fastpath_kernel', { listener: 'read' }), 0)
+    assert.equal(sampleValue(samples, 'pgmesh_fastpath_connections_total', { listener: 'write' }), 120)
+    assert.equal(sampleValue(samples, 'pgmesh_fastpath_sessions', { listener: 'write', backend: 'pg1' }), 7)
+    assert.equal(sampleValue(samples, 'pgmesh_fastpath_rule_updates_total'), 4)
+    assert.equal(sampleValue(samples, 'pgmesh_fastpath_sessions_cut_total'), 2)
+  })
+
   it("adds prom-client's process and runtime metrics when asked", async () => {
     const { world } = fixture()
     const m = new NodeMetrics({

@@ -384,6 +384,46 @@ export class NodeMetrics {
       },
     )
 
+    // kernel fast path (`dataPath: kernel` listeners): present only when the node has some
+    this.#gauge(
+      'pgmesh_fastpath_kernel',
+      '1 while the kernel forwards the listener’s new connections, 0 while the Node listener takes them',
+      ['listener'],
+      (s, emit) => {
+        for (const l of s.status.fastPath?.listeners ?? [])
+          emit({ listener: l.name }, l.path === 'kernel' ? 1 : 0)
+      },
+    )
+    this.#counter(
+      'pgmesh_fastpath_connections_total',
+      'New connections the kernel forwarded (its nftables counter; it survives rule updates)',
+      ['listener'],
+      (s, emit) => {
+        for (const l of s.status.fastPath?.listeners ?? []) emit({ listener: l.name }, l.newConnections)
+      },
+    )
+    this.#gauge(
+      'pgmesh_fastpath_sessions',
+      'Kernel-path sessions established now, per backend (conntrack, read every 5 s)',
+      ['listener', 'backend'],
+      (s, emit) => {
+        for (const l of s.status.fastPath?.listeners ?? []) {
+          for (const [backend, n] of Object.entries(l.sessions)) emit({ listener: l.name, backend }, n)
+        }
+      },
+    )
+    this.#counter('pgmesh_fastpath_rule_updates_total', 'nftables rule updates applied', [], (s, emit) => {
+      if (s.status.fastPath !== undefined) emit({}, s.status.fastPath.updates)
+    })
+    this.#counter(
+      'pgmesh_fastpath_sessions_cut_total',
+      'Kernel-path sessions cut (conntrack) because their backend stopped being a valid target',
+      [],
+      (s, emit) => {
+        if (s.status.fastPath !== undefined) emit({}, s.status.fastPath.cuts)
+      },
+    )
+
     // gossip
     this.#gauge('pgmesh_gossip_connected_peers', 'Peers with an open connection', [], (s, emit) =>
       emit({}, s.status.gossip.connectedPeers),
