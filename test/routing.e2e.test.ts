@@ -326,15 +326,19 @@ describe('routing PostgreSQL through 3 pgmesh nodes in front of a real Patroni c
       },
       500,
     )
-    await waitFor(
-      'pgmesh to route writes to the promoted node',
-      30_000,
-      async () => {
-        const r = await whoAnswers(writePorts[0]!).catch(() => null)
-        return r !== null && r.port === pgPortOf(promoted) ? true : undefined
-      },
-      200,
-    )
+    // each node moves once its own probe (or a peer's gossiped view) shows the higher timeline:
+    // wait for all three, then no write may reach the old primary through any of them
+    for (const port of writePorts) {
+      await waitFor(
+        `pgmesh to route writes to the promoted node through ${port}`,
+        30_000,
+        async () => {
+          const r = await whoAnswers(port).catch(() => null)
+          return r !== null && r.port === pgPortOf(promoted) ? true : undefined
+        },
+        200,
+      )
+    }
     for (let i = 0; i < 15; i++) {
       const r = await whoAnswers(writePorts[i % 3]!)
       assert.equal(r.port, pgPortOf(promoted), `write ${i} went to ${r.port}, not the new primary`)
