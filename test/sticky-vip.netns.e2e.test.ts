@@ -42,7 +42,12 @@ describe('sticky source across a VIP move (netns): the new MASTER sends the clie
       log,
       ROOT,
     )
-    await waitFor(`${from}'s connections to end`, 60_000, () => (p.exitCode !== null ? true : undefined), 100)
+    await waitFor(
+      `${from}'s connections to end`,
+      60_000,
+      async () => (p.exitCode !== null ? true : undefined),
+      100,
+    )
     const text = await readFile(join(sb.dir, log), 'utf8')
     return text
       .split('\n')
@@ -104,13 +109,21 @@ describe('sticky source across a VIP move (netns): the new MASTER sends the clie
     const c1Addr = lab.host('c1').address
     await waitFor("n2 to list c1's stick entry", 20_000, async () => {
       const st = (await vl.status('n2')) as unknown as {
-        listeners?: { name?: string; policy?: { stick?: { recent?: { source: string; backend: string }[] } | null } }[]
+        listeners?: {
+          name?: string
+          policy?: { stick?: { recent?: { source: string; backend: string }[] } | null }
+        }[]
       }
       const recent = st.listeners?.flatMap((l) => l.policy?.stick?.recent ?? []) ?? []
       return recent.some((e) => e.source === c1Addr) ? true : undefined
     })
     vl.nodes.get('n1')?.kill('SIGKILL')
-    await waitFor('n2 to hold the VIP', 30_000, async () => ((await vl.holders()).join() === 'n2' ? true : undefined), 100)
+    await waitFor(
+      'n2 to hold the VIP',
+      30_000,
+      async () => ((await vl.holders()).join() === 'n2' ? true : undefined),
+      100,
+    )
     // n2 has balanced nothing yet: without the shared entry its round robin would send c1 to c0's replica
     const moved = await waitFor('c1 to be served through n2', 30_000, async () => {
       const r = await connectFrom('c1', 1)
