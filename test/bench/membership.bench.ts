@@ -5,8 +5,10 @@
  *   join      a node joins through the last node (not the seed): time from its spawn, and from its
  *             API answering, until every node lists it alive
  *   rss       resident memory of each idle node after the mesh settled
- *   cpu       CPU each idle node uses over 10 s once the mesh settled (heartbeats only)
- * Usage: node --conditions=source --import tsx test/bench/membership.bench.ts [--sizes 3,10,25] [--runs 3] [--heartbeat-ms N]
+ *   cpu       CPU each idle node uses over 10 s (--idle-ms) once the mesh settled for 2 s
+ *             (--settle-ms; heartbeats only)
+ * Usage: node --conditions=source --import tsx test/bench/membership.bench.ts [--sizes 3,10,25] [--runs 3]
+ *          [--heartbeat-ms N] [--settle-ms 2000] [--idle-ms 10000]
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -18,7 +20,13 @@ import { fetchStatus, startMeshNode, type TestNode } from '../helpers/mesh-clust
 import { Sandbox, waitFor } from '../helpers/processes.js'
 
 const { values } = parseArgs({
-  options: { sizes: { type: 'string' }, runs: { type: 'string' }, 'heartbeat-ms': { type: 'string' } },
+  options: {
+    sizes: { type: 'string' },
+    runs: { type: 'string' },
+    'heartbeat-ms': { type: 'string' },
+    'settle-ms': { type: 'string' },
+    'idle-ms': { type: 'string' },
+  },
 })
 const sizes = (values.sizes ?? '3,10,25').split(',').map(Number)
 const runs = Number(values.runs ?? '3')
@@ -64,7 +72,9 @@ interface RunResult {
 /** a run that has not converged by then is reported as such, not waited for */
 const CONVERGE_LIMIT_MS = 60_000
 /** idle CPU is measured over this window once the mesh has settled */
-const IDLE_WINDOW_MS = 10_000
+/** from convergence to the RSS reading and the start of the idle window (start-up JIT and first gossip rounds still run in the first seconds) */
+const SETTLE_MS = Number(values['settle-ms'] ?? '2000')
+const IDLE_WINDOW_MS = Number(values['idle-ms'] ?? '10000')
 
 async function runOnce(n: number): Promise<RunResult | null> {
   const sb = new Sandbox()
@@ -96,7 +106,7 @@ async function runOnce(n: number): Promise<RunResult | null> {
     ).catch(() => false)
     if (converged === false) return null
     const convergeS = (performance.now() - t0) / 1000
-    await sleep(2000)
+    await sleep(SETTLE_MS)
     const rss = nodes.map((x) => rssMiB(x.proc.pid!))
     const cpuBefore = nodes.map((x) => cpuSeconds(x.proc.pid!))
     await sleep(IDLE_WINDOW_MS)
@@ -133,7 +143,7 @@ async function runOnce(n: number): Promise<RunResult | null> {
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU'
 console.log(
-  `# membership benchmark${heartbeatMs === undefined ? '' : ` (heartbeatIntervalMs ${heartbeatMs})`} — ${new Date().toISOString()} — ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
+  `# membership benchmark${heartbeatMs === undefined ? '' : ` (heartbeatIntervalMs ${heartbeatMs})`}, idle window ${IDLE_WINDOW_MS} ms after ${SETTLE_MS} ms — ${new Date().toISOString()} — ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
 )
 console.log(
   '| nodes | runs | all list all (s) | join listed everywhere, from spawn (s) | from joiner API up (s) | idle RSS per node (MiB) | idle CPU per node (% of one core) |',
