@@ -1,5 +1,5 @@
 /**
- * How fast each proxy follows a new PostgreSQL primary: pgmesh (default check timings) and HAProxy
+ * How fast each proxy follows a new PostgreSQL primary: pgmesh (default check timings; its Node relay and its kernel path) and HAProxy
  * 2.6 with the Percona/Patroni config, side by side against the project's Patroni testbed.
  *
  * - switchover (Patroni's REST API): time from the new primary accepting writes (polled directly
@@ -9,6 +9,9 @@
  *   once Patroni promotes another node): the same, plus the time from the kill until a session held
  *   through each proxy to the old primary is closed, and the writes each proxy still sent to the old
  *   primary after the new one accepted writes.
+ *
+ * pgmesh is measured twice, on two write listeners of the same node: the Node relay and the kernel
+ * path (`dataPath: kernel`: nftables DNAT to the agreed primary, sessions cut by conntrack).
  *
  * Usage (root): node --conditions=source --import tsx test/bench/primary-failover.bench.ts [--runs 3]
  */
@@ -26,7 +29,7 @@ import { TESTBED_PASSWORD, Testbed } from '../helpers/testbed.js'
 
 const { values } = parseArgs({ options: { runs: { type: 'string' } } })
 const runs = Number(values.runs ?? '3')
-const PROXIES = ['pgmesh', 'haproxy'] as const
+const PROXIES = ['pgmesh', 'kernel', 'haproxy'] as const
 type Proxy = (typeof PROXIES)[number]
 
 const connect = (port: number, timeoutMs: number) => {
@@ -141,8 +144,17 @@ async function oneRun(): Promise<RunResult> {
   await sb.init('primary-failover')
   const tb = await Testbed.up(join(tmpdir(), `pgmesh-tb-${randomBytes(4).toString('hex')}`))
   try {
-    const ports: Record<Proxy, number> = { pgmesh: await freePort(), haproxy: await freePort() }
-    const node = await startPgmeshInFront(sb, tb, { id: 'bench', port: ports.pgmesh })
+    const ports: Record<Proxy, number> = {
+      pgmesh: await freePort(),
+      kernel: await freePort(),
+      haproxy: await freePort(),
+    }
+    // one node, two write listeners: the Node relay and the kernel path (`dataPath: kernel`)
+    const node = await startPgmeshInFront(sb, tb, {
+      id: 'bench',
+      port: ports.pgmesh,
+      kernelPort: ports.kernel,
+    })
     await startHaproxyPercona(sb, tb, ports.haproxy)
     const routesTo = async (proxy: Proxy, name: string) => {
       const s = await holdSession(ports[proxy]).catch(() => null)
@@ -177,7 +189,7 @@ async function oneRun(): Promise<RunResult> {
     const writable = firstWritable([to.pgPort], 60_000)
     await tb.switchover(from, to.name)
     const w = await writable
-    await waitFor('both proxies to write to the new primary', 30_000, async () =>
+    await waitFor('every proxy to write to the new primary', 30_000, async () =>
       PROXIES.every((p) => loops[p].firstOn(w.port, w.at) !== null) ? true : undefined,
     )
     await Promise.all(PROXIES.map((p) => loops[p].stop()))
@@ -210,7 +222,7 @@ async function oneRun(): Promise<RunResult> {
       90_000,
     )
     await waitFor(
-      'both proxies to write to the promoted node and close the held sessions',
+      'every proxy to write to the promoted node and close the held sessions',
       60_000,
       async () =>
         PROXIES.every(
@@ -256,8 +268,8 @@ const fmt = (xs: (number | null)[]) => {
     : `${med(v).toFixed(0)} (${Math.min(...v).toFixed(0)}–${Math.max(...v).toFixed(0)})`
 }
 const lines = [
-  '| scenario | measure | pgmesh | HAProxy (Percona) |',
-  '|---|---|---|---|',
+  '| scenario | measure | pgmesh (Node relay) | pgmesh (kernel path) | HAProxy (Percona) |',
+  '|---|---|---|---|---|',
   `| switchover | new primary writable → first write through the proxy, ms | ${PROXIES.map((p) => fmt(results.map((r) => r.switchover[p].firstWriteMs))).join(' | ')} |`,
   `| switchover | failed connection attempts (sum over runs) | ${PROXIES.map((p) => results.reduce((s, r) => s + r.switchover[p].failed, 0)).join(' | ')} |`,
   `| leader's Patroni killed | new primary writable → first write through the proxy, ms | ${PROXIES.map((p) => fmt(results.map((r) => r.patroniKill[p].firstWriteMs))).join(' | ')} |`,

@@ -12,19 +12,30 @@ export const CLI = join(ROOT, 'mesh-node', 'dist', 'pgmesh.mjs')
 /** A port that was free a moment ago on 127.0.0.1. */
 /**
  * A free loopback port below the kernel's ephemeral range (32768+): a port from that range can be
- * taken by any outgoing connection between this check and the node binding it.
+ * taken by any outgoing connection between this check and the node binding it. The range is wide
+ * (12,700 ports, clear of the testbed's fixed 12379/15432/18008 defaults) because test files run
+ * in parallel and each draws its ports at random: in 2,700 ports, a 16-node test and its
+ * neighbours drew the same port often enough to fail CI once (EADDRINUSE). A port is never handed
+ * out twice by one process.
  */
+const PORT_LOW = 20_000
+const PORT_SPAN = 12_700
+const handedOut = new Set<number>()
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 30_000 + Math.floor(Math.random() * 2_700)
+    const port = PORT_LOW + Math.floor(Math.random() * PORT_SPAN)
+    if (handedOut.has(port)) continue
     const free = await new Promise<boolean>((done) => {
       const s = createServer()
       s.once('error', () => done(false))
       s.listen(port, '127.0.0.1', () => s.close(() => done(true)))
     })
-    if (free) return port
+    if (free) {
+      handedOut.add(port)
+      return port
+    }
   }
-  throw new Error('no free port in 30000-32699')
+  throw new Error(`no free port in ${PORT_LOW}-${PORT_LOW + PORT_SPAN - 1}`)
 }
 
 /**
