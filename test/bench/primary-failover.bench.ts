@@ -118,15 +118,42 @@ async function firstWritable(
   }
 }
 
-/** A session held through a proxy; `closedAt` is when the proxy (or the server) closed it. */
-async function holdSession(port: number): Promise<{ port: number; closedAt: () => number | null }> {
+/**
+ * A session held through a proxy; `closedAt` is when the proxy (or the server) closed it. With
+ * `probeEveryMs` the session runs `SELECT 1` that often and counts its first failure as the cut:
+ * the kernel path cuts a flow by deleting its conntrack entry and resetting its next packet, so
+ * an idle client learns of the cut when it next sends, as any client of a dead route does.
+ */
+async function holdSession(
+  port: number,
+  probeEveryMs?: number,
+): Promise<{ port: number; closedAt: () => number | null }> {
   const c = connect(port, 5_000)
   let closedAt: number | null = null
-  c.on('end', () => {
+  const closed = () => {
     closedAt ??= performance.now()
-  })
+  }
+  c.on('end', closed)
+  c.on('error', closed)
   await c.connect()
   const r = await c.query<{ port: number }>('SELECT inet_server_port() AS port')
+  if (probeEveryMs !== undefined) {
+    let busy = false
+    const probe = setInterval(() => {
+      if (closedAt !== null) {
+        clearInterval(probe)
+        return
+      }
+      if (busy) return
+      busy = true
+      c.query('SELECT 1')
+        .catch(closed)
+        .finally(() => {
+          busy = false
+        })
+    }, probeEveryMs)
+    probe.unref()
+  }
   return { port: r.rows[0]!.port, closedAt: () => closedAt }
 }
 
@@ -207,7 +234,7 @@ async function oneRun(): Promise<RunResult> {
       return b.agreed.replicas.length === 2 ? true : undefined
     })
     const held = Object.fromEntries(
-      await Promise.all(PROXIES.map(async (p) => [p, await holdSession(ports[p])] as const)),
+      await Promise.all(PROXIES.map(async (p) => [p, await holdSession(ports[p], 50)] as const)),
     ) as Record<Proxy, Awaited<ReturnType<typeof holdSession>>>
     loops = Object.fromEntries(PROXIES.map((p) => [p, new WriteLoop(ports[p])])) as Record<Proxy, WriteLoop>
     await sleep(500)
@@ -273,7 +300,7 @@ const lines = [
   `| switchover | new primary writable → first write through the proxy, ms | ${PROXIES.map((p) => fmt(results.map((r) => r.switchover[p].firstWriteMs))).join(' | ')} |`,
   `| switchover | failed connection attempts (sum over runs) | ${PROXIES.map((p) => results.reduce((s, r) => s + r.switchover[p].failed, 0)).join(' | ')} |`,
   `| leader's Patroni killed | new primary writable → first write through the proxy, ms | ${PROXIES.map((p) => fmt(results.map((r) => r.patroniKill[p].firstWriteMs))).join(' | ')} |`,
-  `| leader's Patroni killed | kill → held session to the old primary closed, ms | ${PROXIES.map((p) => fmt(results.map((r) => r.patroniKill[p].cutAfterKillMs))).join(' | ')} |`,
+  `| leader's Patroni killed | kill → held session to the old primary cut (SELECT 1 every 50 ms), ms | ${PROXIES.map((p) => fmt(results.map((r) => r.patroniKill[p].cutAfterKillMs))).join(' | ')} |`,
   `| leader's Patroni killed | writes on the old primary after the new one was writable (sum) | ${PROXIES.map((p) => results.reduce((s, r) => s + r.patroniKill[p].oldPrimaryWrites, 0)).join(' | ')} |`,
   `| leader's Patroni killed | failed connection attempts (sum) | ${PROXIES.map((p) => results.reduce((s, r) => s + r.patroniKill[p].failed, 0)).join(' | ')} |`,
 ]
