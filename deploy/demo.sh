@@ -17,7 +17,7 @@ BASE=${PGMESH_DEMO_PORT:-7946}
 command -v npm >/dev/null 2>&1 || deploy/install-deps.sh
 RUNTIME_BIN=$("$ROOT/deploy/runtime.sh")
 export PATH="$RUNTIME_BIN:$PATH"
-CLI=(node "$ROOT/mesh-node/dist/pgmesh.mjs")
+CLI=(node --max-semi-space-size=2 "$ROOT/mesh-node/dist/pgmesh.mjs")
 
 gossip_port() { echo $((BASE + 10 * ($1 - 1))); }
 api_port() { echo $((BASE + 10 * ($1 - 1) + 1)); }

@@ -32,7 +32,7 @@ die() { echo "vip-lab: $*" >&2; exit 1; }
 case "$DIR" in /*) ;; *) DIR="$PWD/$DIR" ;; esac
 case "$DIR" in "" | / | /tmp | /root | /home | /var | /usr | /etc) die "refusing to use DIR '$DIR'" ;; esac
 
-cli() { node "$ROOT/mesh-node/dist/pgmesh.mjs" "$@"; }
+cli() { node --max-semi-space-size=2 "$ROOT/mesh-node/dist/pgmesh.mjs" "$@"; }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -148,7 +148,7 @@ up() {
   for n in "${NODES[@]}"; do
     node_config "$n" >"$DIR/$n.yaml"
     # `ip netns exec` replaces itself with node: $! is the node's PID
-    ip netns exec "$TAG-$n" node "$ROOT/mesh-node/dist/pgmesh.mjs" start --config "$DIR/$n.yaml" \
+    ip netns exec "$TAG-$n" node --max-semi-space-size=2 "$ROOT/mesh-node/dist/pgmesh.mjs" start --config "$DIR/$n.yaml" \
       >"$DIR/$n.log" 2>&1 &
     echo $! >"$DIR/$n.pid"
   done

@@ -65,7 +65,8 @@ chmod 0644 "$P/usr/lib/pgmesh/package.json"
 cat >"$P/usr/bin/pgmesh" <<'SH'
 #!/bin/sh
 # pgmesh with the Node.js runtime it was built and tested with
-exec /usr/lib/pgmesh/bin/node /usr/lib/pgmesh/dist/pgmesh.mjs "$@"
+# --max-semi-space-size=2: see deploy/systemd/pgmesh.service
+exec /usr/lib/pgmesh/bin/node --max-semi-space-size=2 /usr/lib/pgmesh/dist/pgmesh.mjs "$@"
 SH
 chmod 0755 "$P/usr/bin/pgmesh"
 

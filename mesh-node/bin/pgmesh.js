@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 // Stable launcher for the bundled CLI. It is committed (not built) so that `npm install` links
 // `npx pgmesh` even on a checkout that was never built; it stays plain JavaScript so that it can
 // explain itself on any Node.js.

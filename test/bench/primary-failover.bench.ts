@@ -124,11 +124,23 @@ async function firstWritable(
  * the kernel path cuts a flow by deleting its conntrack entry and resetting its next packet, so
  * an idle client learns of the cut when it next sends, as any client of a dead route does.
  */
+/** every session a run opened, ended when the run ends (a live socket would keep the bench running) */
+const sessions = new Set<{ end(): Promise<void> }>()
+const probes = new Set<NodeJS.Timeout>()
+
+async function endSessions(): Promise<void> {
+  for (const t of probes) clearInterval(t)
+  probes.clear()
+  await Promise.all([...sessions].map((c) => c.end().catch(() => undefined)))
+  sessions.clear()
+}
+
 async function holdSession(
   port: number,
   probeEveryMs?: number,
 ): Promise<{ port: number; closedAt: () => number | null }> {
   const c = connect(port, 5_000)
+  sessions.add(c)
   let closedAt: number | null = null
   const closed = () => {
     closedAt ??= performance.now()
@@ -152,7 +164,7 @@ async function holdSession(
           busy = false
         })
     }, probeEveryMs)
-    probe.unref()
+    probes.add(probe)
   }
   return { port: r.rows[0]!.port, closedAt: () => closedAt }
 }
@@ -276,6 +288,7 @@ async function oneRun(): Promise<RunResult> {
     ) as RunResult['patroniKill']
     return { switchover, patroniKill, promotedAfterKillMs: promoted.at - killedAt }
   } finally {
+    await endSessions()
     await sb.cleanup()
     await tb.down()
   }

@@ -8,6 +8,12 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
 export const CLI = join(ROOT, 'mesh-node', 'dist', 'pgmesh.mjs')
+/**
+ * The V8 flags every shipped launcher gives a node (the systemd unit, the .deb's `pgmesh`, the npm
+ * `pgmesh` launcher, deploy/demo.sh and deploy/vip-lab.sh; test/runtime-flags.test.ts keeps them
+ * equal): tests and benchmarks run the node as operators do.
+ */
+export const NODE_FLAGS = ['--max-semi-space-size=2'] as const
 
 /** A port that was free a moment ago on 127.0.0.1. */
 /**
@@ -61,7 +67,7 @@ export class Sandbox {
 
   /** Spawns `node ARGS` with output to LOG in the sandbox dir (cwd: the sandbox unless given). */
   spawnNode(args: readonly string[], log: string, cwd = this.dir): ChildProcess {
-    return this.spawnCommand(process.execPath, args, log, cwd)
+    return this.spawnCommand(process.execPath, [...NODE_FLAGS, ...args], log, cwd)
   }
 
   /** Spawns any command the same way (`ip netns exec NS ...` replaces itself, so the PID is the command's). */
@@ -153,7 +159,7 @@ export async function runCli(
   args: readonly string[],
   timeoutMs = 15_000,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const p = spawn(process.execPath, [CLI, ...args], {
+  const p = spawn(process.execPath, [...NODE_FLAGS, CLI, ...args], {
     cwd: sandbox.dir || ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   })

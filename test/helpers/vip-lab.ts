@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { type ClusterStatus, ClusterStatusSchema } from '@pgmesh/protocol'
 import { fenceTable } from '../../mesh-node/src/vip/kernel-fence.js'
 import { ip, type NetnsLab } from './netns-lab.js'
-import { CLI, ROOT, runCli, type Sandbox } from './processes.js'
+import { CLI, NODE_FLAGS, ROOT, runCli, type Sandbox } from './processes.js'
 
 export const VIP = '198.18.0.100'
 export const SERVICE_PORT = 5000
@@ -96,7 +96,14 @@ export class VipLab {
   startNode(name: string): ChildProcess {
     const p = this.sb.spawnCommand(
       'ip',
-      this.lab.inside(name, [process.execPath, CLI, 'start', '--config', join(this.sb.dir, `${name}.yaml`)]),
+      this.lab.inside(name, [
+        process.execPath,
+        ...NODE_FLAGS,
+        CLI,
+        'start',
+        '--config',
+        join(this.sb.dir, `${name}.yaml`),
+      ]),
       `${name}.log`,
     )
     this.nodes.set(name, p)
