@@ -17,7 +17,7 @@ import { runCli, Sandbox, waitFor } from './helpers/processes.js'
  * silenced the mesh. Slow heartbeats keep 16 processes within 2 cores, and each node is started
  * once the previous one serves, so 16 start-ups never compete for the CPU at once.
  */
-describe('mesh: 16 nodes sharing one address', { timeout: 330_000 }, () => {
+describe('mesh: 16 nodes sharing one address', { timeout: 360_000 }, () => {
   const sb = new Sandbox()
   let secret = ''
   let config = ''
@@ -42,7 +42,7 @@ describe('mesh: 16 nodes sharing one address', { timeout: 330_000 }, () => {
   })
   after(() => sb.cleanup())
 
-  it('every node lists all 16 alive', async () => {
+  it('every node lists all 16 alive', { timeout: 350_000 }, async () => {
     const nodes: TestNode[] = []
     const seed = await startMeshNode(sb, {
       id: 'n01',
@@ -71,15 +71,29 @@ describe('mesh: 16 nodes sharing one address', { timeout: 330_000 }, () => {
       throw new Error(`${String(e)}\n${await describeCluster(sb, nodes)}`)
     }
     // the election works at this size too: one MASTER, the same on every node
-    await waitFor(
-      'one MASTER known by all 16',
-      90_000,
-      async () => {
-        const masters = new Set<string | null>()
-        for (const n of nodes) masters.add((await fetchStatus(n)).election.master)
-        return masters.size === 1 && !masters.has(null) ? true : undefined
-      },
-      1_000,
-    )
+    try {
+      await waitFor(
+        'one MASTER known by all 16',
+        // 90 s was not always enough inside the full suite (2 of 3 fresh-clone runs on 2026-12-02;
+        // never alone, 5 of 5): a wider window, and the election view of every node on failure
+        150_000,
+        async () => {
+          const masters = new Set<string | null>()
+          for (const n of nodes) masters.add((await fetchStatus(n)).election.master)
+          return masters.size === 1 && !masters.has(null) ? true : undefined
+        },
+        1_000,
+      )
+    } catch (e) {
+      const views = await Promise.all(
+        nodes.map(async (n) => {
+          const el = await fetchStatus(n)
+            .then((s) => s.election)
+            .catch((err: unknown) => String(err))
+          return `${n.id}: ${JSON.stringify(el)}`
+        }),
+      )
+      throw new Error(`${String(e)}\n${views.join('\n')}`)
+    }
   })
 })
