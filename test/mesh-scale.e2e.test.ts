@@ -74,8 +74,8 @@ describe('mesh: 16 nodes sharing one address', { timeout: 360_000 }, () => {
     try {
       await waitFor(
         'one MASTER known by all 16',
-        // 90 s was not always enough inside the full suite (2 of 3 fresh-clone runs on 2026-12-02;
-        // never alone, 5 of 5): a wider window, and the election view of every node on failure
+        // 90 s was not always enough inside the full suite (fresh-clone runs of 2026-12-01 and
+        // 2026-12-02; never alone, 5 of 5): a wider window, and every node's election view on failure
         150_000,
         async () => {
           const masters = new Set<string | null>()
