@@ -1,5 +1,5 @@
 import type { Connection, IncomingStreamData, Stream } from '@libp2p/interface'
-import { decode } from 'it-length-prefixed'
+import { decode, encode } from 'it-length-prefixed'
 import { type Pushable, pushable } from 'it-pushable'
 
 /** The slice of a libp2p node a direct channel needs. */
@@ -143,20 +143,5 @@ export class DirectChannel {
  * where two do (measured with strace on an idle MASTER: 210 writes/s before, see BENCHMARKS.md).
  */
 export function withLengthPrefix(frame: Uint8Array): Uint8Array {
-  let n = frame.byteLength
-  let prefixBytes = 1
-  while (n >= 0x80) {
-    n = Math.floor(n / 0x80)
-    prefixBytes++
-  }
-  const out = new Uint8Array(prefixBytes + frame.byteLength)
-  let v = frame.byteLength
-  let i = 0
-  while (v >= 0x80) {
-    out[i++] = (v % 0x80) | 0x80
-    v = Math.floor(v / 0x80)
-  }
-  out[i++] = v
-  out.set(frame, i)
-  return out
+  return encode.single(frame).subarray()
 }
