@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
-import { readFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { type ConfigView, ConfigViewSchema } from '@pgmesh/protocol'
 import { everyoneSees, fetchStatus, startMeshNode, type TestNode } from './helpers/mesh-cluster.js'
-import { freePort, runCli, Sandbox, waitFor } from './helpers/processes.js'
+import { freePort, runCli, Sandbox, waitFor, waitForLogLine } from './helpers/processes.js'
 
 const TOKEN = 'config-e2e-token-0123456789'
 
@@ -137,8 +137,7 @@ describe('one cluster config everywhere: versioned, gossiped, applied live', { t
     const c = await getConfig(nodes[2]!)
     assert.equal(c.origin, 'n1')
     assert.equal(c.source, 'file')
-    const log = await readFile(join(sb.dir, 'n3.log'), 'utf8')
-    assert.match(log, /running cluster config version 1 \(from n[12]\)/)
+    await waitForLogLine(sb, 'n3.log', /running cluster config version 1 \(from n[12]\)/)
   })
 
   it('a write without a token gets 401 and an invalid config is refused with every problem, changing nothing', async () => {
@@ -243,8 +242,11 @@ describe('one cluster config everywhere: versioned, gossiped, applied live', { t
       JSON.stringify(reported.map((c) => c.conflicts)),
     )
     const loserOrigin = loser === ha ? 'n1' : 'n3'
-    const log = await readFile(join(sb.dir, `${loserOrigin}.log`), 'utf8')
-    assert.match(log, new RegExp(`the edit from ${loserOrigin} lost to the one from`))
+    await waitForLogLine(
+      sb,
+      `${loserOrigin}.log`,
+      new RegExp(`the edit from ${loserOrigin} lost to the one from`),
+    )
   })
 
   it('a node restarted with an older file adopts the mesh version and says so; the CLI reads and checks configs', async () => {
@@ -265,9 +267,12 @@ describe('one cluster config everywhere: versioned, gossiped, applied live', { t
       const c = await getConfig(restarted).catch(() => null)
       return c?.version === mesh.version && c.hash === mesh.hash ? true : undefined
     })
-    const log = await readFile(join(sb.dir, 'n3.log'), 'utf8')
     // from a member, or a relayed copy its own earlier life sent (gossip caches outlive a process)
-    assert.match(log, new RegExp(`running cluster config version ${mesh.version} \\(from n[123]\\)`))
+    await waitForLogLine(
+      sb,
+      'n3.log',
+      new RegExp(`running cluster config version ${mesh.version} \\(from n[123]\\)`),
+    )
 
     const got = await runCli(sb, ['config', 'get', '--api', `127.0.0.1:${nodes[1]!.apiPort}`])
     assert.equal(got.code, 0, got.stderr)
@@ -333,8 +338,7 @@ describe('one cluster config everywhere: versioned, gossiped, applied live', { t
     for (const n of nodes)
       assert.deepEqual((await getConfig(n)).pendingRestart, [], `${n.id} needs no restart`)
     for (const n of nodes) {
-      const log = await readFile(join(sb.dir, `${n.id}.log`), 'utf8')
-      assert.match(log, /"leaseMs":600.*"msg":"election settings applied"/, `${n.id} runs the new timings`)
+      await waitForLogLine(sb, `${n.id}.log`, /"leaseMs":600.*"msg":"election settings applied"/)
     }
 
     await edit({ ...baseCluster, election: timings, vip })

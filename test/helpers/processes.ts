@@ -153,6 +153,23 @@ export async function waitFor<T>(
   }
 }
 
+/**
+ * Waits until the log LOG in the sandbox has a line matching RE. A child's output reaches its log
+ * through a pipe and a write stream in this process, so a line can land after the API already shows
+ * the state it describes: read logs with this, not with one readFile.
+ */
+export async function waitForLogLine(
+  sandbox: Sandbox,
+  log: string,
+  re: RegExp,
+  timeoutMs = 5000,
+): Promise<string> {
+  return await waitFor(`a line matching ${re} in ${log}`, timeoutMs, async () => {
+    const text = await readFile(join(sandbox.dir, log), 'utf8').catch(() => '')
+    return text.split('\n').find((l) => re.test(l))
+  })
+}
+
 /** Runs the CLI to completion and returns its exit code and output. */
 export async function runCli(
   sandbox: Sandbox,
