@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fetchStatus, startMeshNode, type TestNode } from './helpers/mesh-cluster.js'
-import { CLI, exited, Sandbox, waitFor } from './helpers/processes.js'
+import { CLI, exited, Sandbox, waitFor, waitForLogLine } from './helpers/processes.js'
 
 /**
  * The last resort of `pgmesh start`: an exception no handler caught (a bug) still releases the
@@ -65,8 +65,7 @@ describe('an uncaught exception on the MASTER', { timeout: 60_000 }, () => {
     const code = await exited(node.proc, 10_000)
     assert.equal(code, 1, 'exit status 1, for systemd to restart the node')
     assert.equal(existsSync(stopMark), true, 'the VIP was released before the process exited')
-    const log = await readFile(join(sb.dir, 'n1.log'), 'utf8')
-    assert.match(log, /"code":"PROCESS_FATAL"/)
-    assert.match(log, /injected fault/)
+    await waitForLogLine(sb, 'n1.log', /"code":"PROCESS_FATAL"/)
+    await waitForLogLine(sb, 'n1.log', /injected fault/)
   })
 })

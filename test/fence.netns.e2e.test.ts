@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { canRunNetns, ip, NetnsLab } from './helpers/netns-lab.js'
-import { CLI, exited, Sandbox, waitFor } from './helpers/processes.js'
+import { CLI, exited, Sandbox, waitFor, waitForLogLine } from './helpers/processes.js'
 import { NODE_NAMES, twoHostStretch, VipLab, watchArp, watchKernels } from './helpers/vip-lab.js'
 
 const run = promisify(execFile)
@@ -269,10 +268,9 @@ describe('the kernel fence in network namespaces: 3 nodes, linux driver, a clien
       `# VIP interface gone: n1 FAULT after ${faultAt - vanishedAt} ms, n2 serving after ${Date.now() - vanishedAt} ms\n`,
     )
     assert.equal(await vl.masterStatus('n1'), 503)
-    const log = await readFile(join(sb.dir, 'n1.log'), 'utf8')
-    assert.match(log, /VIP_ADDRESS_LOST/)
-    assert.match(log, /cannot acquire the VIP; retrying/)
-    assert.match(log, /VIP_ACQUIRE_FAILED/)
+    await waitForLogLine(sb, 'n1.log', /VIP_ADDRESS_LOST/)
+    await waitForLogLine(sb, 'n1.log', /cannot acquire the VIP; retrying/)
+    await waitForLogLine(sb, 'n1.log', /VIP_ACQUIRE_FAILED/)
   })
 })
 

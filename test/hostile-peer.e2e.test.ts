@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { connect, createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -19,7 +19,16 @@ import {
   type TestNode,
   waitUntilServing,
 } from './helpers/mesh-cluster.js'
-import { exited, freePort, isRunning, ROOT, runCli, Sandbox, waitFor } from './helpers/processes.js'
+import {
+  exited,
+  freePort,
+  isRunning,
+  ROOT,
+  runCli,
+  Sandbox,
+  waitFor,
+  waitForLogLine,
+} from './helpers/processes.js'
 
 const PRIORITIES: Record<string, number> = { n1: 110, n2: 105, n3: 100 }
 const CLUSTER = 'hostile'
@@ -471,8 +480,11 @@ describe("a node's own file must fit its node.allow", { timeout: 60_000 }, () =>
       assert.deepEqual((view.cluster as { databases: unknown }).databases, [
         { name: 'pg1', address: '127.0.0.1:5432' },
       ])
-      const log = await readFile(join(sb.dir, 'n1.log'), 'utf8')
-      assert.match(log, /stored cluster config version 7 asks for what node\.allow does not allow here/)
+      await waitForLogLine(
+        sb,
+        'n1.log',
+        /stored cluster config version 7 asks for what node\.allow does not allow here/,
+      )
     } finally {
       await sb.cleanup()
     }
