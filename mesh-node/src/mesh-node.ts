@@ -384,6 +384,7 @@ export class MeshNode {
         repair,
         proxy,
         bus,
+        election,
         self: node.id,
         incarnation: o.identity.incarnation,
       }),
@@ -554,6 +555,7 @@ export class MeshNode {
       repair: MeshRepair
       proxy: ProxyService
       bus: GossipBus
+      election: ElectionLink
       self: string
       incarnation: number
     },
@@ -580,6 +582,7 @@ export class MeshNode {
     for (const peer of fresh)
       if (p.directory.admit(peer.node, peer.peerId) === null) p.repair.discovered(peer.peerId, peer.addrs)
     if (msg.databases !== undefined) p.routing.observe(msg.node, msg.databases, this.#clock.mono())
+    if (msg.election?.config !== undefined) p.election.reported(msg.node, msg.election.config)
     // dial a member when it comes alive (or back), not at every heartbeat
     if (changes.some((c) => c.type === 'state' && c.to === 'alive'))
       p.repair.discovered(msg.peerId, msg.addrs)

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { ConfigHashSchema, VersionedConfigSchema } from './cluster-config.js'
 import { jsonTextTooDeep, MAX_JSON_DEPTH } from './codec.js'
-import { type ElectionMessage, ElectionMessageSchema } from './election.js'
+import { type ElectionMessage, ElectionMessageSchema, VoterConfigIdSchema } from './election.js'
 import { err, ok, pgmeshError, type Result } from './errors.js'
 import { NodeIdSchema, PrioritySchema } from './ids.js'
 import { DbStateSchema } from './listeners.js'
@@ -59,6 +59,11 @@ export const HeartbeatSchema = z.object({
       holder: z.boolean(),
       leader: NodeIdSchema.nullable(),
       failingChecks: z.array(z.string().max(63)).max(64),
+      /**
+       * the voter configuration the sender runs: gossip carries it to nodes that have no direct
+       * connection to the sender, as a witness for that configuration (absent from older nodes)
+       */
+      config: VoterConfigIdSchema.nullable().optional(),
     })
     .optional(),
   /** present while an operator has the sender in maintenance (not eligible, listeners closed) */

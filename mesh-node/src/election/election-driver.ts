@@ -133,7 +133,7 @@ export class ElectionDriver {
    */
   deliver(event: ElectionEvent): void {
     if (this.#stopped) return
-    if (event.type === 'message' && this.#queue.length >= MAX_QUEUED_FRAMES) {
+    if ((event.type === 'message' || event.type === 'report') && this.#queue.length >= MAX_QUEUED_FRAMES) {
       this.#queueDrops++
       return
     }
@@ -207,6 +207,7 @@ export class ElectionDriver {
       holder: st.holder,
       leader: st.leader,
       failingChecks: [...failingChecks],
+      config: st.config,
     }
   }
 

@@ -4,6 +4,7 @@ import {
   type ElectionMessage,
   encodeElectionFrame,
   type VipConfig,
+  type VoterConfigId,
 } from '@pgmesh/protocol'
 import type { TrackedChecks } from '../checks/tracked-checks.js'
 import { canonicalJson } from '../config-sync/config-hash.js'
@@ -135,6 +136,11 @@ export class ElectionLink implements Startable, Reconfigurable, HeartbeatContrib
       return
     }
     this.driver.deliver({ type: 'message', from, msg: r.value })
+  }
+
+  /** A member's heartbeat named its voter configuration (a witness; see the `report` event). */
+  reported(node: string, config: VoterConfigId | null): void {
+    if (node !== this.#d.self) this.driver.deliver({ type: 'report', from: node, config })
   }
 
   peerConnected(peerId: string): void {

@@ -26,6 +26,9 @@ export function stepNone(d: Draft, event: ElectionEvent, now: number, out: Out):
     case 'message':
       onMessage(d, event.from, event.msg, now, out)
       break
+    case 'report':
+      // no voter configurations in this mode
+      return
     case 'peerDisconnected':
       if (!d.peers.has(event.id)) break
       updatePeer(d, event.id, { disconnected: true, holder: false })

@@ -626,3 +626,53 @@ describe('election state machine: terms and configurations within bounds (hostil
     assert.ok(r.some((x) => x.type === 'send' && x.msg.kind === 'leaseAck' && !x.msg.ok))
   })
 })
+
+describe('a joining node takes its voter configuration from gossiped reports', () => {
+  const config = { term: 2, version: 4, voters: ['a', 'b', 'c'], prev: null }
+  const renewal: ElectionMessage = {
+    kind: 'lease',
+    term: 3,
+    sentAt: 10_000,
+    effectivePriority: 100,
+    eligible: true,
+    config,
+  }
+  const joiner = () =>
+    initElection({
+      opts: { self: 'd', priority: 90, checks: [], config: CONFIG },
+      now: 0,
+      seed: 1,
+      persisted: null,
+      initialVoters: null,
+    }).state
+  const at = 10_000
+
+  it('without a witness, a renewal from a MASTER it does not know moves nothing', () => {
+    const r = electionStep(joiner(), { type: 'message', from: 'a', msg: renewal }, at)
+    assert.equal(r.state.leader, null)
+    assert.equal(r.state.term, 0)
+    assert.equal(r.state.voters, null)
+    assert.equal(electionRefusals(r.state), 1)
+  })
+
+  it("one voter's heartbeat report (gossip, no direct frame) makes the MASTER's renewal trusted", () => {
+    let s = electionStep(joiner(), { type: 'report', from: 'b', config: { term: 2, version: 4 } }, at).state
+    assert.equal(s.peers.get('b')?.heardAt, Number.NEGATIVE_INFINITY, 'a report says nothing of presence')
+    s = electionStep(s, { type: 'message', from: 'a', msg: renewal }, at).state
+    assert.equal(s.leader, 'a', 'follows the MASTER a quorum (a and b) vouches for')
+    assert.equal(s.term, 3)
+    assert.deepEqual(s.voters, config)
+  })
+
+  it('an older report never lowers what a newer one said', () => {
+    let s = electionStep(joiner(), { type: 'report', from: 'b', config: { term: 2, version: 4 } }, at).state
+    s = electionStep(s, { type: 'report', from: 'b', config: { term: 1, version: 9 } }, at).state
+    assert.deepEqual(s.peers.get('b')?.config, { term: 2, version: 4 })
+  })
+
+  it("a node's own report and a null one are ignored", () => {
+    let s = electionStep(joiner(), { type: 'report', from: 'd', config: { term: 2, version: 4 } }, at).state
+    s = electionStep(s, { type: 'report', from: 'c', config: null }, at).state
+    assert.equal(s.peers.size, 0)
+  })
+})

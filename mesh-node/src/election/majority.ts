@@ -4,7 +4,7 @@ import { bestSuccessor, expireLease, handOver, onDisconnect, onRelease } from '.
 import { onAck, onRenewal, sendRenewal } from './lease.js'
 import { checkPreemption } from './preemption.js'
 import { configId } from './quorum.js'
-import { recordCheck, recordMaintenance, recordStatus, setMembers } from './shared-steps.js'
+import { recordCheck, recordMaintenance, recordReport, recordStatus, setMembers } from './shared-steps.js'
 import type { Draft, ElectionEvent, Out } from './types.js'
 import { progressVoterConfig } from './voter-changes.js'
 import { answerDeferred, canCampaign, onVoteRequest, onVoteResponse, startVote } from './votes.js'
@@ -33,6 +33,9 @@ export function stepMajority(d: Draft, event: ElectionEvent, now: number, out: O
     case 'peerDisconnected':
       onDisconnect(d, event.id, now)
       break
+    case 'report':
+      recordReport(d, event.from, event.config)
+      return
     case 'members':
       setMembers(d, event.ids)
       break

@@ -1,5 +1,6 @@
-import type { Release, StatusMessage } from '@pgmesh/protocol'
+import type { Release, StatusMessage, VoterConfigId } from '@pgmesh/protocol'
 import { electionDelay, noExclusions, updatePeer } from './common.js'
+import { compareConfigIds } from './quorum.js'
 import type { Draft, Out, ReleaseReason } from './types.js'
 
 /** What both quorum modes do with the same event; each mode decides what follows. */
@@ -37,6 +38,18 @@ export function recordStatus(d: Draft, from: string, msg: StatusMessage, now: nu
     holder: msg.holder,
     config: msg.config,
   })
+}
+
+/**
+ * A member's gossiped report of its voter configuration. Only ever raises what we know of it (a
+ * heartbeat may arrive after a newer status frame), and says nothing of its presence: a peer heard
+ * only through gossip cannot be sent a vote request, so it does not count as fresh.
+ */
+export function recordReport(d: Draft, from: string, config: VoterConfigId | null): void {
+  if (from === d.opts.self || config === null) return
+  const prev = d.peers.get(from)
+  if (prev !== undefined && compareConfigIds(config, prev.config) <= 0) return
+  updatePeer(d, from, { config })
 }
 
 /**

@@ -123,6 +123,12 @@ export interface ElectionState {
 export type ElectionEvent =
   | { readonly type: 'timer' }
   | { readonly type: 'message'; readonly from: string; readonly msg: ElectionMessage }
+  /**
+   * a member's heartbeat, which gossip carries to every node (election frames reach only connected
+   * peers), named the voter configuration it runs: a witness for a configuration this node cannot
+   * yet take from a MASTER it does not know as a voter
+   */
+  | { readonly type: 'report'; readonly from: string; readonly config: VoterConfigId | null }
   /** the transport saw every connection to this peer close (a process exit is seen in 10-50 ms) */
   | { readonly type: 'peerDisconnected'; readonly id: string }
   /** the membership layer's member list changed (joins, leaves, operator removals) */

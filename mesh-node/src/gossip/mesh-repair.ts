@@ -3,7 +3,7 @@ import { canonicalJson } from '../config-sync/config-hash.js'
 import { cancelAll } from '../core/clock.js'
 import type { Clock, Reconfigurable, Startable, Timer } from '../core/contracts.js'
 import type { Logger } from '../log.js'
-import { type MembershipState, redialTargets } from '../membership/membership.js'
+import { type MembershipState, redialTargets, unconnectedMembers } from '../membership/membership.js'
 import type { KnownPeer } from '../membership/peer-directory.js'
 import { runJoinLoop } from './join-loop.js'
 import type { MeshTransport } from './transport.js'
@@ -112,6 +112,10 @@ export class MeshRepair implements Startable, Reconfigurable {
         )
         await t.hangUp(rec.peerId)
       }
+      t.dialDiscovered(rec.peerId, rec.addrs, running.signal)
+    }
+    // alive members reached only through others: their dial when they came alive failed
+    for (const rec of unconnectedMembers(this.#d.membership(), (p) => t.isConnected(p))) {
       t.dialDiscovered(rec.peerId, rec.addrs, running.signal)
     }
     if (t.connectedPeers().length === 0) {

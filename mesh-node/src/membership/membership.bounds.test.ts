@@ -10,6 +10,7 @@ import {
   type MembershipState,
   membershipStep,
   redialTargets,
+  unconnectedMembers,
 } from './membership.js'
 
 const T: MembershipTimings = {
@@ -132,5 +133,28 @@ describe('membership: invented member ids are bounded', () => {
       'a member heard once is not redialled',
     )
     assert.equal(new Set(targets.map((t) => t.peerId)).size, 8)
+  })
+
+  it('unconnected members: confirmed, alive and not connected only, by id, at most the asked number', () => {
+    const events: [number, MembershipEvent][] = []
+    for (let i = 0; i < 12; i++) {
+      events.push([0, { type: 'heartbeat', msg: hb(`m${String(i).padStart(2, '0')}`, 1, 1) }])
+      events.push([200, { type: 'heartbeat', msg: hb(`m${String(i).padStart(2, '0')}`, 1, 2) }])
+    }
+    events.push([250, { type: 'heartbeat', msg: hb('once', 1, 1) }])
+    const { s } = run(events)
+    const connected = new Set(['peer-m00', 'peer-m01'])
+    const targets = unconnectedMembers(s, (p) => connected.has(p), 5)
+    assert.deepEqual(
+      targets.map((t) => t.id),
+      ['m02', 'm03', 'm04', 'm05', 'm06'],
+      'connected ones and a member heard once (an invented id) are left out',
+    )
+    const later = run([[5_000, { type: 'tick' }]], s).s
+    assert.deepEqual(
+      unconnectedMembers(later, () => false),
+      [],
+      "silent members are the redial loop's",
+    )
   })
 })

@@ -380,6 +380,28 @@ export function redialTargets(
   return out
 }
 
+/**
+ * Confirmed, alive members this node has no connection to, by id, at most `max`. A member is
+ * dialled when it comes alive; a dial that failed then (a busy host, a slow handshake) would not be
+ * tried again while its heartbeats keep arriving through other peers, and the election, whose frames
+ * travel only over direct connections, would never hear from it.
+ */
+export function unconnectedMembers(
+  state: MembershipState,
+  isConnected: (peerId: string) => boolean,
+  max = MAX_REDIALS_PER_ROUND,
+): { id: string; peerId: string; addrs: readonly string[] }[] {
+  const out: { id: string; peerId: string; addrs: readonly string[] }[] = []
+  const ids = [...state.members.keys()].sort()
+  for (const id of ids) {
+    if (out.length >= max) break
+    const r = state.members.get(id)
+    if (r === undefined || !r.confirmed || r.state !== 'alive' || isConnected(r.peerId)) continue
+    out.push({ id: r.id, peerId: r.peerId, addrs: r.addrs })
+  }
+  return out
+}
+
 /** The API view of the removals this node remembers. */
 export function removedViews(state: MembershipState, now: number, wallNow: number): RemovedMember[] {
   return [...state.removed]

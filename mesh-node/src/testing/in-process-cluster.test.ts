@@ -289,3 +289,31 @@ describe('a config whose database checks cannot start does not stop the node fro
     )
   })
 })
+
+describe('a member whose first dial failed is dialled again while it stays alive', {
+  timeout: 20_000,
+}, () => {
+  const c = new InProcessCluster()
+  after(() => c.stopAll())
+
+  it('n2 and n3 meet only through the seed at first, then connect directly', async () => {
+    await c.add({ id: 'n1', priority: 110 })
+    await c.add({ id: 'n2', priority: 105, join: ['n1'] })
+    await c.add({ id: 'n3', priority: 100, join: ['n1'] })
+    // a busy host: every dial between n2 and n3 fails, the gossip through n1 flows
+    c.network.refuseDials(c.address('n2'), c.address('n3'))
+    for (const id of ['n1', 'n2', 'n3']) await c.start(id)
+    const alive = () =>
+      c.running().every((n) => n.node.view.members().filter((m) => m.state === 'alive').length === 3)
+    assert.ok(await c.clock.until(alive, 5_000), 'every node lists all three as alive (through n1)')
+    const n2Peers = () => c.get('n2').node.view.status().gossip.connectedPeers
+    await c.clock.advance(1_000)
+    assert.equal(n2Peers(), 1, 'n2 reaches n3 only through n1 while dials fail')
+    c.network.allowDials()
+    // without a retry nobody dials again: the members stay alive, heard through n1
+    assert.ok(
+      await c.clock.until(() => n2Peers() === 2, 20_000),
+      `n2 dialled n3 again in a repair round (connected to ${n2Peers()})`,
+    )
+  })
+})

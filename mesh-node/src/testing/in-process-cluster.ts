@@ -95,6 +95,13 @@ export class InProcessCluster {
     for (const n of this.nodes.values()) if (n.running) await this.stop(n.key)
   }
 
+  /** The memory address node `key` listens at. */
+  address(key: string): string {
+    const i = this.#index.get(key)
+    if (i === undefined) throw new Error(`no node ${key}`)
+    return `127.0.0.1:${port(i)}`
+  }
+
   get(key: string): InProcessNode {
     const n = this.nodes.get(key)
     if (n === undefined) throw new Error(`no node ${key}`)

@@ -14,6 +14,8 @@ export class MemoryNetwork {
   readonly #byPeer = new Map<string, MemoryTransport>()
   /** pairs "a|b" (sorted) that drop everything */
   readonly #cut = new Set<string>()
+  /** pairs of listen addresses (sorted) whose discovered dials fail, the link itself staying up */
+  readonly #refusedDials = new Set<string>()
   #nextPeer = 1
 
   /** A factory for MeshNodeOptions.transport. */
@@ -49,6 +51,19 @@ export class MemoryNetwork {
 
   heal(): void {
     this.#cut.clear()
+  }
+
+  /** Discovered dials between the nodes listening at `a` and `b` fail until `allowDials` (a busy host). */
+  refuseDials(a: string, b: string): void {
+    this.#refusedDials.add(pairKey(a, b))
+  }
+
+  allowDials(): void {
+    this.#refusedDials.clear()
+  }
+
+  dialRefused(a: string, b: string): boolean {
+    return this.#refusedDials.has(pairKey(a, b))
   }
 
   linked(a: string, b: string): boolean {
@@ -163,6 +178,7 @@ export class MemoryTransport implements MeshTransport {
     const t = this.#network.peer(peerId)
     if (t === undefined || t === this || this.#peers.has(peerId)) return
     if (!this.#network.linked(this.peerId, peerId) || this.#peers.size >= this.#options.maxPeers) return
+    if (this.#network.dialRefused(this.#address, t.#address)) return
     this.#connect(t)
   }
 
