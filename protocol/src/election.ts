@@ -103,7 +103,7 @@ export const ElectionConfigSchema = z
     nopreempt: z.boolean().default(false),
     /** Keepalived `preempt_delay`: how long a higher-priority eligible node must be seen before it takes over. Default 0 */
     preemptDelayMs: ms(0, 0, 3_600_000),
-    /** MASTER sends a lease renewal to every member this often. Default 50 */
+    /** MASTER sends a lease renewal to every voter this often (the other members: every statusIntervalMs). Default 50 */
     heartbeatIntervalMs: ms(50, 5, 10_000),
     /** a member's acknowledgement keeps the MASTER's lease for this long (measured from the renewal's send time). Default 250 */
     leaseMs: ms(250, 30, 60_000),
@@ -119,7 +119,7 @@ export const ElectionConfigSchema = z
      * early. Default 10 (monotonic clocks drift well under 0.1 %, this allows 4 % at the default lease).
      */
     maxClockDriftMs: ms(10, 0, 10_000),
-    /** every node announces its priority and eligibility this often (carried in membership heartbeats). Default 250 */
+    /** every node sends its priority and eligibility to the voters and its MASTER this often. Default 250 */
     statusIntervalMs: ms(250, 10, 60_000),
     /**
      * the most members that vote (and acknowledge leases); the others follow as non-voters, so the

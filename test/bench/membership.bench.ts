@@ -8,7 +8,7 @@
  *   cpu       CPU each idle node uses over 10 s (--idle-ms) once the mesh settled for 2 s
  *             (--settle-ms; heartbeats only)
  * Usage: node --conditions=source --import tsx test/bench/membership.bench.ts [--sizes 3,10,25] [--runs 3]
- *          [--heartbeat-ms N] [--settle-ms 2000] [--idle-ms 10000]
+ *          [--heartbeat-ms N] [--settle-ms 2000] [--idle-ms 10000] [--max-voters N]
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -26,12 +26,15 @@ const { values } = parseArgs({
     'heartbeat-ms': { type: 'string' },
     'settle-ms': { type: 'string' },
     'idle-ms': { type: 'string' },
+    'max-voters': { type: 'string' },
   },
 })
 const sizes = (values.sizes ?? '3,10,25').split(',').map(Number)
 const runs = Number(values.runs ?? '3')
 /** membership heartbeat to run with (suspect after 3, dead after 8 intervals); default: the config defaults */
 const heartbeatMs = values['heartbeat-ms'] === undefined ? undefined : Number(values['heartbeat-ms'])
+/** `election.maxVoters` to run with; default: the config default */
+const maxVoters = values['max-voters'] === undefined ? undefined : Number(values['max-voters'])
 
 /** user + system CPU seconds a process has used so far */
 function cpuSeconds(pid: number): number {
@@ -83,12 +86,18 @@ async function runOnce(n: number): Promise<RunResult | null> {
     const secretFile = join(sb.dir, 'cluster.secret')
     writeFileSync(secretFile, generateSecret(), { mode: 0o600 })
     let configFile: string | undefined
-    if (heartbeatMs !== undefined) {
+    if (heartbeatMs !== undefined || maxVoters !== undefined) {
       configFile = join(sb.dir, 'timings.yaml')
-      writeFileSync(
-        configFile,
-        `cluster:\n  membership:\n    heartbeatIntervalMs: ${heartbeatMs}\n    suspectTimeoutMs: ${3 * heartbeatMs}\n    deadTimeoutMs: ${8 * heartbeatMs}\n`,
-      )
+      const lines = ['cluster:']
+      if (heartbeatMs !== undefined)
+        lines.push(
+          '  membership:',
+          `    heartbeatIntervalMs: ${heartbeatMs}`,
+          `    suspectTimeoutMs: ${3 * heartbeatMs}`,
+          `    deadTimeoutMs: ${8 * heartbeatMs}`,
+        )
+      if (maxVoters !== undefined) lines.push('  election:', `    maxVoters: ${maxVoters}`)
+      writeFileSync(configFile, `${lines.join('\n')}\n`)
     }
     const common = { secretFile, logLevel: 'info', ...(configFile === undefined ? {} : { configFile }) }
     const nodes: TestNode[] = []

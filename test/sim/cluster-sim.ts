@@ -388,7 +388,7 @@ export class ClusterSim {
         this.transmit(n, a.to, a.msg)
         return
       case 'broadcast':
-        for (const id of this.nodes.keys()) if (id !== n.id) this.transmit(n, id, a.msg)
+        for (const id of a.only ?? this.nodes.keys()) if (id !== n.id) this.transmit(n, id, a.msg)
         return
       case 'acquireVip':
         this.onAcquire(n)
@@ -596,7 +596,7 @@ function describeAction(a: ElectionAction): string {
     case 'send':
       return `${a.to}: ${describeMessage(a.msg)}`
     case 'broadcast':
-      return `all: ${describeMessage(a.msg)}`
+      return `${a.only === undefined ? 'all' : a.only.join(',')}: ${describeMessage(a.msg)}`
     case 'persist':
       return `persist t${a.state.term} voted ${a.state.votedFor ?? '-'}`
     case 'acquireVip':

@@ -2,7 +2,7 @@ import type { StatusMessage, VoterConfigId } from '@pgmesh/protocol'
 import { type EffectivePriority, effectivePriority, outranks } from './priority.js'
 import { compareConfigIds, configId, isVoter } from './quorum.js'
 import { nextRandom } from './rng.js'
-import type { Draft, ElectionState, PeerView } from './types.js'
+import type { Draft, ElectionAction, ElectionState, PeerView } from './types.js'
 
 type PriorityInputs = Pick<ElectionState, 'opts' | 'failingChecks' | 'role' | 'maintenance'>
 
@@ -58,6 +58,30 @@ export function statusMessage(d: Draft): StatusMessage {
     leader: d.leader,
     config: configId(d.voters),
   }
+}
+
+/**
+ * Who needs this node's election frames in `majority` mode: the voters of its configuration (old
+ * and new during a joint change) and the MASTER it follows. Undefined (every member) in `none`
+ * mode and while the node knows no voters (a joiner must reach whoever can add it).
+ */
+export function electionAudience(d: Draft): readonly string[] | undefined {
+  if (d.opts.config.quorum !== 'majority' || d.voters === null) return undefined
+  const ids = new Set(d.voters.voters)
+  for (const id of d.voters.prev ?? []) ids.add(id)
+  if (d.leader !== null) ids.add(d.leader)
+  ids.delete(d.opts.self)
+  return [...ids].sort()
+}
+
+/** This node's status to everyone who needs it (see electionAudience). */
+export function broadcastStatus(d: Draft, out: ElectionAction[]): void {
+  const only = electionAudience(d)
+  out.push(
+    only === undefined
+      ? { type: 'broadcast', msg: statusMessage(d) }
+      : { type: 'broadcast', msg: statusMessage(d), only },
+  )
 }
 
 /** A peer counts as present while its status keeps arriving (two status intervals plus a renewal). */

@@ -76,8 +76,8 @@ function cluster(priorities: Record<string, number>, vipConfig = VipConfigSchema
       vip,
       vipConfig,
       send: (to, msg) => deliver(id, to, msg),
-      broadcast: (msg) => {
-        for (const to of ids) if (to !== id) deliver(id, to, msg)
+      broadcast: (msg, only) => {
+        for (const to of only ?? ids) if (to !== id) deliver(id, to, msg)
       },
       now: () => performance.now(),
       logger: log,

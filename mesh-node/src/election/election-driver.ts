@@ -31,7 +31,8 @@ export interface ElectionDriverDeps {
   readonly vip: VipDriver
   readonly vipConfig: VipConfig
   readonly send: (to: string, msg: ElectionMessage) => void
-  readonly broadcast: (msg: ElectionMessage) => void
+  /** to every member, or to the members in `only` */
+  readonly broadcast: (msg: ElectionMessage, only?: readonly string[]) => void
   /** monotonic ms */
   readonly now: () => number
   readonly logger: Logger
@@ -324,7 +325,7 @@ export class ElectionDriver {
           this.#d.send(a.to, a.msg)
           break
         case 'broadcast':
-          this.#d.broadcast(a.msg)
+          this.#d.broadcast(a.msg, a.only)
           break
         case 'acquireVip':
           this.#masterChanges++

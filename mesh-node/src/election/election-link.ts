@@ -77,7 +77,7 @@ export class ElectionLink implements Startable, Reconfigurable, HeartbeatContrib
       vip: d.vip,
       vipConfig: cluster.vip,
       send: (to, msg) => this.#send(to, msg),
-      broadcast: (msg) => this.#broadcast(msg),
+      broadcast: (msg, only) => this.#broadcast(msg, only),
       now: () => d.clock.mono(),
       after: (ms, fn) => d.clock.after(ms, fn),
       logger: d.logger,
@@ -196,9 +196,16 @@ export class ElectionLink implements Startable, Reconfigurable, HeartbeatContrib
     if (peer !== undefined) this.#d.transport.sendDirect(peer, encodeElectionFrame(msg))
   }
 
-  #broadcast(msg: ElectionMessage): void {
+  #broadcast(msg: ElectionMessage, only: readonly string[] | undefined): void {
     const frame = encodeElectionFrame(msg)
-    for (const p of this.#d.directory.known()) this.#d.transport.sendDirect(p.peerId, frame)
+    if (only === undefined) {
+      for (const p of this.#d.directory.known()) this.#d.transport.sendDirect(p.peerId, frame)
+      return
+    }
+    for (const id of only) {
+      const peer = this.#d.directory.peerOf(id)
+      if (peer !== undefined) this.#d.transport.sendDirect(peer, frame)
+    }
   }
 
   #warnAboutQuorum(): void {

@@ -1,5 +1,5 @@
 import type { LeaseAck, LeaseRenew, VoterConfigId } from '@pgmesh/protocol'
-import { betterPeers, selfPriority } from './common.js'
+import { betterPeers, electionAudience, selfPriority } from './common.js'
 import { handOver } from './handover.js'
 import { compareConfigIds, configId, leaseDeadline } from './quorum.js'
 import { adoptTerm, isOurVoter, mayAdoptConfig, mayAdoptTerm, withinJump } from './terms.js'
@@ -17,6 +17,9 @@ export function sendRenewal(d: Draft, now: number, out: Out): void {
   const voters = d.voters
   if (lead === null || voters === null) return
   const self = selfPriority(d)
+  // the voters need every renewal; the other members only learn who the MASTER is (and its voters),
+  // so they get one every statusIntervalMs, and the MASTER's sends do not grow with the mesh
+  const announce = now >= (lead.nextAnnounceAt ?? Number.NEGATIVE_INFINITY)
   const msg: LeaseRenew = {
     kind: 'lease',
     term: d.term,
@@ -25,12 +28,19 @@ export function sendRenewal(d: Draft, now: number, out: Out): void {
     eligible: self.eligible,
     config: voters,
   }
-  out.push({ type: 'broadcast', msg })
-  d.lead = { ...lead, nextRenewalAt: now + d.opts.config.heartbeatIntervalMs }
+  const only = announce ? undefined : electionAudience(d)
+  out.push(only === undefined ? { type: 'broadcast', msg } : { type: 'broadcast', msg, only })
+  d.lead = {
+    ...lead,
+    nextRenewalAt: now + d.opts.config.heartbeatIntervalMs,
+    nextAnnounceAt: announce ? now + d.opts.config.statusIntervalMs : lead.nextAnnounceAt,
+  }
 }
 
 export function onRenewal(d: Draft, from: string, m: LeaseRenew, now: number, out: Out): void {
   const self = selfPriority(d)
+  // a member outside the voters hears only every statusIntervalMs (sendRenewal) and answers those:
+  // its acknowledgements are how the MASTER sees it is ready to become a voter
   const reply = (ok: boolean) => {
     const msg: LeaseAck = {
       kind: 'leaseAck',

@@ -69,7 +69,8 @@ class Bench {
           this.queue.push({ to: a.to, from: id, msg: a.msg })
           break
         case 'broadcast':
-          for (const to of this.states.keys()) if (to !== id) this.queue.push({ to, from: id, msg: a.msg })
+          for (const to of a.only ?? this.states.keys())
+            if (to !== id) this.queue.push({ to, from: id, msg: a.msg })
           break
         case 'setTimer':
           this.timers.set(id, a.at)
@@ -303,6 +304,16 @@ describe('election state machine (quorum: majority)', () => {
     bench.runUntil(2_000)
     bench.start({ id: 'd', priority: 90 }, null)
     for (const id of ['a', 'b', 'c', 'd']) bench.step(id, { type: 'members', ids: ['a', 'b', 'c', 'd'] })
+    // the voters' statuses go to voters only: the joiner learns their configuration from their
+    // heartbeats (gossip), which is what makes the MASTER's renewal trusted
+    for (const id of ['a', 'c']) {
+      const v = bench.state(id).voters
+      bench.step('d', {
+        type: 'report',
+        from: id,
+        config: v === null ? null : { term: v.term, version: v.version },
+      })
+    }
     bench.runUntil(3_000)
     const voters = bench.state('b').voters
     assert.deepEqual(voters?.voters, ['a', 'b', 'c', 'd'])
@@ -674,5 +685,55 @@ describe('a joining node takes its voter configuration from gossiped reports', (
     let s = electionStep(joiner(), { type: 'report', from: 'd', config: { term: 2, version: 4 } }, at).state
     s = electionStep(s, { type: 'report', from: 'c', config: null }, at).state
     assert.equal(s.peers.size, 0)
+  })
+})
+
+describe("the election's message rate is bounded by the voters, not the mesh", () => {
+  const five = (): Spec[] => [
+    { id: 'a', priority: 100 },
+    { id: 'b', priority: 120 },
+    { id: 'c', priority: 110 },
+    { id: 'd', priority: 90 },
+    { id: 'e', priority: 80 },
+  ]
+  const recipients = (b: Bench, from: string, kind: ElectionMessage['kind'], t0: number, t1: number) => {
+    const count = new Map<string, number>()
+    for (const { id, action: a, at } of b.actions) {
+      if (id !== from || at < t0 || at >= t1) continue
+      if (a.type === 'broadcast' && a.msg.kind === kind) {
+        for (const to of a.only ?? [...b.states.keys()].filter((x) => x !== from))
+          count.set(to, (count.get(to) ?? 0) + 1)
+      } else if (a.type === 'send' && a.msg.kind === kind) count.set(a.to, (count.get(a.to) ?? 0) + 1)
+    }
+    return count
+  }
+
+  it('a MASTER renews its voters every heartbeat and the other members every statusIntervalMs', () => {
+    const bench = new Bench(five(), { ...CONFIG, maxVoters: 3 }, ['a', 'b', 'c'])
+    for (const s of five()) bench.step(s.id, { type: 'members', ids: ['a', 'b', 'c', 'd', 'e'] })
+    bench.runUntil(2_000)
+    assert.equal(bench.master(), 'b')
+    assert.deepEqual(bench.state('b').voters?.voters, ['a', 'b', 'c'], 'd and e stay non-voters')
+    bench.runUntil(3_000)
+    const renewals = recipients(bench, 'b', 'lease', 2_000, 3_000)
+    const perVoter = 1_000 / CONFIG.heartbeatIntervalMs
+    const perOther = 1_000 / CONFIG.statusIntervalMs
+    assert.ok((renewals.get('a') ?? 0) >= perVoter - 1, `a voter: ${renewals.get('a')} renewals in 1 s`)
+    assert.ok((renewals.get('d') ?? 0) <= perOther + 1, `a non-voter: ${renewals.get('d')} renewals in 1 s`)
+    assert.ok((renewals.get('d') ?? 0) >= 1, 'a non-voter still hears the MASTER')
+    assert.equal(bench.state('d').leader, 'b', 'and follows it')
+    assert.equal(bench.state('e').leader, 'b')
+  })
+
+  it("a member's status goes to the voters and its MASTER only", () => {
+    const bench = new Bench(five(), { ...CONFIG, maxVoters: 3 }, ['a', 'b', 'c'])
+    for (const s of five()) bench.step(s.id, { type: 'members', ids: ['a', 'b', 'c', 'd', 'e'] })
+    bench.runUntil(3_000)
+    const fromD = recipients(bench, 'd', 'status', 2_000, 3_000)
+    assert.equal(fromD.get('e') ?? 0, 0, 'no status between non-voters')
+    assert.ok((fromD.get('b') ?? 0) >= 1, 'the MASTER hears it')
+    assert.ok((fromD.get('a') ?? 0) >= 1, 'the other voters too')
+    const fromA = recipients(bench, 'a', 'status', 2_000, 3_000)
+    assert.equal((fromA.get('d') ?? 0) + (fromA.get('e') ?? 0), 0, 'nor from voters to non-voters')
   })
 })

@@ -1,5 +1,5 @@
 import type { ElectionMessage } from '@pgmesh/protocol'
-import { electionDelay, noExclusions, selfPriority, statusMessage, updatePeer } from './common.js'
+import { broadcastStatus, electionDelay, noExclusions, selfPriority, updatePeer } from './common.js'
 import { bestSuccessor, expireLease, handOver, onDisconnect, onRelease } from './handover.js'
 import { onAck, onRenewal, sendRenewal } from './lease.js'
 import { checkPreemption } from './preemption.js'
@@ -41,7 +41,7 @@ export function stepMajority(d: Draft, event: ElectionEvent, now: number, out: O
       break
     case 'check':
       if (!recordCheck(d, event.name, event.passing)) break
-      out.push({ type: 'broadcast', msg: statusMessage(d) })
+      broadcastStatus(d, out)
       if (d.role === 'leader' && !selfPriority(d).eligible) {
         handOver(d, now, out, 'fault', bestSuccessor(d, now))
       }
@@ -49,14 +49,14 @@ export function stepMajority(d: Draft, event: ElectionEvent, now: number, out: O
     case 'maintenance':
       // like a failing weight-0 check: the MASTER hands over to the best other node at once
       if (!recordMaintenance(d, event.enabled)) break
-      out.push({ type: 'broadcast', msg: statusMessage(d) })
+      broadcastStatus(d, out)
       if (d.role === 'leader' && event.enabled) {
         handOver(d, now, out, 'maintenance', bestSuccessor(d, now))
       }
       break
     case 'options':
       // applied by electionStep; the effective priority may have moved
-      out.push({ type: 'broadcast', msg: statusMessage(d) })
+      broadcastStatus(d, out)
       if (d.role === 'leader' && !selfPriority(d).eligible) {
         handOver(d, now, out, 'fault', bestSuccessor(d, now))
       }
@@ -67,7 +67,7 @@ export function stepMajority(d: Draft, event: ElectionEvent, now: number, out: O
       d.electionAt = null
       d.round = null
       d.deferred = new Map()
-      out.push({ type: 'broadcast', msg: statusMessage(d) })
+      broadcastStatus(d, out)
       return
   }
   advance(
@@ -142,7 +142,7 @@ function advance(d: Draft, now: number, out: Out, force: boolean): void {
     }
   }
   if (now >= d.nextStatusAt) {
-    out.push({ type: 'broadcast', msg: statusMessage(d) })
+    broadcastStatus(d, out)
     d.nextStatusAt = now + d.opts.config.statusIntervalMs
   }
 }

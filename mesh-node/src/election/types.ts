@@ -71,6 +71,8 @@ export interface LeaderState {
   /** since when a better eligible node has been seen (preemption) */
   readonly preemptSince: number | null
   readonly nextRenewalAt: number
+  /** when the next renewal goes to every member, not only the voters (unset: the next one does) */
+  readonly nextAnnounceAt?: number
 }
 
 export interface DeferredVote {
@@ -160,7 +162,11 @@ export type ReleaseReason =
 export type ElectionAction =
   | { readonly type: 'persist'; readonly state: PersistedElection }
   | { readonly type: 'send'; readonly to: string; readonly msg: ElectionMessage }
-  | { readonly type: 'broadcast'; readonly msg: ElectionMessage }
+  /**
+   * to every member, or only to the members in `only` (the voters and the MASTER: what keeps the
+   * election's message rate bounded by the voter count, not the mesh size)
+   */
+  | { readonly type: 'broadcast'; readonly msg: ElectionMessage; readonly only?: readonly string[] }
   /** `leaseUntil` (my clock): the proxy must stop serving on the VIP at that time unless renewed */
   | { readonly type: 'acquireVip'; readonly leaseUntil: number }
   | { readonly type: 'releaseVip'; readonly reason: ReleaseReason }
