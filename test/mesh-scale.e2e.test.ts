@@ -73,16 +73,14 @@ describe('mesh: 16 nodes sharing one address', { timeout: 520_000 }, () => {
     }
   })
 
-  // The election at this size: one MASTER, the same on every node. A known defect (issue 14):
-  // the 16th node is outside the 15 voters, and a node with no voter config follows a renewal only
-  // once a quorum of that config's voters has shown it the config in status frames, which travel
-  // only over connections the mesh already has. In the full suite n16 stayed at term 0 with no
-  // MASTER for 150 s (2 fresh-clone runs, 2026-12-01 and -02; alone it passed 5 of 5). Kept as a
-  // todo until the election core lets a non-voter follow without the config; it prints every
-  // node's election view when it fails.
+  // The election at this size: one MASTER, the same on every node, n16 included although it is
+  // outside the 15 voters. It once stayed at term 0 with no MASTER for 150 s in the full suite: a
+  // joiner takes the MASTER's voters only once a majority of them vouch for them, and their status
+  // frames travel only over direct connections, which a failed first dial never made. Now every
+  // node redials alive members it is not connected to, and heartbeats (gossip) carry each member's
+  // voter configuration. On failure it prints every node's election view and gossip counters.
   it('one MASTER, known by all 16', {
     timeout: 200_000,
-    todo: 'issue 14: a non-voter may never learn the MASTER',
   }, async () => {
     assert.equal(nodes.length, 16, 'the 16 nodes of the previous test run')
     try {
@@ -102,7 +100,17 @@ describe('mesh: 16 nodes sharing one address', { timeout: 520_000 }, () => {
           const el = await fetchStatus(n)
             .then((s) => s.election)
             .catch((err: unknown) => String(err))
-          return `${n.id}: ${JSON.stringify(el)}`
+          const metrics = await fetch(`${n.apiUrl}/metrics`, { signal: AbortSignal.timeout(5000) })
+            .then((r) => r.text())
+            .then((t) =>
+              t
+                .split('\n')
+                .filter((l) =>
+                  /^pgmesh_(gossip_(connected|topic)_peers|gossip_dropped_total|election_term)/.test(l),
+                ),
+            )
+            .catch((err: unknown) => [String(err)])
+          return `${n.id}: ${JSON.stringify(el)}\n  ${metrics.join('\n  ')}`
         }),
       )
       throw new Error(`${String(e)}\n${views.join('\n')}`)
