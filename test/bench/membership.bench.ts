@@ -9,6 +9,7 @@
  *             (--settle-ms; heartbeats only)
  * Usage: node --conditions=source --import tsx test/bench/membership.bench.ts [--sizes 3,10,25] [--runs 3]
  *          [--heartbeat-ms N] [--settle-ms 2000] [--idle-ms 10000] [--max-voters N]
+ *          [--mesh-degree N]
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -27,6 +28,7 @@ const { values } = parseArgs({
     'settle-ms': { type: 'string' },
     'idle-ms': { type: 'string' },
     'max-voters': { type: 'string' },
+    'mesh-degree': { type: 'string' },
   },
 })
 const sizes = (values.sizes ?? '3,10,25').split(',').map(Number)
@@ -35,6 +37,8 @@ const runs = Number(values.runs ?? '3')
 const heartbeatMs = values['heartbeat-ms'] === undefined ? undefined : Number(values['heartbeat-ms'])
 /** `election.maxVoters` to run with; default: the config default */
 const maxVoters = values['max-voters'] === undefined ? undefined : Number(values['max-voters'])
+/** `gossip.meshDegree` to run with; default: the config default */
+const meshDegree = values['mesh-degree'] === undefined ? undefined : Number(values['mesh-degree'])
 
 /** user + system CPU seconds a process has used so far */
 function cpuSeconds(pid: number): number {
@@ -86,7 +90,7 @@ async function runOnce(n: number): Promise<RunResult | null> {
     const secretFile = join(sb.dir, 'cluster.secret')
     writeFileSync(secretFile, generateSecret(), { mode: 0o600 })
     let configFile: string | undefined
-    if (heartbeatMs !== undefined || maxVoters !== undefined) {
+    if (heartbeatMs !== undefined || maxVoters !== undefined || meshDegree !== undefined) {
       configFile = join(sb.dir, 'timings.yaml')
       const lines = ['cluster:']
       if (heartbeatMs !== undefined)
@@ -97,6 +101,7 @@ async function runOnce(n: number): Promise<RunResult | null> {
           `    deadTimeoutMs: ${8 * heartbeatMs}`,
         )
       if (maxVoters !== undefined) lines.push('  election:', `    maxVoters: ${maxVoters}`)
+      if (meshDegree !== undefined) lines.push('  gossip:', `    meshDegree: ${meshDegree}`)
       writeFileSync(configFile, `${lines.join('\n')}\n`)
     }
     const common = { secretFile, logLevel: 'info', ...(configFile === undefined ? {} : { configFile }) }
