@@ -9,7 +9,7 @@
  *             (--settle-ms; heartbeats only)
  * Usage: node --conditions=source --import tsx test/bench/membership.bench.ts [--sizes 3,10,25] [--runs 3]
  *          [--heartbeat-ms N] [--settle-ms 2000] [--idle-ms 10000] [--max-voters N]
- *          [--mesh-degree N]
+ *          [--mesh-degree N] [--election-ms N]
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -29,6 +29,7 @@ const { values } = parseArgs({
     'idle-ms': { type: 'string' },
     'max-voters': { type: 'string' },
     'mesh-degree': { type: 'string' },
+    'election-ms': { type: 'string' },
   },
 })
 const sizes = (values.sizes ?? '3,10,25').split(',').map(Number)
@@ -39,6 +40,11 @@ const heartbeatMs = values['heartbeat-ms'] === undefined ? undefined : Number(va
 const maxVoters = values['max-voters'] === undefined ? undefined : Number(values['max-voters'])
 /** `gossip.meshDegree` to run with; default: the config default */
 const meshDegree = values['mesh-degree'] === undefined ? undefined : Number(values['mesh-degree'])
+/**
+ * the election's renewal interval to run with, the other election timings scaled to it as the
+ * defaults are to 50 ms (lease and status 5×, election timeout 6–8×); default: the config defaults
+ */
+const electionMs = values['election-ms'] === undefined ? undefined : Number(values['election-ms'])
 
 /** user + system CPU seconds a process has used so far */
 function cpuSeconds(pid: number): number {
@@ -90,7 +96,12 @@ async function runOnce(n: number): Promise<RunResult | null> {
     const secretFile = join(sb.dir, 'cluster.secret')
     writeFileSync(secretFile, generateSecret(), { mode: 0o600 })
     let configFile: string | undefined
-    if (heartbeatMs !== undefined || maxVoters !== undefined || meshDegree !== undefined) {
+    if (
+      heartbeatMs !== undefined ||
+      maxVoters !== undefined ||
+      meshDegree !== undefined ||
+      electionMs !== undefined
+    ) {
       configFile = join(sb.dir, 'timings.yaml')
       const lines = ['cluster:']
       if (heartbeatMs !== undefined)
@@ -100,7 +111,16 @@ async function runOnce(n: number): Promise<RunResult | null> {
           `    suspectTimeoutMs: ${3 * heartbeatMs}`,
           `    deadTimeoutMs: ${8 * heartbeatMs}`,
         )
-      if (maxVoters !== undefined) lines.push('  election:', `    maxVoters: ${maxVoters}`)
+      if (maxVoters !== undefined || electionMs !== undefined) lines.push('  election:')
+      if (maxVoters !== undefined) lines.push(`    maxVoters: ${maxVoters}`)
+      if (electionMs !== undefined)
+        lines.push(
+          `    heartbeatIntervalMs: ${electionMs}`,
+          `    leaseMs: ${5 * electionMs}`,
+          `    statusIntervalMs: ${5 * electionMs}`,
+          `    electionTimeoutMinMs: ${6 * electionMs}`,
+          `    electionTimeoutMaxMs: ${8 * electionMs}`,
+        )
       if (meshDegree !== undefined) lines.push('  gossip:', `    meshDegree: ${meshDegree}`)
       writeFileSync(configFile, `${lines.join('\n')}\n`)
     }
