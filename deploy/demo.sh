@@ -174,8 +174,9 @@ Add a 4th peer, joining through node 3 (any member is a seed):
 and see it listed everywhere:
   pgmesh status --api 127.0.0.1:$(api_port 1)
 
-Kill one (kill -9 \$(cat $DEMO/n2.pid)) and watch it turn suspect, then dead; kill the MASTER
-(kill -9 \$(cat $DEMO/n1.pid)) and n2 becomes MASTER within a second.
+Kill the MASTER (kill -9 \$(cat $DEMO/n1.pid)) and n2 becomes MASTER within a second, while the
+others list n1 suspect, then dead. Kill n2 as well and no MASTER is elected: a majority of the
+voters (every member here) must be up, and \`pgmesh status\` says no MASTER is known.
 (The demo runs the VIP driver 'none': the MASTER is recorded, no address moves. The linux driver
 and a real VIP are in test/vip.netns.e2e.test.ts.)
 Ctrl-C stops the demo.

@@ -2,7 +2,14 @@ import type { ElectionMessage, ElectionView, VipConfig } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
 import type { VipDriver, VipState } from '../vip/vip-driver.js'
 import type { ElectionStore } from './election-store.js'
-import { electionRefusals, electionStatus, electionStep, initElection, vipLeaseUntil } from './machine.js'
+import {
+  electionRefusals,
+  electionStatus,
+  electionStep,
+  initElection,
+  knownMaster,
+  vipLeaseUntil,
+} from './machine.js'
 import type { ElectionAction, ElectionEvent, ElectionOptions, ElectionState, ReleaseReason } from './types.js'
 
 /** Peers' frames waiting for the step beyond this are dropped: the inbound queue is bounded. */
@@ -244,7 +251,7 @@ export class ElectionDriver {
       state: this.#vrrpState(s),
       role: s.role,
       term: s.term,
-      master: s.role === 'leader' ? this.#options.self : s.leader,
+      master: knownMaster(s),
       vip,
       leaseRemainingMs: until === null ? null : Math.max(0, Math.round(until - this.#d.now())),
       priority: this.#options.priority,

@@ -6,7 +6,7 @@ import {
   type ElectionMessage,
   MAX_TERM_JUMP,
 } from '@pgmesh/protocol'
-import { electionRefusals, electionStep, initElection, vipLeaseUntil } from './machine.js'
+import { electionRefusals, electionStep, initElection, knownMaster, vipLeaseUntil } from './machine.js'
 import type { WeightedCheck } from './priority.js'
 import type { ElectionAction, ElectionEvent, ElectionState } from './types.js'
 
@@ -735,5 +735,22 @@ describe("the election's message rate is bounded by the voters, not the mesh", (
     assert.ok((fromD.get('a') ?? 0) >= 1, 'the other voters too')
     const fromA = recipients(bench, 'a', 'status', 2_000, 3_000)
     assert.equal((fromA.get('d') ?? 0) + (fromA.get('e') ?? 0), 0, 'nor from voters to non-voters')
+  })
+})
+
+describe('the MASTER a node reports', () => {
+  it('is nobody once the connection to it closed, until its next renewal', () => {
+    const bench = new Bench(three())
+    bench.runUntil(2_000)
+    assert.equal(bench.master(), 'b')
+    assert.equal(knownMaster(bench.state('a')), 'b')
+    assert.equal(knownMaster(bench.state('b')), 'b', 'the MASTER reports itself')
+    // a's connection to b closes (b killed, or the link dropped under a live b)
+    bench.step('a', { type: 'peerDisconnected', id: 'b' })
+    assert.equal(bench.state('a').leader, 'b', 'the election still follows b until its promise runs out')
+    assert.equal(knownMaster(bench.state('a')), null, 'but does not report a MASTER it lost')
+    // b was alive after all: its next renewal reaches a
+    bench.runUntil(2_200)
+    assert.equal(knownMaster(bench.state('a')), 'b')
   })
 })

@@ -108,6 +108,17 @@ export function vipLeaseUntil(state: ElectionState): number | null {
   return state.role === 'leader' && state.lead !== null ? state.lead.leaseUntil : null
 }
 
+/**
+ * The MASTER as this node knows it for the status API: itself while it leads, else the MASTER it
+ * follows, except once its connection to that MASTER closed (a crash, a kill) and no renewal came
+ * since. The election keeps following it (a connection can close under a live MASTER), but telling
+ * an operator "MASTER: n1" about a dead n1 while no quorum can elect another would be a lie.
+ */
+export function knownMaster(state: ElectionState): string | null {
+  if (state.role === 'leader') return state.opts.self
+  return state.leader !== null && state.leader !== state.lostLeader ? state.leader : null
+}
+
 /** Frames ignored since start as out of bounds or from a sender that may not move this node. */
 export function electionRefusals(state: ElectionState): number {
   return state.refusedFrames
