@@ -35,15 +35,15 @@ type LabelValues<L extends string> = Partial<Record<L, string | number>>
 type Emit<L extends string> = (labels: LabelValues<L>, value: number) => void
 type Fill<L extends string> = (s: Snapshot, emit: Emit<L>) => void
 
+/** how often the event loop's delay histogram (`nodejs_eventloop_lag_*`) samples, ms */
+export const EVENT_LOOP_SAMPLE_MS = 100
+
 /**
  * The node's Prometheus registry. Nothing is pushed from the hot paths: at scrape time each
  * metric's collect() copies its values from one snapshot of the node (taken once per scrape).
  * Counters are rebuilt from the node's absolute counts, so a series whose listener or backend
  * is gone disappears instead of freezing.
  */
-/** how often the event loop's delay histogram (`nodejs_eventloop_lag_*`) samples, ms */
-export const EVENT_LOOP_SAMPLE_MS = 100
-
 export class NodeMetrics {
   readonly registry = new Registry()
   readonly #s: MetricsSources
