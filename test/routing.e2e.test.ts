@@ -22,6 +22,11 @@ const MAX_LAG = 1024 * 1024
 
 /** One statement straight to a database node (not through pgmesh). */
 async function sqlDirect(port: number, text: string): Promise<void> {
+  await sqlValue(port, text)
+}
+
+/** The first column of the first row, as text. */
+async function sqlValue(port: number, text: string): Promise<string | null> {
   const c = new pg.Client({
     host: '127.0.0.1',
     port,
@@ -32,7 +37,9 @@ async function sqlDirect(port: number, text: string): Promise<void> {
   })
   await c.connect()
   try {
-    await c.query(text)
+    const r = await c.query<Record<string, unknown>>({ text, rowMode: 'object' })
+    const v = r.rows[0] === undefined ? undefined : Object.values(r.rows[0])[0]
+    return v === undefined || v === null ? null : String(v)
   } finally {
     await c.end().catch(() => undefined)
   }
@@ -148,9 +155,14 @@ describe('routing PostgreSQL through 3 pgmesh nodes in front of a real Patroni c
     try {
       await sqlDirect(a!.pgPort, 'SELECT pg_wal_replay_pause()')
       await fill(1)
-      // b replays the same WAL meanwhile: it may lag past the limit for a moment too
+      // b receives and replays the same WAL meanwhile: while it has not received all of it, its
+      // (replay) lag can be small now and pass the limit a moment later, so wait until b replayed
+      // everything the primary wrote
+      const end = await sqlValue(pgPortOf(leader), 'SELECT pg_current_wal_lsn()')
       await waitFor(`${a!.name}'s lag to pass ${MAX_LAG} while ${b!.name} has caught up`, 20_000, async () =>
-        ((await lagOf(a!.name)) ?? 0) > MAX_LAG && ((await lagOf(b!.name)) ?? MAX_LAG + 1) <= MAX_LAG
+        (await sqlValue(b!.pgPort, `SELECT pg_last_wal_replay_lsn() >= '${end}'::pg_lsn`)) === 'true' &&
+        ((await lagOf(a!.name)) ?? 0) > MAX_LAG &&
+        ((await lagOf(b!.name)) ?? MAX_LAG + 1) <= MAX_LAG
           ? true
           : undefined,
       )

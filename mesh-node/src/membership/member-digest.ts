@@ -8,13 +8,19 @@ const MAX_ENTRIES = 64
 const MAX_ADDRS = 4
 
 /**
- * Push-pull for joiners (memberlist's state exchange, in gossip's terms): after a new connection,
- * the next heartbeat lists the members this node hears from and where they listen. A joiner that
- * reached any one member thus dials the whole mesh at once, and a seed that dies right after
- * answering strands nobody.
+ * Push-pull for joiners (memberlist's state exchange, in gossip's terms): the next heartbeat lists
+ * the members this node hears from and where they listen, after a new connection and whenever a
+ * member came alive since the last heartbeat. A joiner that reached any one member thus dials the
+ * whole mesh at once, and a seed that dies right after answering strands nobody.
+ *
+ * The second trigger matters when nodes join a seed at the same moment: each connects before the
+ * seed has heard the other, so the digest sent for the connection is empty, and until gossipsub's
+ * next mesh heartbeat the seed does not relay one joiner's heartbeats to the other.
  */
 export class MemberDigest implements HeartbeatContributor {
   #wanted = false
+  /** the alive members (with addresses) at the previous heartbeat */
+  #lastAlive = new Set<string>()
 
   constructor(
     private readonly self: string,
@@ -27,14 +33,19 @@ export class MemberDigest implements HeartbeatContributor {
   }
 
   heartbeatFields(): HeartbeatFields {
-    if (!this.#wanted) return {}
-    this.#wanted = false
+    const alive = new Set<string>()
     const peers: NonNullable<Heartbeat['peers']> = []
+    let joined = false
     for (const rec of this.membership().members.values()) {
       if (rec.state !== 'alive' || rec.id === this.self || rec.addrs.length === 0) continue
-      peers.push({ node: rec.id, peerId: rec.peerId, addrs: rec.addrs.slice(0, MAX_ADDRS) })
-      if (peers.length === MAX_ENTRIES) break
+      alive.add(rec.id)
+      if (!this.#lastAlive.has(rec.id)) joined = true
+      if (peers.length < MAX_ENTRIES)
+        peers.push({ node: rec.id, peerId: rec.peerId, addrs: rec.addrs.slice(0, MAX_ADDRS) })
     }
+    this.#lastAlive = alive
+    if (!this.#wanted && !joined) return {}
+    this.#wanted = false
     return peers.length === 0 ? {} : { peers }
   }
 }
