@@ -37,8 +37,9 @@ async function sqlValue(port: number, text: string): Promise<string | null> {
   })
   await c.connect()
   try {
-    const r = await c.query<Record<string, unknown>>({ text, rowMode: 'object' })
-    const v = r.rows[0] === undefined ? undefined : Object.values(r.rows[0])[0]
+    const r = await c.query<Record<string, unknown>>(text)
+    const row = r.rows[0]
+    const v = row === undefined ? undefined : Object.values(row)[0]
     return v === undefined || v === null ? null : String(v)
   } finally {
     await c.end().catch(() => undefined)
