@@ -192,6 +192,42 @@ describe('routing PostgreSQL through 3 pgmesh nodes in front of a real Patroni c
     assert.deepEqual(await answers(4), [a!.pgPort, b!.pgPort].sort())
   })
 
+  it('a replica whose WAL stream stopped counts as lagging (received − replayed alone reads 0)', async () => {
+    const leader = await tb.leader()
+    const [a, b] = tb.nodes.filter((n) => n.name !== leader)
+    const lagOf = async (name: string) => {
+      const v = BackendsViewSchema.parse(await (await fetch(`${nodes[0]!.apiUrl}/v1/backends`)).json())
+      return v.agreed.replicas.find((r) => r.db === name)?.lagBytes ?? null
+    }
+    const receiver = Number(await sqlValue(a!.pgPort, 'SELECT pid FROM pg_stat_wal_receiver'))
+    assert.ok(receiver > 0, `${a!.name} streams from the primary`)
+    // the receiver frozen: nothing more arrives, so nothing is waiting to be replayed either
+    process.kill(receiver, 'SIGSTOP')
+    try {
+      await sqlDirect(
+        pgPortOf(leader),
+        "CREATE TABLE lag_stream AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 40000) g",
+      )
+      const end = await sqlValue(pgPortOf(leader), 'SELECT pg_current_wal_lsn()')
+      await waitFor(`${a!.name} to count as lagging while ${b!.name} has caught up`, 20_000, async () =>
+        (await sqlValue(b!.pgPort, `SELECT pg_last_wal_replay_lsn() >= '${end}'::pg_lsn`)) === 'true' &&
+        ((await lagOf(a!.name)) ?? 0) > MAX_LAG &&
+        ((await lagOf(b!.name)) ?? MAX_LAG + 1) <= MAX_LAG
+          ? true
+          : undefined,
+      )
+      const ports = new Set<number>()
+      for (let i = 0; i < 4; i++) ports.add((await whoAnswers(laggedPorts[0]!)).port)
+      assert.deepEqual([...ports], [b!.pgPort], 'only the replica that is not behind the primary')
+    } finally {
+      process.kill(receiver, 'SIGCONT')
+      await sqlDirect(pgPortOf(leader), 'DROP TABLE IF EXISTS lag_stream').catch(() => undefined)
+    }
+    await waitFor(`${a!.name} to catch up`, 30_000, async () =>
+      ((await lagOf(a!.name)) ?? MAX_LAG + 1) <= MAX_LAG ? true : undefined,
+    )
+  })
+
   it('pgbench through the write listener completes without errors', async () => {
     const env = { ...process.env, PGPASSWORD: TESTBED_PASSWORD }
     const args = ['-h', '127.0.0.1', '-p', String(writePorts[0]), '-U', 'postgres']

@@ -3,7 +3,14 @@ import { createServer, type Server } from 'node:net'
 import { after, describe, it } from 'node:test'
 import { DatabaseConfigSchema } from '@pgmesh/protocol'
 import { pino } from 'pino'
-import { classify, confirm, DatabaseMonitor, type DbState, type ProbeResults } from './database-monitor.js'
+import {
+  classify,
+  confirm,
+  DatabaseMonitor,
+  type DbState,
+  type ProbeResults,
+  replicaLag,
+} from './database-monitor.js'
 import { probeTcp } from './probe-tcp.js'
 
 const pgUp = (writable: boolean) => ({ reachable: true, writable, timeline: 3, lagBytes: 0, error: null })
@@ -42,6 +49,25 @@ describe('classify', () => {
     assert.equal(classify(results({ patroni: patroni('unknown', false) })), 'down')
     assert.equal(classify(results({ patroni: patroni('unknown', false), tcp: tcp(true) })), 'up')
     assert.equal(classify(results({ tcp: tcp(true) })), 'up')
+  })
+})
+
+describe('replicaLag', () => {
+  it('a replica whose WAL stream stopped lags by how far its replay is behind the primary', () => {
+    // received everything it was sent and replayed it (0), but the primary wrote 8 MiB since
+    assert.equal(replicaLag(0, 1_000, 1_000 + 8 * 2 ** 20), 8 * 2 ** 20)
+  })
+
+  it('the larger of received − replayed and primary − replayed; never negative', () => {
+    assert.equal(replicaLag(5_000, 1_000, 2_000), 5_000)
+    assert.equal(replicaLag(0, 3_000, 2_000), 0, 'the primary was checked a moment before the replica')
+    assert.equal(replicaLag(null, 1_000, 4_000), 3_000)
+  })
+
+  it('without a primary position (none confirmed, its check failed) it is received − replayed', () => {
+    assert.equal(replicaLag(7, 1_000, null), 7)
+    assert.equal(replicaLag(7, null, 4_000), 7)
+    assert.equal(replicaLag(null, undefined, undefined), null)
   })
 })
 

@@ -71,6 +71,25 @@ export function confirm(
   return streak >= needed
 }
 
+/**
+ * A replica's lag, bytes: what it received but has not replayed, or — when this node's latest
+ * check of the primary gave its WAL position — how far its replay is behind the primary, whichever
+ * is larger. Received − replayed alone reads 0 on a replica whose WAL stream stopped (its receiver
+ * cut off from the primary) while it falls behind without bound. The primary's position comes from
+ * its own latest check, at most one check interval from the replica's (Patroni's `/replica?lag`
+ * compares with a position up to `loop_wait` old).
+ */
+export function replicaLag(
+  received: number | null,
+  replayedLsn: number | null | undefined,
+  primaryLsn: number | null | undefined,
+): number | null {
+  if (replayedLsn === null || replayedLsn === undefined || primaryLsn === null || primaryLsn === undefined)
+    return received
+  const behind = Math.max(0, primaryLsn - replayedLsn)
+  return received === null ? behind : Math.max(received, behind)
+}
+
 interface Tracked {
   readonly config: DatabaseConfig
   prober: PostgresProber | null
@@ -165,6 +184,17 @@ export class DatabaseMonitor {
     }
   }
 
+  /** the WAL position of the one database this node confirms as primary, by its latest check */
+  #primaryLsn(): number | null {
+    let lsn: number | null = null
+    for (const t of this.#tracked.values()) {
+      if (t.status.state !== 'primary') continue
+      if (lsn !== null) return null // two primaries: no reference to measure against
+      lsn = t.status.postgres?.walLsn ?? null
+    }
+    return lsn
+  }
+
   status(name: string): DbStatus | undefined {
     return this.#tracked.get(name)?.status
   }
@@ -185,7 +215,10 @@ export class DatabaseMonitor {
       name: t.config.name,
       state: to,
       timeline: pg?.timeline ?? patroni?.timeline ?? t.status.timeline,
-      lagBytes: pg?.lagBytes ?? patroni?.lagBytes ?? null,
+      lagBytes:
+        to === 'replica'
+          ? replicaLag(pg?.lagBytes ?? patroni?.lagBytes ?? null, pg?.walLsn, this.#primaryLsn())
+          : (pg?.lagBytes ?? patroni?.lagBytes ?? null),
       at: this.now(),
       probeMs: Math.round(this.now() - started),
       postgres: pg,

@@ -16,6 +16,11 @@ export interface PostgresObservation {
   readonly timeline: number | null
   /** received − replayed WAL on a replica, bytes */
   readonly lagBytes: number | null
+  /**
+   * WAL position in bytes: where a primary writes (`pg_current_wal_lsn()`), what a replica has
+   * replayed; the monitor measures a replica against the primary with it (absent: unknown)
+   */
+  readonly walLsn?: number | null
   readonly error: string | null
 }
 
@@ -24,7 +29,9 @@ const PROBE_SQL = `SELECT pg_is_in_recovery() AS recovery,
   CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1)
        ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline,
   CASE WHEN pg_is_in_recovery()
-       THEN pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint END AS lag`
+       THEN pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint END AS lag,
+  pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END,
+                  '0/0')::text AS lsn`
 
 /**
  * One database's check connection, kept open between probes: a check is then one query, not a
@@ -51,9 +58,12 @@ export class PostgresProber {
     const timer = setTimeout(stop(`no answer within ${timeoutMs} ms`), timeoutMs)
     try {
       const client = this.#client ?? (await this.#connect(timeoutMs))
-      const r = await client.query<{ recovery: boolean; timeline: number | null; lag: string | null }>(
-        PROBE_SQL,
-      )
+      const r = await client.query<{
+        recovery: boolean
+        timeline: number | null
+        lag: string | null
+        lsn: string | null
+      }>(PROBE_SQL)
       const row = r.rows[0]
       if (row === undefined) throw new Error('no row')
       return {
@@ -61,6 +71,7 @@ export class PostgresProber {
         writable: row.recovery === false,
         timeline: row.timeline,
         lagBytes: row.lag === null ? null : Number(row.lag),
+        walLsn: row.lsn === null ? null : Number(row.lsn),
         error: null,
       }
     } catch (e) {
