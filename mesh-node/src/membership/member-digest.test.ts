@@ -1,32 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { Heartbeat, MembershipTimings } from '@pgmesh/protocol'
+import { TEST_TIMINGS, testHeartbeat } from '../testing/heartbeats.js'
 import { MemberDigest, unknownPeers } from './member-digest.js'
 import { initialMembership, type MembershipState, membershipStep } from './membership.js'
 
-const T: MembershipTimings = {
-  heartbeatIntervalMs: 100,
-  suspectTimeoutMs: 300,
-  deadTimeoutMs: 1000,
-  leftRetentionMs: 5000,
-}
-
-function hb(node: string, seq: number): Heartbeat {
-  return {
-    v: 1,
-    kind: 'heartbeat',
-    cluster: 'c',
-    node,
-    peerId: `peer-${node}`,
-    incarnation: 1,
-    sentAt: 0,
-    seq,
-    priority: 100,
-    addrs: [`/ip4/127.0.0.1/tcp/1/p2p/peer-${node}`],
-    api: null,
-    configVersion: 0,
-  }
-}
+const T = TEST_TIMINGS
+const hb = (node: string, seq: number) =>
+  testHeartbeat(node, { seq, addrs: [`/ip4/127.0.0.1/tcp/1/p2p/peer-${node}`] })
 
 /** A seed's membership and its digest, driven by heartbeats and ticks. */
 function seed() {

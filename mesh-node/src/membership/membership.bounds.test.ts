@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { Heartbeat, MembershipTimings } from '@pgmesh/protocol'
+import type { Heartbeat } from '@pgmesh/protocol'
+import { TEST_TIMINGS, testHeartbeat } from '../testing/heartbeats.js'
 import {
   initialMembership,
   MAX_MEMBERS,
@@ -13,30 +14,9 @@ import {
   unconnectedMembers,
 } from './membership.js'
 
-const T: MembershipTimings = {
-  heartbeatIntervalMs: 100,
-  suspectTimeoutMs: 300,
-  deadTimeoutMs: 1000,
-  leftRetentionMs: 5000,
-}
-
-function hb(node: string, incarnation: number, seq: number, extra: Partial<Heartbeat> = {}): Heartbeat {
-  return {
-    v: 1,
-    kind: 'heartbeat',
-    cluster: 'c',
-    node,
-    peerId: `peer-${node}`,
-    incarnation,
-    sentAt: 0,
-    seq,
-    priority: 100,
-    addrs: [`/ip4/127.0.0.1/tcp/1/p2p/peer-${node}`],
-    api: null,
-    configVersion: 0,
-    ...extra,
-  }
-}
+const T = TEST_TIMINGS
+const hb = (node: string, incarnation: number, seq: number, extra: Partial<Heartbeat> = {}) =>
+  testHeartbeat(node, { incarnation, seq, addrs: [`/ip4/127.0.0.1/tcp/1/p2p/peer-${node}`], ...extra })
 
 function run(events: readonly (readonly [number, MembershipEvent])[], start = initialMembership('self')) {
   let s: MembershipState = start

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { Heartbeat, Leave, MembershipTimings } from '@pgmesh/protocol'
+import type { Heartbeat, Leave } from '@pgmesh/protocol'
+import { TEST_TIMINGS, testHeartbeat } from '../testing/heartbeats.js'
 import {
   initialMembership,
   type MembershipEvent,
@@ -11,30 +12,9 @@ import {
   removedViews,
 } from './membership.js'
 
-const T: MembershipTimings = {
-  heartbeatIntervalMs: 100,
-  suspectTimeoutMs: 300,
-  deadTimeoutMs: 1000,
-  leftRetentionMs: 5000,
-}
-
-function hb(node: string, incarnation: number, seq: number, extra: Partial<Heartbeat> = {}): Heartbeat {
-  return {
-    v: 1,
-    kind: 'heartbeat',
-    cluster: 'c',
-    node,
-    peerId: `peer-${node}`,
-    incarnation,
-    sentAt: 0,
-    seq,
-    priority: 100,
-    addrs: [],
-    api: null,
-    configVersion: 0,
-    ...extra,
-  }
-}
+const T = TEST_TIMINGS
+const hb = (node: string, incarnation: number, seq: number, extra: Partial<Heartbeat> = {}) =>
+  testHeartbeat(node, { incarnation, seq, ...extra })
 const leave = (node: string, incarnation: number): Leave => ({
   v: 1,
   kind: 'leave',

@@ -3,9 +3,9 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import type { Heartbeat, MembershipTimings } from '@pgmesh/protocol'
 import { pino } from 'pino'
 import { initialMembership, type MembershipState, membershipStep } from '../membership/membership.js'
+import { TEST_TIMINGS, testHeartbeat } from '../testing/heartbeats.js'
 import {
   fileMaintenanceStore,
   Maintenance,
@@ -106,29 +106,8 @@ describe('maintenance', () => {
   })
 })
 
-const T: MembershipTimings = {
-  heartbeatIntervalMs: 100,
-  suspectTimeoutMs: 300,
-  deadTimeoutMs: 1000,
-  leftRetentionMs: 5000,
-}
-
-function hb(node: string, incarnation: number): Heartbeat {
-  return {
-    v: 1,
-    kind: 'heartbeat',
-    cluster: 'c',
-    node,
-    peerId: `peer-${node}`,
-    incarnation,
-    sentAt: 0,
-    seq: 1,
-    priority: 100,
-    addrs: [],
-    api: null,
-    configVersion: 0,
-  }
-}
+const T = TEST_TIMINGS
+const hb = (node: string, incarnation: number) => testHeartbeat(node, { incarnation })
 
 describe('maintenance: handing the VIP over', () => {
   function vipRig(opts: { quiesceFails?: boolean } = {}) {
