@@ -186,13 +186,9 @@ export class DatabaseMonitor {
 
   /** the WAL position of the one database this node confirms as primary, by its latest check */
   #primaryLsn(): number | null {
-    let lsn: number | null = null
-    for (const t of this.#tracked.values()) {
-      if (t.status.state !== 'primary') continue
-      if (lsn !== null) return null // two primaries: no reference to measure against
-      lsn = t.status.postgres?.walLsn ?? null
-    }
-    return lsn
+    const primaries = [...this.#tracked.values()].filter((t) => t.status.state === 'primary')
+    // none, or two (a split brain under way): no reference to measure against
+    return primaries.length === 1 ? (primaries[0]!.status.postgres?.walLsn ?? null) : null
   }
 
   status(name: string): DbStatus | undefined {
