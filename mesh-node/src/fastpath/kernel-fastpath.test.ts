@@ -105,6 +105,35 @@ describe('KernelFastPath', () => {
     assert.equal(g.status().listeners[0]?.path, 'node', 'no target: the Node listener takes new connections')
   })
 
+  it('a sync while the start-up probe of nft runs still installs the rules once nft answers', async () => {
+    const calls: string[][] = []
+    let answerProbe: (r: CommandResult) => void = () => undefined
+    const probeAnswer = new Promise<CommandResult>((r) => (answerProbe = r))
+    const f = new KernelFastPath({
+      node: 'n1',
+      clock: new FakeClock(),
+      logger: logger([]),
+      routes: () => [route([{ id: 'db1', host: '127.0.0.1', port: 5432, weight: 1 }])],
+      exec: (argv) => {
+        calls.push([...argv])
+        // the first call is the probe (remove a stale table): it answers late
+        return calls.length === 1 ? probeAnswer : Promise.resolve(ok())
+      },
+    })
+    const started = f.start()
+    // routing reroutes (a database check came in) before nft has answered
+    f.sync()
+    await new Promise((r) => setImmediate(r))
+    answerProbe(ok())
+    await started
+    f.sync()
+    await f.settled()
+    const updates = calls.filter((c) => c[0] === 'nft' && c[1]?.includes('add rule'))
+    assert.equal(updates.length, 1, 'the rules reached the kernel')
+    assert.equal(f.status().listeners[0]?.path, 'kernel')
+    await f.stop()
+  })
+
   it('counts established flows per backend from conntrack', () => {
     const text = [
       'tcp      6 431999 ESTABLISHED src=127.0.0.1 dst=127.0.0.1 sport=50000 dport=6432 src=127.0.0.1 dst=127.0.0.1 sport=5432 dport=50000 [ASSURED] mark=0 use=1',

@@ -107,7 +107,12 @@ export class KernelFastPath implements Startable {
   async start(): Promise<void> {
     this.#running = true
     // nothing to do without kernel listeners: no nft runs at all (the first one added probes)
-    if (this.#d.routes().length > 0) await this.#probe()
+    // queued: a sync() while nft is probed waits for the answer instead of taking "not yet known"
+    // for "unavailable" (the rules were then never installed, while the status said kernel)
+    if (this.#d.routes().length > 0) {
+      this.#queue = this.#queue.then(() => this.#probe())
+      await this.#queue
+    }
     this.#timers.push(this.#d.clock.every(FASTPATH_STATS_INTERVAL_MS, () => void this.#refreshStats()))
     this.sync()
   }
@@ -136,10 +141,6 @@ export class KernelFastPath implements Startable {
     this.#applied = key
     this.#latest = routes
     if (!this.#probed && routes.length > 0) this.#queue = this.#queue.then(() => this.#probe())
-    if (this.#probed && !this.#available) {
-      this.#routes = routes
-      return
-    }
     const names = new Set(routes.map((r) => counterName(r.listener)))
     const script = fastPathScript(
       this.#table,
