@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { type Heartbeat, MAX_INCARNATION, type MembershipTimings } from '@pgmesh/protocol'
 import fc from 'fast-check'
+import { testHeartbeat } from '../testing/heartbeats.js'
 import {
   initialMembership,
   MAX_MEMBERS,
@@ -123,20 +124,7 @@ describe('membership step fuzzing', () => {
               s,
               {
                 type: 'heartbeat',
-                msg: {
-                  v: 1,
-                  kind: 'heartbeat',
-                  cluster: 'c',
-                  node: id,
-                  peerId: `p-${id}`,
-                  incarnation: 1,
-                  sentAt: 0,
-                  seq: 1,
-                  priority: 100,
-                  addrs: [],
-                  api: null,
-                  configVersion: 0,
-                },
+                msg: testHeartbeat(id, { peerId: `p-${id}` }),
               },
               i,
               T,
