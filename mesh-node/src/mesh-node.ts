@@ -3,6 +3,7 @@ import {
   type ClusterConfig,
   type ConfigFile,
   ELECTION_FRAME_MAX_BYTES,
+  type ErrorCode,
   err,
   formatHostPort,
   type Heartbeat,
@@ -177,6 +178,11 @@ export class MeshNode {
         directFrame: (peerId, data) => election.frame(peerId, data),
         directError: (peerId, reason) =>
           bus.drop('ELECTION_STREAM_ERROR', peerId, `election stream failed: ${reason}`, 'debug'),
+        muxerUntuned: () =>
+          this.#log.warn(
+            { code: 'GOSSIP_MUXER_UNTUNED' satisfies ErrorCode },
+            "yamux's internals are not the expected ones: its window updates are not batched (more CPU per message, nothing else changes)",
+          ),
       },
     )
     bus.attach(transport)

@@ -9,7 +9,9 @@
  *             (--settle-ms; heartbeats only)
  * Usage: node --conditions=source --import tsx test/bench/membership.bench.ts [--sizes 3,10,25] [--runs 3]
  *          [--heartbeat-ms N] [--settle-ms 2000] [--idle-ms 10000] [--max-voters N]
- *          [--mesh-degree N] [--election-ms N]
+ *          [--mesh-degree N] [--election-ms N] [--builds NAME=CLI,NAME=CLI]
+ * --builds compares builds of the CLI (a copy of mesh-node/dist/pgmesh.mjs from another commit,
+ * say) in one run: their runs alternate, and each gets its own row.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -18,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { generateSecret } from '../../mesh-node/src/secret.js'
 import { fetchStatus, startMeshNode, type TestNode } from '../helpers/mesh-cluster.js'
-import { Sandbox, waitFor } from '../helpers/processes.js'
+import { CLI, Sandbox, waitFor } from '../helpers/processes.js'
 
 const { values } = parseArgs({
   options: {
@@ -30,6 +32,7 @@ const { values } = parseArgs({
     'max-voters': { type: 'string' },
     'mesh-degree': { type: 'string' },
     'election-ms': { type: 'string' },
+    builds: { type: 'string' },
   },
 })
 const sizes = (values.sizes ?? '3,10,25').split(',').map(Number)
@@ -45,6 +48,15 @@ const meshDegree = values['mesh-degree'] === undefined ? undefined : Number(valu
  * defaults are to 50 ms (lease and status 5×, election timeout 6–8×); default: the config defaults
  */
 const electionMs = values['election-ms'] === undefined ? undefined : Number(values['election-ms'])
+/** the CLI builds to compare, by name; default: this tree's build */
+const builds: { name: string; cli: string }[] =
+  values.builds === undefined
+    ? [{ name: 'this tree', cli: CLI }]
+    : values.builds.split(',').map((b) => {
+        const at = b.indexOf('=')
+        if (at <= 0) throw new Error(`--builds: expected NAME=CLI, got '${b}'`)
+        return { name: b.slice(0, at), cli: b.slice(at + 1) }
+      })
 
 /** user + system CPU seconds a process has used so far */
 function cpuSeconds(pid: number): number {
@@ -89,7 +101,7 @@ const CONVERGE_LIMIT_MS = 60_000
 const SETTLE_MS = Number(values['settle-ms'] ?? '2000')
 const IDLE_WINDOW_MS = Number(values['idle-ms'] ?? '10000')
 
-async function runOnce(n: number): Promise<RunResult | null> {
+async function runOnce(n: number, cli: string): Promise<RunResult | null> {
   const sb = new Sandbox()
   await sb.init(`bench-${n}`)
   try {
@@ -124,7 +136,7 @@ async function runOnce(n: number): Promise<RunResult | null> {
       if (meshDegree !== undefined) lines.push('  gossip:', `    meshDegree: ${meshDegree}`)
       writeFileSync(configFile, `${lines.join('\n')}\n`)
     }
-    const common = { secretFile, logLevel: 'info', ...(configFile === undefined ? {} : { configFile }) }
+    const common = { cli, secretFile, logLevel: 'info', ...(configFile === undefined ? {} : { configFile }) }
     const nodes: TestNode[] = []
     const t0 = performance.now()
     const seed = await startMeshNode(sb, { id: 'n1', ...common })
@@ -151,6 +163,7 @@ async function runOnce(n: number): Promise<RunResult | null> {
     const tj = performance.now()
     const joiner = await startMeshNode(sb, {
       id: 'joiner',
+      cli,
       secretFile,
       join: [nodes[nodes.length - 1]!.gossipPort],
     })
@@ -180,24 +193,32 @@ console.log(
   `# membership benchmark${heartbeatMs === undefined ? '' : ` (heartbeatIntervalMs ${heartbeatMs})`}, idle window ${IDLE_WINDOW_MS} ms after ${SETTLE_MS} ms — ${new Date().toISOString()} — ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
 )
 console.log(
-  '| nodes | runs | all list all (s) | join listed everywhere, from spawn (s) | from joiner API up (s) | idle RSS per node (MiB) | idle CPU per node (% of one core) |',
+  '| build | nodes | runs | all list all (s) | join listed everywhere, from spawn (s) | from joiner API up (s) | idle RSS per node (MiB) | idle CPU per node (% of one core) |',
 )
-console.log('|---|---|---|---|---|---|---|')
+console.log('|---|---|---|---|---|---|---|---|')
 for (const n of sizes) {
-  const results: RunResult[] = []
-  let failed = 0
+  const results = new Map(builds.map((b) => [b.name, [] as RunResult[]]))
+  const failed = new Map(builds.map((b) => [b.name, 0]))
   for (let r = 0; r < runs; r++) {
-    const res = await runOnce(n)
-    if (res === null) failed++
-    else results.push(res)
+    for (const b of builds) {
+      const res = await runOnce(n, b.cli)
+      if (res === null) failed.set(b.name, failed.get(b.name)! + 1)
+      else results.get(b.name)!.push(res)
+    }
   }
-  if (results.length === 0) {
-    console.log(`| ${n} | ${runs} | no convergence within ${CONVERGE_LIMIT_MS / 1000} s | - | - | - | - |`)
-    continue
+  for (const b of builds) {
+    const rs = results.get(b.name)!
+    const f = failed.get(b.name)!
+    if (rs.length === 0) {
+      console.log(
+        `| ${b.name} | ${n} | ${runs} | no convergence within ${CONVERGE_LIMIT_MS / 1000} s | - | - | - | - |`,
+      )
+      continue
+    }
+    console.log(
+      `| ${b.name} | ${n} | ${runs}${f > 0 ? ` (${f} did not converge in ${CONVERGE_LIMIT_MS / 1000} s)` : ''} | ${fmt(stats(rs.map((r) => r.convergeS)))} | ${fmt(stats(rs.map((r) => r.joinFromSpawnS)))} | ${fmt(
+        stats(rs.map((r) => r.joinFromApiS)),
+      )} | ${fmt(stats(rs.flatMap((r) => r.rss)), 0)} | ${fmt(stats(rs.flatMap((r) => r.idleCpuPct)), 1)} |`,
+    )
   }
-  console.log(
-    `| ${n} | ${runs}${failed > 0 ? ` (${failed} did not converge in ${CONVERGE_LIMIT_MS / 1000} s)` : ''} | ${fmt(stats(results.map((r) => r.convergeS)))} | ${fmt(stats(results.map((r) => r.joinFromSpawnS)))} | ${fmt(
-      stats(results.map((r) => r.joinFromApiS)),
-    )} | ${fmt(stats(results.flatMap((r) => r.rss)), 0)} | ${fmt(stats(results.flatMap((r) => r.idleCpuPct)), 1)} |`,
-  )
 }

@@ -10,6 +10,7 @@ import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import type { HostPort } from '@pgmesh/protocol'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { DirectChannel } from './direct-channel.js'
+import { type LazyWindowStats, lazyWindowUpdates } from './lazy-window-updates.js'
 import { hostPortToMultiaddr } from './seed-addresses.js'
 import type { MeshTransport } from './transport.js'
 
@@ -46,6 +47,8 @@ export interface GossipTransportEvents {
   /** a frame on the direct channel, from a connected (authenticated) peer */
   directFrame(peerId: string, data: Uint8Array): void
   directError(peerId: string, reason: string): void
+  /** the connection's muxer could not be tuned (window updates are sent as yamux sends them) */
+  muxerUntuned?(): void
 }
 
 /**
@@ -58,6 +61,8 @@ export class GossipTransport implements MeshTransport {
   /** peers with at least one open connection, kept from connect/disconnect events (getPeers() allocates) */
   readonly #connected = new Map<string, number>()
   readonly #direct: DirectChannel
+  /** connections whose yamux window updates are batched, and those left as they were */
+  readonly #muxers: LazyWindowStats = { wrapped: 0, unwrapped: 0 }
 
   constructor(
     private readonly opts: GossipTransportOptions,
@@ -84,7 +89,7 @@ export class GossipTransport implements MeshTransport {
       },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
+      streamMuxers: [lazyWindowUpdates(yamux(), this.#muxers, () => this.events.muxerUntuned?.())],
       ...(o.psk === undefined ? {} : { connectionProtector: preSharedKey({ psk: o.psk }) }),
       connectionGater: {
         // libp2p 2.x does not check that the peer answering a /p2p/<id> address is that peer
