@@ -133,6 +133,10 @@ export class GossipTransport implements MeshTransport {
           // by the cluster secret, and members legitimately share an address (NAT, one lab host).
           scoreParams: { IPColocationFactorWeight: 0 },
           maxInboundDataLength: o.maxMessageBytes + 4096,
+          // IDONTWANT (gossipsub 1.2) asks mesh peers not to forward a large message once it has
+          // arrived. Publishers flood every peer directly, so the forwarded copy is already on its
+          // way when the IDONTWANT goes: it only adds a frame per message and mesh peer.
+          idontwantMinDataSize: o.maxMessageBytes + 4096 + 1,
           // Without a fast id, gossipsub verifies the signature of every duplicate copy before it
           // finds out it has seen the message: with a full mesh that is most of a node's CPU.
           // Only validated messages enter the fast-id cache, so a forged copy cannot poison it.
