@@ -200,6 +200,11 @@ export const BackendsViewSchema = z.object({
             writable: z.boolean(),
             timeline: z.number().int().nullable(),
             lagBytes: z.number().nullable(),
+            /**
+             * WAL position as a byte offset: the primary's current write position, a replica's
+             * replay position (the replica lag against the primary is computed from these)
+             */
+            walLsn: z.number().nullable().optional(),
             error: z.string().nullable(),
           })
           .nullable(),
