@@ -119,7 +119,7 @@ export const ElectionConfigSchema = z
      * early. Default 10 (monotonic clocks drift well under 0.1 %, this allows 4 % at the default lease).
      */
     maxClockDriftMs: ms(10, 0, 10_000),
-    /** every node sends its priority and eligibility to the voters and its MASTER this often. Default 250 */
+    /** every node sends its priority and eligibility to the voters and its MASTER this often (a MASTER's renewals carry its own). Default 250 */
     statusIntervalMs: ms(250, 10, 60_000),
     /**
      * the most members that vote (and acknowledge leases); the others follow as non-voters, so the

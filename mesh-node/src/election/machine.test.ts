@@ -736,6 +736,28 @@ describe("the election's message rate is bounded by the voters, not the mesh", (
     const fromA = recipients(bench, 'a', 'status', 2_000, 3_000)
     assert.equal((fromA.get('d') ?? 0) + (fromA.get('e') ?? 0), 0, 'nor from voters to non-voters')
   })
+
+  it('a renewing MASTER sends no status: its renewals carry the same fields, as often or more', () => {
+    const bench = new Bench(five(), { ...CONFIG, maxVoters: 3 }, ['a', 'b', 'c'])
+    for (const s of five()) bench.step(s.id, { type: 'members', ids: ['a', 'b', 'c', 'd', 'e'] })
+    bench.runUntil(3_000)
+    assert.equal(bench.master(), 'b')
+    assert.equal(recipients(bench, 'b', 'status', 2_000, 3_000).size, 0, 'no status from the MASTER')
+    for (const id of ['a', 'c', 'd', 'e']) {
+      const seen = bench.state(id).peers.get('b')
+      assert.equal(seen?.holder, true, `${id} sees b as the holder`)
+      assert.equal(seen?.effectivePriority, 120, `${id} knows b's priority`)
+      assert.deepEqual(seen?.config, {
+        term: bench.state('b').voters?.term,
+        version: bench.state('b').voters?.version,
+      })
+    }
+    // once it gives MASTER up, it speaks in statuses again
+    bench.step('b', { type: 'maintenance', enabled: true })
+    bench.runUntil(4_000)
+    assert.notEqual(bench.master(), 'b')
+    assert.ok(recipients(bench, 'b', 'status', 3_000, 4_000).size > 0, 'statuses once it follows')
+  })
 })
 
 describe('the MASTER a node reports', () => {

@@ -142,9 +142,15 @@ function advance(d: Draft, now: number, out: Out, force: boolean): void {
     }
   }
   if (now >= d.nextStatusAt) {
-    broadcastStatus(d, out)
+    // a MASTER's renewals carry all a status does (term, priority, eligibility, configuration), to
+    // the same members every renewal and to everyone every statusIntervalMs: no status on top
+    if (!renewing(d)) broadcastStatus(d, out)
     d.nextStatusAt = now + d.opts.config.statusIntervalMs
   }
+}
+
+function renewing(d: Draft): boolean {
+  return d.role === 'leader' && d.lead !== null && d.voters !== null
 }
 
 function lostLeaderSet(d: Draft): ReadonlySet<string> {
