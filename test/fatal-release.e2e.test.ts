@@ -61,7 +61,8 @@ describe('an uncaught exception on the MASTER', { timeout: 60_000 }, () => {
     await waitFor('n1 MASTER', 20_000, async () =>
       (await fetchStatus(node)).election.master === 'n1' ? true : undefined,
     )
-    assert.equal(existsSync(masterMark), true, 'the master script ran')
+    // the notify script runs after the node became MASTER, so the status can say so first
+    await waitFor('the master script ran', 5_000, async () => (existsSync(masterMark) ? true : undefined))
     const code = await exited(node.proc, 10_000)
     assert.equal(code, 1, 'exit status 1, for systemd to restart the node')
     assert.equal(existsSync(stopMark), true, 'the VIP was released before the process exited')

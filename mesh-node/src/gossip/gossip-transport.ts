@@ -10,7 +10,7 @@ import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import type { HostPort } from '@pgmesh/protocol'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { DirectChannel } from './direct-channel.js'
-import { type LazyWindowStats, lazyWindowUpdates } from './lazy-window-updates.js'
+import { lazyWindowUpdates } from './lazy-window-updates.js'
 import { hostPortToMultiaddr } from './seed-addresses.js'
 import type { MeshTransport } from './transport.js'
 
@@ -61,8 +61,6 @@ export class GossipTransport implements MeshTransport {
   /** peers with at least one open connection, kept from connect/disconnect events (getPeers() allocates) */
   readonly #connected = new Map<string, number>()
   readonly #direct: DirectChannel
-  /** connections whose yamux window updates are batched, and those left as they were */
-  readonly #muxers: LazyWindowStats = { wrapped: 0, unwrapped: 0 }
 
   constructor(
     private readonly opts: GossipTransportOptions,
@@ -89,7 +87,7 @@ export class GossipTransport implements MeshTransport {
       },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [lazyWindowUpdates(yamux(), this.#muxers, () => this.events.muxerUntuned?.())],
+      streamMuxers: [lazyWindowUpdates(yamux(), { onUnwrapped: () => this.events.muxerUntuned?.() })],
       ...(o.psk === undefined ? {} : { connectionProtector: preSharedKey({ psk: o.psk }) }),
       connectionGater: {
         // libp2p 2.x does not check that the peer answering a /p2p/<id> address is that peer

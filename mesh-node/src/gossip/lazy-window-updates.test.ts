@@ -139,11 +139,16 @@ describe('lazy yamux window updates', () => {
   it('a muxer without the expected internals is left as it was, and counted', () => {
     const stats: LazyWindowStats = { wrapped: 0, unwrapped: 0 }
     const plain = { protocol: '/x', createStreamMuxer: () => ({}) as StreamMuxer }
-    const wrapped = lazyWindowUpdates(() => plain, stats)(undefined)
+    let told = 0
+    const wrapped = lazyWindowUpdates(() => plain, { stats, onUnwrapped: () => told++ })(undefined)
     wrapped.createStreamMuxer()
-    assert.deepEqual(stats, { wrapped: 0, unwrapped: 1 })
-    const muxer = lazyWindowUpdates(yamux({ enableKeepAlive: false }), stats)({ logger }).createStreamMuxer()
+    wrapped.createStreamMuxer()
+    assert.deepEqual(stats, { wrapped: 0, unwrapped: 2 })
+    assert.equal(told, 1, 'told once, not per connection')
+    const muxer = lazyWindowUpdates(yamux({ enableKeepAlive: false }), { stats })({
+      logger,
+    }).createStreamMuxer()
     open.push(muxer)
-    assert.deepEqual(stats, { wrapped: 1, unwrapped: 1 })
+    assert.deepEqual(stats, { wrapped: 1, unwrapped: 2 })
   })
 })

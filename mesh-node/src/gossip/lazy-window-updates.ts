@@ -48,10 +48,14 @@ export interface LazyWindowStats {
  */
 export function lazyWindowUpdates<C>(
   inner: (components: C) => StreamMuxerFactory,
-  stats: LazyWindowStats = { wrapped: 0, unwrapped: 0 },
-  /** the first muxer left as it was (a yamux version whose internals differ) */
-  onUnwrapped: () => void = () => undefined,
+  options: {
+    readonly stats?: LazyWindowStats
+    /** told of the first muxer left as it was (a yamux version whose internals differ) */
+    readonly onUnwrapped?: () => void
+  } = {},
 ): (components: C) => StreamMuxerFactory {
+  const stats = options.stats ?? { wrapped: 0, unwrapped: 0 }
+  const onUnwrapped = options.onUnwrapped ?? (() => undefined)
   return (components) => {
     const factory = inner(components)
     const create = factory.createStreamMuxer.bind(factory)
