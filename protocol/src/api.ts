@@ -136,6 +136,11 @@ export const ListenerStatusSchema = z.object({
   ),
   /** allow/deny, limits, stickiness, PROXY protocol: present when the listener has any */
   policy: ListenerPolicyStatusSchema.optional(),
+  /**
+   * how the Node relay reads plain clients: `direct` into one shared buffer (net's `onread`), or
+   * `stream` through 'data' events where this Node's internals did not pass the self-test
+   */
+  clientReads: z.enum(['direct', 'stream']).optional(),
   /** backends new connections skip for now (a failed connect, a refused session), and why */
   holdOffs: z.array(z.object({ backend: z.string(), reason: z.string(), remainingMs: Count })).optional(),
   /** PostgreSQL edge counters: TLS sessions, refusals, bad input, cancels */

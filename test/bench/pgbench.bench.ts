@@ -4,10 +4,14 @@
  * `pgbench -S` (select-only) TPS and average latency at 16 and 64 clients, on pgmesh's Node relay
  * (`pgmesh`) and its kernel fast path (`pgmesh-kernel`, nftables DNAT); `--connect` adds pgbench's
  * -C (a new connection per transaction).
- * Usage (root): node --conditions=source --import tsx test/bench/pgbench.bench.ts [--runs 3] [--seconds 10] [--clients 16,64] [--connect]
+ * The proxy's CPU per transaction (user and system, from /proc over each round) is printed too.
+ * `--builds a=PATH,b=PATH` adds one Node-relay node per `pgmesh.mjs` build (`pgmesh@a`, ...), so
+ * two versions of the relay are measured in the same rounds.
+ * Usage (root): node --conditions=source --import tsx test/bench/pgbench.bench.ts [--runs 3] [--seconds 10] [--clients 16,64] [--connect] [--builds a=PATH,b=PATH]
  */
-import { execFile } from 'node:child_process'
+import { type ChildProcess, execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs, promisify } from 'node:util'
@@ -25,11 +29,30 @@ const { values } = parseArgs({
     seconds: { type: 'string' },
     clients: { type: 'string' },
     connect: { type: 'boolean' },
+    builds: { type: 'string' },
   },
 })
 const runs = Number(values.runs ?? '3')
 const seconds = Number(values.seconds ?? '10')
 const clientCounts = (values.clients ?? '16,64').split(',').map(Number)
+const builds = (values.builds ?? '')
+  .split(',')
+  .filter((b) => b !== '')
+  .map((b) => {
+    const [name, cli] = b.split('=')
+    if (name === undefined || cli === undefined) throw new Error(`--builds: ${b} is not NAME=PATH`)
+    return { name, cli }
+  })
+
+/** user and system CPU of a process so far, in µs */
+async function cpuOf(pid: number | undefined): Promise<{ user: number; sys: number } | null> {
+  if (pid === undefined) return null
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null)
+  if (stat === null) return null
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const tick = 1e6 / 100 // USER_HZ
+  return { user: Number(f[11]) * tick, sys: Number(f[12]) * tick }
+}
 
 const sb = new Sandbox()
 await sb.init('pgbench')
@@ -47,7 +70,15 @@ try {
     return s.fastPath?.listeners.find((l) => l.name === 'fast')?.path === 'kernel' ? true : undefined
   })
 
-  await startHaproxyPercona(sb, tb, haproxyPort)
+  const haproxy = await startHaproxyPercona(sb, tb, haproxyPort)
+  const proxies: Record<string, ChildProcess> = { haproxy, pgmesh: node.proc, 'pgmesh-kernel': node.proc }
+  const buildPorts: Record<string, number> = {}
+  for (const b of builds) {
+    const port = await freePort()
+    const n = await startPgmeshInFront(sb, tb, { id: `bench-${b.name}`, port, cli: b.cli })
+    proxies[`pgmesh@${b.name}`] = n.proc
+    buildPorts[`pgmesh@${b.name}`] = port
+  }
 
   const base = ['-h', '127.0.0.1', '-U', 'postgres']
   await run('pgbench', ['-i', '-s', '10', '-q', ...base, '-p', String(tb.node(leader).pgPort), 'postgres'], {
@@ -62,11 +93,15 @@ try {
     haproxy: haproxyPort,
     pgmesh: pgmeshPort,
     'pgmesh-kernel': kernelPort,
+    ...buildPorts,
   }
-  const results: Record<string, { tps: number[]; lat: number[] }> = {}
+  for (const name of Object.keys(buildPorts))
+    await waitUntilPsqlAnswers(`${name} to route to the primary`, paths[name]!)
+  const results: Record<string, { tps: number[]; lat: number[]; user: number[]; sys: number[] }> = {}
   for (let r = 0; r < runs; r++) {
     for (const c of clientCounts) {
       for (const [name, port] of Object.entries(paths)) {
+        const before = await cpuOf(proxies[name]?.pid)
         const { stdout } = await run(
           'pgbench',
           [
@@ -87,19 +122,26 @@ try {
         )
         const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1])
         const lat = Number(/latency average = ([\d.]+) ms/.exec(stdout)?.[1])
+        const after = await cpuOf(proxies[name]?.pid)
+        const tx = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1])
         const key = `${name}@${c}`
-        const res = results[key] ?? { tps: [], lat: [] }
+        const res = results[key] ?? { tps: [], lat: [], user: [], sys: [] }
         results[key] = res
         res.tps.push(tps)
         res.lat.push(lat)
+        // the kernel path's node is the Node path's too: its CPU there is the checks' and the mesh's
+        if (before !== null && after !== null && tx > 0) {
+          res.user.push((after.user - before.user) / tx)
+          res.sys.push((after.sys - before.sys) / tx)
+        }
         process.stdout.write(`${key} run ${r + 1}: ${tps.toFixed(0)} tps, ${lat.toFixed(2)} ms\n`)
       }
     }
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
   const lines = [
-    '| clients | path | TPS median (min–max) | × HAProxy | × direct | latency avg ms (median) |',
-    '|---|---|---|---|---|---|',
+    '| clients | path | TPS median (min–max) | × HAProxy | × direct | latency avg ms (median) | proxy CPU µs/tx user + sys (median) |',
+    '|---|---|---|---|---|---|---|',
   ]
   for (const c of clientCounts) {
     for (const name of Object.keys(paths)) {
@@ -107,7 +149,7 @@ try {
       const h = results[`haproxy@${c}`]!
       const d = results[`direct@${c}`]!
       lines.push(
-        `| ${c} | ${name} | ${med(r.tps).toFixed(0)} (${Math.min(...r.tps).toFixed(0)}–${Math.max(...r.tps).toFixed(0)}) | ${(med(r.tps) / med(h.tps)).toFixed(2)} | ${(med(r.tps) / med(d.tps)).toFixed(2)} | ${med(r.lat).toFixed(2)} |`,
+        `| ${c} | ${name} | ${med(r.tps).toFixed(0)} (${Math.min(...r.tps).toFixed(0)}–${Math.max(...r.tps).toFixed(0)}) | ${(med(r.tps) / med(h.tps)).toFixed(2)} | ${(med(r.tps) / med(d.tps)).toFixed(2)} | ${med(r.lat).toFixed(2)} | ${r.user.length === 0 ? '–' : `${med(r.user).toFixed(1)} + ${med(r.sys).toFixed(1)}`} |`,
       )
     }
   }

@@ -444,6 +444,7 @@ export class ProxyService {
       ...(this.#policies.has(r.config.name)
         ? { policy: this.#policies.get(r.config.name)!.status(now) }
         : {}),
+      clientReads: r.listener.clientReads,
       holdOffs: r.listener.holdOffs(),
       ...(r.config.role !== 'servers' || r.config.tls !== undefined ? { edge: { ...r.listener.edge } } : {}),
       ...(r.config.tls !== undefined

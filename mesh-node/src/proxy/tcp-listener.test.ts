@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomBytes, randomInt } from 'node:crypto'
+import { once } from 'node:events'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { after, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -86,7 +87,9 @@ describe('TCP listener', () => {
   it('spreads connections round robin and splices both ways with half-close', async () => {
     const a = await backend('a')
     const b = await backend('b')
-    const { port } = await listen(spec(), () => [a, b])
+    const { l, port } = await listen(spec(), () => [a, b])
+    // this Node passes the direct-reads self-test: clients are read without 'data' events
+    assert.equal(l.clientReads, 'direct')
     const got = [] as string[]
     for (let i = 0; i < 4; i++) got.push((await session(port, 'ping\n')).data)
     assert.deepEqual(got.map((g) => g.split('\n')[0]).sort(), ['a', 'a', 'b', 'b'])
@@ -173,6 +176,32 @@ describe('TCP listener', () => {
       return Number.POSITIVE_INFINITY
     })()
     assert.ok(through < 16 * 1024 * 1024, `proxy read ${through} bytes`)
+  })
+
+  it('a backend that stops reading does not make the proxy buffer a client without bound', async () => {
+    let sink: Socket | null = null
+    const stalled = await backend('stalled', (s) => {
+      sink = s
+      s.pause() // never reads
+    })
+    const { l, port } = await listen(spec(), () => [stalled])
+    const c = connect({ host: '127.0.0.1', port })
+    let sent = 0
+    const chunk = Buffer.alloc(64 * 1024, 2)
+    await once(c, 'connect')
+    const deadline = Date.now() + 500
+    while (Date.now() < deadline && sent < 200 * 1024 * 1024) {
+      if (c.write(chunk)) sent += chunk.length
+      else await Promise.race([once(c, 'drain'), sleep(50)])
+    }
+    // what the client got off its hands is what the proxy read (plus the sockets' buffers)
+    assert.ok(
+      sent < 16 * 1024 * 1024,
+      `the client wrote ${sent} bytes through to a backend that reads nothing`,
+    )
+    assert.equal(l.counters.active, 1)
+    c.destroy()
+    ;(sink as Socket | null)?.destroy()
   })
 
   it('keeps many concurrent streams intact (backend reads share one buffer)', async () => {

@@ -1,5 +1,6 @@
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { SecureContext } from 'node:tls'
+import type { ErrorCode } from '@pgmesh/protocol'
 import type { Logger } from '../log.js'
 import { type AdmittedClient, backendOrigin, type ListenerGate } from '../policy/listener-gate.js'
 import { encodeProxyHeader } from '../policy/proxy-protocol.js'
@@ -8,6 +9,7 @@ import { type BackendTls, startBackendTls } from './backend-tls.js'
 import { type BalanceAlgorithm, type BalancerState, newBalancerState, pickBackend } from './balancer.js'
 import { CancelBudget, type CancelTarget, sendCancel } from './cancel-fanout.js'
 import { type MonoClock, systemMonoClock } from './clock.js'
+import { type DirectReads, directReads } from './direct-reads.js'
 import { type HoldOff, HoldOffs } from './hold-offs.js'
 import { type EdgeDrop, type EdgeResult, negotiateEdge } from './pg-edge.js'
 import { StartupPeek } from './pg-startup.js'
@@ -123,13 +125,26 @@ export interface ListenerCounters {
 /** A backend that failed a connect or refused a session is skipped by new dispatches this long. */
 export const HOLD_OFF_MS = 200
 
+let streamReadsReported = false
+
+function reportStreamReads(log: Logger, why: string): void {
+  if (streamReadsReported) return
+  streamReadsReported = true
+  log.warn(
+    { code: 'PROXY_READS_UNTUNED' satisfies ErrorCode, why },
+    "clients' bytes are read through 'data' events: this Node's socket internals are not the expected ones (more CPU per read, nothing else changes)",
+  )
+}
+
 /** idle checks per idle timeout */
 const IDLE_CHECKS = 4
 
 /**
- * Every backend socket reads into this one buffer (net's `onread`) and each read is copied out at
- * once: no stream machinery per chunk on that side, and no read buffer per connection. Sharing is
- * safe because a read's callback runs before the next read anywhere in the process.
+ * Every backend socket and every plain client socket reads into this one buffer (net's `onread`,
+ * direct-reads.ts for accepted sockets) and each read is copied out at once: no stream machinery
+ * per chunk, and no read buffer per connection. Sharing is safe because a read's callback runs
+ * before the next read anywhere in the process. The copy (a slice of Node's buffer pool for small
+ * reads) is what lets the write keep its bytes while the socket drains.
  */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024)
 
@@ -222,6 +237,8 @@ export class TcpListener {
   readonly #negotiating = new Set<Socket>()
   readonly #cancelBudget: CancelBudget
   #server: Server | null = null
+  /** plain client sockets read straight into READ_BUFFER (null: through 'data' events) */
+  #directReads: DirectReads | null = null
   #accepting = false
   #spec: ListenerSpec
 
@@ -259,6 +276,9 @@ export class TcpListener {
   }
 
   async start(): Promise<{ host: string; port: number }> {
+    const probe = await directReads()
+    this.#directReads = probe.ok ? probe.reads : null
+    if (!probe.ok) reportStreamReads(this.#log, probe.why)
     const server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => this.#accept(s))
     server.on('error', (e) => this.#log.error({ err: e.message }, 'listener error'))
     await new Promise<void>((done, fail) => {
@@ -273,8 +293,20 @@ export class TcpListener {
     const a = server.address()
     const bound =
       typeof a === 'object' && a !== null ? { host: a.address, port: a.port } : { host: '', port: 0 }
-    this.#log.info({ address: `${bound.host}:${bound.port}`, balance: this.#spec.balance }, 'listening')
+    this.#log.info(
+      {
+        address: `${bound.host}:${bound.port}`,
+        balance: this.#spec.balance,
+        clientReads: this.clientReads,
+      },
+      'listening',
+    )
     return bound
+  }
+
+  /** how plain clients are read: straight into the shared buffer, or through 'data' events */
+  get clientReads(): 'direct' | 'stream' {
+    return this.#directReads === null ? 'stream' : 'direct'
   }
 
   backendCounters(): ReadonlyMap<string, Readonly<BackendCounters>> {
@@ -512,6 +544,12 @@ export class TcpListener {
     // explicitly paused, so the data listener does not start reading before a backend is connected
     client.pause()
     client.on('data', (chunk: Buffer) => this.#fromClient(conn, chunk))
+    // what it sends from now on skips the stream machinery ('data' above still gets anything unshifted)
+    if (client === raw)
+      this.#directReads?.attach(client, READ_BUFFER, (n) => {
+        this.#fromClient(conn, takeRead(n))
+        return undefined
+      })
     client.on('end', () => {
       if (conn.refusal !== null) return
       // a client that half-closes mid-startup gets whatever this backend answers
