@@ -216,9 +216,16 @@ describe('routing PostgreSQL through 3 pgmesh nodes in front of a real Patroni c
           ? true
           : undefined,
       )
-      const ports = new Set<number>()
-      for (let i = 0; i < 4; i++) ports.add((await whoAnswers(laggedPorts[0]!)).port)
-      assert.deepEqual([...ports], [b!.pgPort], 'only the replica that is not behind the primary')
+      // the listener follows the view on its next routing update (a moment after the API shows it)
+      const only = async () => {
+        const ports = new Set<number>()
+        for (let i = 0; i < 4; i++) ports.add((await whoAnswers(laggedPorts[0]!)).port)
+        return [...ports]
+      }
+      await waitFor('the lagged listener to route to the caught-up replica only', 5_000, async () =>
+        (await only()).join() === String(b!.pgPort) ? true : undefined,
+      )
+      assert.deepEqual(await only(), [b!.pgPort], 'only the replica that is not behind the primary')
     } finally {
       process.kill(receiver, 'SIGCONT')
       await sqlDirect(pgPortOf(leader), 'DROP TABLE IF EXISTS lag_stream').catch(() => undefined)
